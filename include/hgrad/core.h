@@ -1,0 +1,191 @@
+/* libhgrad core: status codes, dtypes, the ctx arena, tensors, random numbers.
+ *
+ * Ownership: every tensor lives in the arena of the hg_ctx that made it. There
+ * is no per-tensor free; hg_ctx_rewind/hg_ctx_reset/hg_ctx_free release memory
+ * in bulk. A ctx (and everything in it) must be used by one thread at a time.
+ *
+ * Errors: calls that build a tensor return NULL on failure and leave the first
+ * error (code and a message naming the call and the shapes) sticky on the ctx;
+ * read it with hg_ctx_status/hg_ctx_error. Other calls return an hg_status.
+ * A NULL tensor argument makes a call return NULL without overwriting the
+ * first error, so a chain of calls can be checked once at the end. */
+#ifndef HGRAD_CORE_H
+#define HGRAD_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(HG_BUILDING_LIBRARY) && defined(__GNUC__)
+#define HG_API __attribute__((visibility("default")))
+#else
+#define HG_API
+#endif
+
+/* Largest tensor rank. */
+#define HG_MAX_RANK 6
+/* Deepest nesting of simultaneously active tapes. */
+#define HG_MAX_TAPES 8
+
+typedef enum hg_status {
+    HG_OK = 0,
+    HG_ERR_NULL,        /* a required pointer argument was NULL */
+    HG_ERR_SHAPE,       /* shapes do not fit the operation */
+    HG_ERR_DTYPE,       /* dtype not supported by the operation, or mixed */
+    HG_ERR_OOM,         /* allocation failed (allocator hook or arena limit) */
+    HG_ERR_TAPE,        /* tape misuse: order, reuse, still recording, depth */
+    HG_ERR_STALE,       /* tensor from a rewound/reset region, or not a tensor */
+    HG_ERR_RANGE,       /* index or argument out of range */
+    HG_ERR_INVALID,     /* other invalid argument */
+    HG_ERR_ONCE_DIFF,   /* differentiating again through a once-differentiable op */
+    HG_ERR_IO,          /* file could not be opened, read or written */
+    HG_ERR_FORMAT,      /* file contents malformed, truncated or unsupported */
+    HG_ERR_OVERFLOW     /* element or byte count overflows */
+} hg_status;
+
+/* Short fixed name of a status code ("HG_ERR_SHAPE"), never NULL. */
+HG_API const char *hg_status_name(hg_status s);
+
+typedef enum hg_dtype {
+    HG_F32 = 0, /* float */
+    HG_F64 = 1, /* double */
+    HG_I32 = 2  /* int32_t: labels and indices; not differentiable */
+} hg_dtype;
+
+/* "f32", "f64", "i32"; "?" for an invalid value. */
+HG_API const char *hg_dtype_name(hg_dtype d);
+/* Bytes per element, 0 for an invalid value. */
+HG_API size_t hg_dtype_size(hg_dtype d);
+
+typedef struct hg_ctx hg_ctx;
+typedef struct hg_tensor hg_tensor;
+
+/* Allocator hook. alloc returns memory of at least `size` bytes (any
+ * alignment; the arena aligns inside) or NULL; free releases it. */
+typedef struct hg_allocator {
+    void *(*alloc)(size_t size, void *user);
+    void (*free)(void *ptr, size_t size, void *user);
+    void *user;
+} hg_allocator;
+
+typedef struct hg_ctx_options {
+    const hg_allocator *allocator; /* NULL: malloc/free */
+    size_t chunk_bytes;            /* 0: 1 MiB; larger requests get their own chunk */
+    size_t max_bytes;              /* 0: no limit on reserved bytes, else HG_ERR_OOM */
+} hg_ctx_options;
+
+/* New arena. opts may be NULL. Returns NULL only if the ctx struct itself
+ * cannot be allocated. Free with hg_ctx_free. */
+HG_API hg_ctx *hg_ctx_new(const hg_ctx_options *opts);
+/* Frees every chunk and the ctx. NULL is ignored. Active tapes die with it. */
+HG_API void hg_ctx_free(hg_ctx *ctx);
+
+/* First error since the last hg_ctx_clear_error (HG_OK if none). NULL ctx:
+ * HG_ERR_NULL. */
+HG_API hg_status hg_ctx_status(const hg_ctx *ctx);
+/* Message of the first error ("" if none); owned by the ctx, valid until the
+ * next clear. */
+HG_API const char *hg_ctx_error(const hg_ctx *ctx);
+HG_API void hg_ctx_clear_error(hg_ctx *ctx);
+
+/* A position in the arena. Rewinding to it releases (for reuse) everything
+ * allocated after it; tensors made after the mark become invalid and any later
+ * use of them is reported as HG_ERR_STALE (detected reliably until their memory
+ * is reused for a new tensor header at the same address). */
+typedef struct hg_mark {
+    size_t chunk;
+    size_t offset;
+    uint64_t serial;
+    void *last_object;
+} hg_mark;
+
+HG_API hg_mark hg_ctx_mark(const hg_ctx *ctx);
+/* Errors: HG_ERR_NULL; HG_ERR_INVALID for a mark that is not behind the
+ * current position; HG_ERR_TAPE if a tape made after the mark is still active
+ * (nothing is released then). Chunks are kept for reuse, so a loop that
+ * rewinds each step allocates nothing after its first step. */
+HG_API hg_status hg_ctx_rewind(hg_ctx *ctx, hg_mark mark);
+/* Rewind to the start. Same errors as hg_ctx_rewind. */
+HG_API hg_status hg_ctx_reset(hg_ctx *ctx);
+
+typedef struct hg_ctx_stats {
+    size_t bytes_in_use;     /* bytes handed out (with alignment padding) */
+    size_t peak_bytes;       /* maximum of bytes_in_use since new or reset_peak */
+    size_t bytes_reserved;   /* bytes of all chunks obtained from the allocator */
+    uint64_t chunk_allocs;   /* number of calls to the allocator since new */
+    uint64_t tensors;        /* live tensors */
+} hg_ctx_stats;
+
+HG_API hg_ctx_stats hg_ctx_get_stats(const hg_ctx *ctx);
+HG_API void hg_ctx_reset_peak(hg_ctx *ctx);
+
+/* ---- tensors: contiguous, row-major, rank 0..HG_MAX_RANK ---------------- */
+
+/* Uninitialised tensor. shape may be NULL for rank 0. Errors (NULL return):
+ * HG_ERR_SHAPE for rank out of range or a negative extent, HG_ERR_DTYPE,
+ * HG_ERR_OVERFLOW, HG_ERR_OOM. */
+HG_API hg_tensor *hg_tensor_new(hg_ctx *ctx, hg_dtype dtype, int rank, const int64_t *shape);
+/* Copy of `data` (numel elements of `dtype`). data may be NULL only if the
+ * tensor is empty. */
+HG_API hg_tensor *hg_tensor_from(hg_ctx *ctx, hg_dtype dtype, int rank, const int64_t *shape, const void *data);
+HG_API hg_tensor *hg_zeros(hg_ctx *ctx, hg_dtype dtype, int rank, const int64_t *shape);
+HG_API hg_tensor *hg_ones(hg_ctx *ctx, hg_dtype dtype, int rank, const int64_t *shape);
+HG_API hg_tensor *hg_full(hg_ctx *ctx, hg_dtype dtype, int rank, const int64_t *shape, double value);
+/* Rank-0 tensor holding value. */
+HG_API hg_tensor *hg_scalar(hg_ctx *ctx, hg_dtype dtype, double value);
+/* 1-D [n]: start, start+step, ... */
+HG_API hg_tensor *hg_arange(hg_ctx *ctx, hg_dtype dtype, int64_t n, double start, double step);
+/* Tensors of the same shape/dtype as `like` (which is not recorded). */
+HG_API hg_tensor *hg_zeros_like(hg_ctx *ctx, const hg_tensor *like);
+HG_API hg_tensor *hg_ones_like(hg_ctx *ctx, const hg_tensor *like);
+/* Value copy of t in a new, untracked tensor (a constant for every tape). */
+HG_API hg_tensor *hg_tensor_clone(hg_ctx *ctx, const hg_tensor *t);
+
+HG_API hg_dtype hg_tensor_dtype(const hg_tensor *t);
+HG_API int hg_tensor_rank(const hg_tensor *t);
+/* Extent of axis (negative counts from the end); -1 if out of range/NULL. */
+HG_API int64_t hg_tensor_dim(const hg_tensor *t, int axis);
+/* Pointer to the rank extents (owned by the tensor); NULL for NULL t. */
+HG_API const int64_t *hg_tensor_shape(const hg_tensor *t);
+HG_API int64_t hg_tensor_numel(const hg_tensor *t);
+HG_API hg_ctx *hg_tensor_ctx(const hg_tensor *t);
+/* Raw data (numel * dtype size bytes, 64-byte aligned). Writable: writing to a
+ * tensor that a tape has recorded changes what its gradient will see. */
+HG_API void *hg_tensor_data(hg_tensor *t);
+/* Typed views; NULL (and an error on the ctx) if the dtype differs. */
+HG_API double *hg_tensor_f64(hg_tensor *t);
+HG_API float *hg_tensor_f32(hg_tensor *t);
+HG_API int32_t *hg_tensor_i32(hg_tensor *t);
+/* Value of a one-element tensor as double; NAN (and an error) otherwise. */
+HG_API double hg_item(const hg_tensor *t);
+/* Element i (flat index) as double; NAN and an error if out of range. */
+HG_API double hg_get(const hg_tensor *t, int64_t i);
+/* HG_OK if t is a live tensor (not NULL, not from a rewound region). */
+HG_API hg_status hg_tensor_check(const hg_tensor *t);
+/* Writes "[2,3] f64" into buf (always NUL-terminated); returns buf. */
+HG_API char *hg_tensor_describe(const hg_tensor *t, char *buf, size_t size);
+
+/* ---- random numbers: explicit, seeded, reproducible ------------------- */
+
+/* xoshiro256** state. Copyable; never shared between threads. */
+typedef struct hg_rng {
+    uint64_t s[4];
+} hg_rng;
+
+HG_API void hg_rng_seed(hg_rng *rng, uint64_t seed);
+HG_API uint64_t hg_rng_next(hg_rng *rng);
+/* Uniform in [0, 1). */
+HG_API double hg_rng_uniform(hg_rng *rng);
+/* Standard normal. */
+HG_API double hg_rng_normal(hg_rng *rng);
+/* Tensor of i.i.d. draws: uniform in [lo, hi) / normal(mean, std). f32/f64. */
+HG_API hg_tensor *hg_rand_uniform(hg_ctx *ctx, hg_rng *rng, hg_dtype dtype, int rank, const int64_t *shape, double lo, double hi);
+HG_API hg_tensor *hg_rand_normal(hg_ctx *ctx, hg_rng *rng, hg_dtype dtype, int rank, const int64_t *shape, double mean, double std);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,207 @@
+/* The ctx arena: chunked bump allocation, 64-byte alignment, mark/rewind,
+ * statistics, stale-object detection. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void *default_alloc(size_t size, void *user)
+{
+    (void)user;
+    return malloc(size);
+}
+
+static void default_free(void *ptr, size_t size, void *user)
+{
+    (void)size;
+    (void)user;
+    free(ptr);
+}
+
+static const hg_allocator default_allocator = {default_alloc, default_free, NULL};
+
+hg_ctx *hg_ctx_new(const hg_ctx_options *opts)
+{
+    const hg_allocator *a = opts && opts->allocator ? opts->allocator : &default_allocator;
+    if (!a->alloc || !a->free)
+        return NULL;
+    hg_ctx *ctx = a->alloc(sizeof *ctx, a->user);
+    if (!ctx)
+        return NULL;
+    memset(ctx, 0, sizeof *ctx);
+    ctx->allocator = *a;
+    ctx->chunk_bytes = opts && opts->chunk_bytes ? opts->chunk_bytes : (size_t)1 << 20;
+    if (ctx->chunk_bytes < 4096)
+        ctx->chunk_bytes = 4096;
+    ctx->max_bytes = opts ? opts->max_bytes : 0;
+    ctx->next_tape_id = 1;
+    return ctx;
+}
+
+void hg_ctx_free(hg_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    hg_allocator a = ctx->allocator;
+    for (size_t i = 0; i < ctx->n_chunks; i++)
+        a.free(ctx->chunks[i].raw, ctx->chunks[i].raw_size, a.user);
+    if (ctx->chunks)
+        a.free(ctx->chunks, ctx->cap_chunks * sizeof *ctx->chunks, a.user);
+    a.free(ctx, sizeof *ctx, a.user);
+}
+
+static size_t align_up(size_t n)
+{
+    return (n + HG_ALIGN - 1) & ~(size_t)(HG_ALIGN - 1);
+}
+
+/* Obtain a new chunk of at least `size` usable bytes and append it. */
+static bool add_chunk(hg_ctx *ctx, size_t size)
+{
+    if (size > SIZE_MAX - HG_ALIGN)
+        return false;
+    size_t raw_size = size + HG_ALIGN;
+    if (ctx->max_bytes && ctx->reserved + raw_size > ctx->max_bytes)
+        return false;
+    if (ctx->n_chunks == ctx->cap_chunks) {
+        size_t cap = ctx->cap_chunks ? 2 * ctx->cap_chunks : 16;
+        hg_chunk *grown = ctx->allocator.alloc(cap * sizeof *grown, ctx->allocator.user);
+        if (!grown)
+            return false;
+        if (ctx->chunks) {
+            memcpy(grown, ctx->chunks, ctx->n_chunks * sizeof *grown);
+            ctx->allocator.free(ctx->chunks, ctx->cap_chunks * sizeof *grown, ctx->allocator.user);
+        }
+        ctx->chunks = grown;
+        ctx->cap_chunks = cap;
+    }
+    void *raw = ctx->allocator.alloc(raw_size, ctx->allocator.user);
+    ctx->chunk_allocs++;
+    if (!raw)
+        return false;
+    uintptr_t p = ((uintptr_t)raw + HG_ALIGN - 1) & ~(uintptr_t)(HG_ALIGN - 1);
+    hg_chunk *c = &ctx->chunks[ctx->n_chunks++];
+    c->raw = raw;
+    c->raw_size = raw_size;
+    c->base = (unsigned char *)p;
+    c->size = raw_size - (size_t)(p - (uintptr_t)raw);
+    ctx->reserved += raw_size;
+    return true;
+}
+
+static size_t bytes_in_use(const hg_ctx *ctx)
+{
+    return ctx->in_use_before_cur + ctx->offset;
+}
+
+/* Chunks after `cur` that are already allocated are reused in order when they
+ * are large enough; a request that fits none gets a new chunk of its own. */
+void *hg_arena_alloc(hg_ctx *ctx, size_t size)
+{
+    size = align_up(size ? size : 1);
+    if (size == 0) /* overflow in align_up */
+        return NULL;
+    for (;;) {
+        if (ctx->cur < ctx->n_chunks) {
+            hg_chunk *c = &ctx->chunks[ctx->cur];
+            if (c->size - ctx->offset >= size) {
+                void *p = c->base + ctx->offset;
+                ctx->offset += size;
+                size_t used = bytes_in_use(ctx);
+                if (used > ctx->peak)
+                    ctx->peak = used;
+                return p;
+            }
+            /* Move to the next chunk; the tail of this one is padding. */
+            if (ctx->cur + 1 < ctx->n_chunks) {
+                ctx->in_use_before_cur += c->size;
+                ctx->cur++;
+                ctx->offset = 0;
+                continue;
+            }
+        }
+        size_t want = size > ctx->chunk_bytes ? size : ctx->chunk_bytes;
+        if (!add_chunk(ctx, want))
+            return NULL;
+        if (ctx->n_chunks > 1 && ctx->cur < ctx->n_chunks - 1) {
+            /* Leave the current chunk; the new one is last. */
+            ctx->in_use_before_cur += ctx->chunks[ctx->cur].size;
+            ctx->cur = ctx->n_chunks - 1;
+            ctx->offset = 0;
+        }
+    }
+}
+
+void hg_arena_register(hg_ctx *ctx, hg_object *obj, uint32_t magic)
+{
+    obj->magic = magic;
+    obj->prev = ctx->last_object;
+    ctx->last_object = obj;
+}
+
+hg_mark hg_ctx_mark(const hg_ctx *ctx)
+{
+    hg_mark m = {0, 0, 0, NULL};
+    if (!ctx)
+        return m;
+    m.chunk = ctx->cur;
+    m.offset = ctx->offset;
+    m.serial = ctx->serial;
+    m.last_object = ctx->last_object;
+    return m;
+}
+
+hg_status hg_ctx_rewind(hg_ctx *ctx, hg_mark mark)
+{
+    if (!ctx)
+        return HG_ERR_NULL;
+    bool behind = mark.chunk < ctx->cur || (mark.chunk == ctx->cur && mark.offset <= ctx->offset);
+    if (!behind || (ctx->n_chunks && mark.chunk >= ctx->n_chunks) || mark.serial > ctx->serial)
+        return hg_set_error(ctx, HG_ERR_INVALID, "hg_ctx_rewind: mark is not behind the current position");
+    for (int i = 0; i < ctx->depth; i++)
+        if (ctx->tapes[i]->begin_serial > mark.serial)
+            return hg_set_error(ctx, HG_ERR_TAPE,
+                                "hg_ctx_rewind: tape at level %d was begun after the mark and is still active", i);
+    for (hg_object *o = ctx->last_object; o && o != mark.last_object; o = o->prev) {
+        if (o->magic == HG_TENSOR_MAGIC)
+            ctx->n_tensors--;
+        o->magic = HG_DEAD_MAGIC;
+    }
+    ctx->last_object = mark.last_object;
+    size_t before = 0;
+    for (size_t i = 0; i < mark.chunk && i < ctx->n_chunks; i++)
+        before += ctx->chunks[i].size;
+    ctx->cur = mark.chunk;
+    ctx->offset = mark.offset;
+    ctx->in_use_before_cur = before;
+    return HG_OK;
+}
+
+hg_status hg_ctx_reset(hg_ctx *ctx)
+{
+    if (!ctx)
+        return HG_ERR_NULL;
+    hg_mark start = {0, 0, 0, NULL};
+    start.serial = ctx->serial; /* serials keep increasing across resets */
+    return hg_ctx_rewind(ctx, start);
+}
+
+hg_ctx_stats hg_ctx_get_stats(const hg_ctx *ctx)
+{
+    hg_ctx_stats s;
+    memset(&s, 0, sizeof s);
+    if (!ctx)
+        return s;
+    s.bytes_in_use = bytes_in_use(ctx);
+    s.peak_bytes = ctx->peak;
+    s.bytes_reserved = ctx->reserved;
+    s.chunk_allocs = ctx->chunk_allocs;
+    s.tensors = ctx->n_tensors;
+    return s;
+}
+
+void hg_ctx_reset_peak(hg_ctx *ctx)
+{
+    if (ctx)
+        ctx->peak = bytes_in_use(ctx);
+}

@@ -1,0 +1,312 @@
+/* The reverse sweep. hg_gradient walks the nodes a tape recorded, from the
+ * target back to the sources, and builds each input cotangent with the op's
+ * vjp, which is made of ordinary recorded ops: the sweep is itself recorded
+ * on the tapes still active, which is what gives higher derivatives. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Marks the result of a once-differentiable backward: differentiating
+ * through it again is an error naming the original op. */
+static hg_status once_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
+{
+    (void)gout;
+    (void)gin;
+    const hg_opdef *orig = *(const hg_opdef *const *)node->attr;
+    return hg_set_error(ctx, HG_ERR_ONCE_DIFF,
+                        "%s: op is once-differentiable (raw backward kernel); its gradient cannot be "
+                        "differentiated again",
+                        orig->name);
+}
+
+static const hg_opdef once_marker = {
+    .name = "once_differentiable_backward",
+    .n_inputs = 1,
+    .n_outputs = 1,
+    .attr_size = sizeof(const hg_opdef *),
+    .vjp = once_vjp,
+};
+
+typedef struct sweep {
+    hg_ctx *ctx;
+    hg_tape *tape;
+    uint32_t id;
+    hg_node **nodes; /* nodes reachable from the target on this tape */
+    size_t n_nodes, cap_nodes;
+    hg_tensor **cot;  /* cotangent per relevant tensor slot */
+    size_t n_slots, cap_slots;
+} sweep;
+
+static bool grow(hg_ctx *ctx, void **array, size_t *cap, size_t elem)
+{
+    size_t ncap = *cap ? 2 * *cap : 64;
+    void *p = hg_arena_alloc(ctx, ncap * elem);
+    if (!p)
+        return false;
+    if (*cap)
+        memcpy(p, *array, *cap * elem);
+    *array = p;
+    *cap = ncap;
+    return true;
+}
+
+static hg_status oom(sweep *sw)
+{
+    return hg_set_error(sw->ctx, HG_ERR_OOM, "hg_gradient: out of memory during the sweep");
+}
+
+/* Depth-first collection of the tape's nodes reachable from target. */
+static hg_status collect(sweep *sw, hg_tensor *target)
+{
+    hg_node **stack = NULL;
+    size_t top = 0, cap = 0;
+    if (!hg_tape_recorded(sw->tape, target->creator))
+        return HG_OK;
+    if (!grow(sw->ctx, (void **)&stack, &cap, sizeof *stack))
+        return oom(sw);
+    target->creator->sweep = sw->id;
+    stack[top++] = target->creator;
+    while (top) {
+        hg_node *n = stack[--top];
+        if (sw->n_nodes == sw->cap_nodes && !grow(sw->ctx, (void **)&sw->nodes, &sw->cap_nodes, sizeof *sw->nodes))
+            return oom(sw);
+        sw->nodes[sw->n_nodes++] = n;
+        for (int i = 0; i < n->n_in; i++) {
+            hg_node *c = n->in[i]->creator;
+            if (c && c->sweep != sw->id && hg_tape_recorded(sw->tape, c)) {
+                c->sweep = sw->id;
+                if (top == cap && !grow(sw->ctx, (void **)&stack, &cap, sizeof *stack))
+                    return oom(sw);
+                stack[top++] = c;
+            }
+        }
+    }
+    return HG_OK;
+}
+
+static int by_serial(const void *a, const void *b)
+{
+    uint64_t x = (*(hg_node *const *)a)->serial, y = (*(hg_node *const *)b)->serial;
+    return x < y ? -1 : x > y;
+}
+
+static bool relevant(const sweep *sw, const hg_tensor *t)
+{
+    return t->sweep == sw->id;
+}
+
+static hg_status make_relevant(sweep *sw, hg_tensor *t)
+{
+    if (relevant(sw, t))
+        return HG_OK;
+    if (sw->n_slots == sw->cap_slots && !grow(sw->ctx, (void **)&sw->cot, &sw->cap_slots, sizeof *sw->cot))
+        return oom(sw);
+    t->sweep = sw->id;
+    t->slot = (int32_t)sw->n_slots;
+    sw->cot[sw->n_slots++] = NULL;
+    return HG_OK;
+}
+
+/* Add g into the cotangent of t (recorded, so outer tapes see the sum). */
+static hg_status accumulate(sweep *sw, hg_tensor *t, hg_tensor *g, const hg_node *node, int i)
+{
+    char a[160], b[160];
+    if (hg_tensor_check(g) != HG_OK || g->ctx != sw->ctx)
+        return hg_set_error(sw->ctx, HG_ERR_INVALID, "%s: vjp returned an invalid cotangent for input %d",
+                            node->def->name, i);
+    if (!hg_same_shape(g, t) || g->dtype != t->dtype)
+        return hg_set_error(sw->ctx, HG_ERR_SHAPE,
+                            "%s: vjp returned cotangent %s %s for input %d of shape %s %s", node->def->name,
+                            HG_SHAPE(g, a), hg_dtype_name(g->dtype), i, HG_SHAPE(t, b),
+                            hg_dtype_name(t->dtype));
+    hg_tensor **slot = &sw->cot[t->slot];
+    if (!*slot) {
+        *slot = g;
+        return HG_OK;
+    }
+    hg_tensor *sum = hg_add(sw->ctx, *slot, g);
+    if (!sum)
+        return hg_ctx_status(sw->ctx);
+    *slot = sum;
+    return HG_OK;
+}
+
+/* Raw backward of a once-differentiable op, with a marker recorded on the
+ * outer tapes so that a second derivative through it is a clear error. */
+static hg_status run_raw_backward(sweep *sw, hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
+{
+    hg_ctx *ctx = sw->ctx;
+    for (int i = 0; i < node->n_in; i++) {
+        gin[i] = NULL;
+        if (node->needs_grad[i] && !(gin[i] = hg_zeros_like(ctx, node->in[i])))
+            return hg_ctx_status(ctx);
+    }
+    hg_status s = node->def->backward(ctx, node, gout, gin);
+    if (s != HG_OK)
+        return hg_set_error(ctx, s, "%s: backward kernel failed", node->def->name);
+    hg_tensor *deps[HG_MAX_OP_INPUTS + HG_MAX_OP_OUTPUTS];
+    int n_deps = 0;
+    for (int i = 0; i < node->n_in; i++)
+        deps[n_deps++] = node->in[i];
+    for (int k = 0; k < node->n_out && n_deps < HG_MAX_OP_INPUTS; k++)
+        deps[n_deps++] = gout[k];
+    const hg_opdef *orig = node->def;
+    for (int i = 0; i < node->n_in; i++)
+        if (gin[i] && (s = hg_record(ctx, &once_marker, n_deps, deps, 1, &gin[i], &orig)) != HG_OK)
+            return s;
+    return HG_OK;
+}
+
+static hg_status backprop_node(sweep *sw, hg_node *node)
+{
+    hg_ctx *ctx = sw->ctx;
+    hg_tensor *gout[HG_MAX_OP_OUTPUTS] = {0};
+    bool any = false;
+    for (int k = 0; k < node->n_out; k++) {
+        hg_tensor *o = node->out[k];
+        if (relevant(sw, o) && sw->cot[o->slot]) {
+            gout[k] = sw->cot[o->slot];
+            any = true;
+        }
+    }
+    if (!any)
+        return HG_OK;
+    for (int k = 0; k < node->n_out; k++)
+        if (!gout[k] && !(gout[k] = hg_zeros_like(ctx, node->out[k])))
+            return hg_ctx_status(ctx);
+    hg_tensor *gin[HG_MAX_OP_INPUTS] = {0};
+    hg_status s;
+    if (node->def->vjp) {
+        s = node->def->vjp(ctx, node, gout, gin);
+        if (s != HG_OK)
+            return hg_set_error(ctx, s, "%s: vjp failed", node->def->name);
+    } else {
+        s = run_raw_backward(sw, node, gout, gin);
+        if (s != HG_OK)
+            return s;
+    }
+    for (int i = 0; i < node->n_in; i++)
+        if (node->needs_grad[i] && gin[i] && (s = accumulate(sw, node->in[i], gin[i], node, i)) != HG_OK)
+            return s;
+    return HG_OK;
+}
+
+static hg_status check_args(hg_tape *tape, hg_tensor *target, int n, hg_tensor *const *sources, hg_tensor *seed,
+                            hg_tensor **grads)
+{
+    hg_ctx *ctx = tape->ctx;
+    if (!grads && n > 0)
+        return hg_set_error(ctx, HG_ERR_NULL, "hg_gradient: grads array is NULL");
+    for (int i = 0; i < n && grads; i++)
+        grads[i] = NULL;
+    if (n < 0)
+        return hg_set_error(ctx, HG_ERR_INVALID, "hg_gradient: negative source count %d", n);
+    if (n > 0 && !sources)
+        return hg_set_error(ctx, HG_ERR_NULL, "hg_gradient: sources array is NULL");
+    if (!tape->ended)
+        return hg_set_error(ctx, HG_ERR_TAPE, "hg_gradient: tape at level %d is still recording; end it first",
+                            tape->level);
+    if (!(tape->flags & HG_TAPE_PERSISTENT) && tape->gradients_taken)
+        return hg_set_error(ctx, HG_ERR_TAPE,
+                            "hg_gradient: tape is not persistent and its gradient was already taken");
+    if (ctx->in_sweep)
+        return hg_set_error(ctx, HG_ERR_TAPE, "hg_gradient: called from inside another gradient sweep");
+    hg_status s = hg_tensor_validate(ctx, target, "hg_gradient (target)");
+    if (s != HG_OK)
+        return s;
+    if (!hg_is_float(target->dtype))
+        return hg_set_error(ctx, HG_ERR_DTYPE, "hg_gradient: target is %s, not a float tensor",
+                            hg_dtype_name(target->dtype));
+    for (int i = 0; i < n; i++)
+        if ((s = hg_tensor_validate(ctx, sources[i], "hg_gradient (source)")) != HG_OK)
+            return s;
+    char a[160], b[160];
+    if (seed) {
+        if ((s = hg_tensor_validate(ctx, seed, "hg_gradient (seed)")) != HG_OK)
+            return s;
+        if (!hg_same_shape(seed, target) || seed->dtype != target->dtype)
+            return hg_set_error(ctx, HG_ERR_SHAPE, "hg_gradient: seed %s %s does not match target %s %s",
+                                HG_SHAPE(seed, a), hg_dtype_name(seed->dtype), HG_SHAPE(target, b),
+                                hg_dtype_name(target->dtype));
+    } else if (target->numel != 1) {
+        return hg_set_error(ctx, HG_ERR_SHAPE,
+                            "hg_gradient: target %s has %lld elements; give a seed (output cotangent)",
+                            HG_SHAPE(target, a), (long long)target->numel);
+    }
+    return HG_OK;
+}
+
+static hg_status run_sweep(sweep *sw, hg_tensor *target, int n, hg_tensor *const *sources, hg_tensor *seed,
+                           hg_tensor **grads)
+{
+    hg_ctx *ctx = sw->ctx;
+    hg_status s = collect(sw, target);
+    if (s != HG_OK)
+        return s;
+    qsort(sw->nodes, sw->n_nodes, sizeof *sw->nodes, by_serial);
+    /* Relevance: sources the tape tracks, and everything computed from them
+     * by the collected nodes (in recording order). */
+    for (int i = 0; i < n; i++)
+        if (hg_tape_tracks(sw->tape, sources[i]) && (s = make_relevant(sw, sources[i])) != HG_OK)
+            return s;
+    for (size_t j = 0; j < sw->n_nodes; j++) {
+        hg_node *node = sw->nodes[j];
+        bool any = false;
+        for (int i = 0; i < node->n_in; i++) {
+            node->needs_grad[i] = (uint8_t)(hg_is_float(node->in[i]->dtype) && relevant(sw, node->in[i]));
+            any = any || node->needs_grad[i];
+        }
+        for (int k = 0; any && k < node->n_out; k++)
+            if ((s = make_relevant(sw, node->out[k])) != HG_OK)
+                return s;
+    }
+    if (relevant(sw, target)) {
+        hg_tensor *g = seed ? seed : hg_ones_like(ctx, target);
+        if (!g)
+            return hg_ctx_status(ctx);
+        sw->cot[target->slot] = g;
+        for (size_t j = sw->n_nodes; j-- > 0;)
+            if ((s = backprop_node(sw, sw->nodes[j])) != HG_OK)
+                return s;
+    }
+    for (int i = 0; i < n; i++) {
+        hg_tensor *src = sources[i];
+        hg_tensor *g = relevant(sw, src) ? sw->cot[src->slot] : NULL;
+        if (!g && !(sw->tape->flags & HG_TAPE_UNCONNECTED_NULL) && !(g = hg_zeros_like(ctx, src)))
+            return hg_ctx_status(ctx);
+        grads[i] = g;
+    }
+    return HG_OK;
+}
+
+hg_status hg_gradient(hg_tape *tape, hg_tensor *target, int n, hg_tensor *const *sources, hg_tensor *seed,
+                      hg_tensor **grads)
+{
+    if (!tape) {
+        for (int i = 0; i < n && grads; i++)
+            grads[i] = NULL;
+        return HG_ERR_NULL;
+    }
+    if (tape->obj.magic != HG_TAPE_MAGIC)
+        return HG_ERR_STALE;
+    hg_ctx *ctx = tape->ctx;
+    hg_status s = check_args(tape, target, n, sources, seed, grads);
+    if (s != HG_OK)
+        return s;
+    tape->gradients_taken++;
+    sweep sw;
+    memset(&sw, 0, sizeof sw);
+    sw.ctx = ctx;
+    sw.tape = tape;
+    if (++ctx->sweep_id == 0)
+        ctx->sweep_id = 1;
+    sw.id = ctx->sweep_id;
+    ctx->in_sweep = true;
+    s = run_sweep(&sw, target, n, sources, seed, grads);
+    ctx->in_sweep = false;
+    if (s != HG_OK)
+        for (int i = 0; i < n; i++)
+            grads[i] = NULL;
+    return s;
+}

@@ -1,0 +1,134 @@
+/* Internal structures shared by the library's source files. Not installed. */
+#ifndef HGRAD_INTERNAL_H
+#define HGRAD_INTERNAL_H
+
+#include "hgrad.h"
+
+#include <stdbool.h>
+
+#define HG_TENSOR_MAGIC 0x68677465u /* "hgte" */
+#define HG_TAPE_MAGIC 0x68677461u   /* "hgta" */
+#define HG_DEAD_MAGIC 0xdeadbeefu
+#define HG_ALIGN 64
+
+/* Header of every arena object that can go stale (tensors, tapes): rewinding
+ * walks the chain of objects made after the mark and marks them dead. */
+typedef struct hg_object {
+    uint32_t magic;
+    struct hg_object *prev;
+} hg_object;
+
+struct hg_tensor {
+    hg_object obj;
+    hg_ctx *ctx;
+    hg_dtype dtype;
+    int rank;
+    int64_t shape[HG_MAX_RANK];
+    int64_t numel;
+    void *data;
+    /* Recording: node that produced this tensor (NULL for leaves/constants). */
+    struct hg_node *creator;
+    int out_index;
+    /* track[L] == id of the tape at stack level L that tracks this tensor. */
+    uint32_t track[HG_MAX_TAPES];
+    /* Scratch for one gradient sweep (valid while sweep == ctx->sweep_id). */
+    uint32_t sweep;
+    int32_t slot;
+};
+
+struct hg_node {
+    const hg_opdef *def;
+    uint64_t serial;
+    uint32_t level_mask; /* stack levels of the tapes that recorded it */
+    int n_in, n_out;
+    hg_tensor *in[HG_MAX_OP_INPUTS];
+    hg_tensor *out[HG_MAX_OP_OUTPUTS];
+    void *attr;
+    /* Sweep scratch. */
+    uint32_t sweep;
+    uint8_t needs_grad[HG_MAX_OP_INPUTS];
+};
+
+struct hg_tape {
+    hg_object obj;
+    hg_ctx *ctx;
+    uint32_t id;
+    int level;
+    unsigned flags;
+    int paused;
+    bool ended;
+    int gradients_taken;
+    uint64_t begin_serial, end_serial;
+    struct hg_watch_rec *watched;
+};
+
+typedef struct hg_watch_rec {
+    hg_tensor *t;
+    struct hg_watch_rec *next;
+} hg_watch_rec;
+
+typedef struct hg_chunk {
+    unsigned char *base; /* aligned start */
+    void *raw;           /* pointer from the allocator */
+    size_t raw_size;
+    size_t size;         /* usable bytes from base */
+} hg_chunk;
+
+struct hg_ctx {
+    hg_allocator allocator;
+    size_t chunk_bytes;
+    size_t max_bytes;
+    hg_chunk *chunks;
+    size_t n_chunks, cap_chunks;
+    size_t cur;       /* index of the chunk being filled */
+    size_t offset;    /* fill position in chunks[cur] */
+    size_t in_use_before_cur; /* bytes used in chunks before cur */
+    size_t peak;
+    size_t reserved;
+    uint64_t chunk_allocs;
+    uint64_t n_tensors;
+    hg_object *last_object;
+    uint64_t serial;
+    uint32_t next_tape_id;
+    uint32_t sweep_id;
+    bool in_sweep;
+    hg_tape *tapes[HG_MAX_TAPES];
+    int depth;
+    hg_status status;
+    char message[512];
+};
+
+/* arena.c */
+void *hg_arena_alloc(hg_ctx *ctx, size_t size);
+void hg_arena_register(hg_ctx *ctx, hg_object *obj, uint32_t magic);
+
+/* tensor.c */
+/* Tensor header + data in the arena; records errors on ctx naming `who`. */
+hg_tensor *hg_tensor_alloc(hg_ctx *ctx, const char *who, hg_dtype dtype, int rank, const int64_t *shape);
+/* Live tensor of ctx? Records HG_ERR_NULL/HG_ERR_STALE naming `who`. */
+hg_status hg_tensor_validate(hg_ctx *ctx, const hg_tensor *t, const char *who);
+bool hg_is_float(hg_dtype d);
+/* "[2,3]" into buf. */
+const char *hg_shape_str(int rank, const int64_t *shape, char *buf, size_t size);
+#define HG_SHAPE(t, buf) hg_shape_str((t)->rank, (t)->shape, (buf), sizeof(buf))
+
+/* error.c */
+hg_status hg_set_error(hg_ctx *ctx, hg_status code, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* tape.c: node recorded on this tape (level bit set, serial inside its window)? */
+bool hg_tape_recorded(const hg_tape *tape, const hg_node *node);
+
+/* op.c */
+/* Record a node for outputs `out` of def on every active tape that tracks one
+ * of `in` (no-op if none). */
+hg_status hg_record(hg_ctx *ctx, const hg_opdef *def, int n_in, hg_tensor *const *in, int n_out,
+                    hg_tensor *const *out, const void *attr);
+/* Shared shape rules for op definitions. */
+/* All inputs float and of one dtype; message names op. */
+hg_status hg_check_float_same(hg_ctx *ctx, const char *op, int n, hg_tensor *const *in);
+
+#endif

@@ -1,0 +1,342 @@
+/* Tensor creation, validation and accessors. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+bool hg_is_float(hg_dtype d)
+{
+    return d == HG_F32 || d == HG_F64;
+}
+
+const char *hg_shape_str(int rank, const int64_t *shape, char *buf, size_t size)
+{
+    size_t n = 0;
+    if (size == 0)
+        return buf;
+    buf[0] = '\0';
+    n += (size_t)snprintf(buf + n, size - n, "[");
+    for (int i = 0; i < rank && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, i ? ",%lld" : "%lld", (long long)shape[i]);
+    if (n < size)
+        snprintf(buf + n, size - n, "]");
+    return buf;
+}
+
+char *hg_tensor_describe(const hg_tensor *t, char *buf, size_t size)
+{
+    if (!buf || size == 0)
+        return buf;
+    if (hg_tensor_check(t) != HG_OK) {
+        snprintf(buf, size, t ? "<stale tensor>" : "<NULL>");
+        return buf;
+    }
+    char s[160];
+    snprintf(buf, size, "%s %s", HG_SHAPE(t, s), hg_dtype_name(t->dtype));
+    return buf;
+}
+
+hg_status hg_tensor_check(const hg_tensor *t)
+{
+    if (!t)
+        return HG_ERR_NULL;
+    if (t->obj.magic != HG_TENSOR_MAGIC)
+        return HG_ERR_STALE;
+    return HG_OK;
+}
+
+hg_status hg_tensor_validate(hg_ctx *ctx, const hg_tensor *t, const char *who)
+{
+    hg_status s = hg_tensor_check(t);
+    if (s == HG_ERR_NULL)
+        return hg_set_error(ctx, s, "%s: tensor argument is NULL", who);
+    if (s == HG_ERR_STALE)
+        return hg_set_error(ctx, s, "%s: tensor is stale (from a rewound or reset region) or not a tensor", who);
+    if (t->ctx != ctx)
+        return hg_set_error(ctx, HG_ERR_INVALID, "%s: tensor belongs to another ctx", who);
+    return HG_OK;
+}
+
+hg_tensor *hg_tensor_alloc(hg_ctx *ctx, const char *who, hg_dtype dtype, int rank, const int64_t *shape)
+{
+    if (!ctx)
+        return NULL;
+    if (rank < 0 || rank > HG_MAX_RANK) {
+        hg_set_error(ctx, HG_ERR_SHAPE, "%s: rank %d is outside 0..%d", who, rank, HG_MAX_RANK);
+        return NULL;
+    }
+    if (rank > 0 && !shape) {
+        hg_set_error(ctx, HG_ERR_NULL, "%s: shape is NULL for rank %d", who, rank);
+        return NULL;
+    }
+    size_t esize = hg_dtype_size(dtype);
+    if (esize == 0) {
+        hg_set_error(ctx, HG_ERR_DTYPE, "%s: invalid dtype %d", who, (int)dtype);
+        return NULL;
+    }
+    int64_t numel = 1;
+    for (int i = 0; i < rank; i++) {
+        if (shape[i] < 0) {
+            char s[160];
+            hg_set_error(ctx, HG_ERR_SHAPE, "%s: negative extent in shape %s", who,
+                         hg_shape_str(rank, shape, s, sizeof s));
+            return NULL;
+        }
+        if (shape[i] && numel > INT64_MAX / shape[i]) {
+            hg_set_error(ctx, HG_ERR_OVERFLOW, "%s: element count overflows", who);
+            return NULL;
+        }
+        numel *= shape[i];
+    }
+    if ((uint64_t)numel > (SIZE_MAX - 2 * HG_ALIGN - sizeof(hg_tensor)) / esize) {
+        hg_set_error(ctx, HG_ERR_OVERFLOW, "%s: %lld elements of %s overflow the byte count", who,
+                     (long long)numel, hg_dtype_name(dtype));
+        return NULL;
+    }
+    size_t header = (sizeof(hg_tensor) + HG_ALIGN - 1) & ~(size_t)(HG_ALIGN - 1);
+    unsigned char *mem = hg_arena_alloc(ctx, header + (size_t)numel * esize);
+    if (!mem) {
+        char s[160];
+        hg_set_error(ctx, HG_ERR_OOM, "%s: out of memory for a %s %s tensor", who,
+                     hg_shape_str(rank, shape, s, sizeof s), hg_dtype_name(dtype));
+        return NULL;
+    }
+    hg_tensor *t = (hg_tensor *)mem;
+    memset(t, 0, sizeof *t);
+    t->ctx = ctx;
+    t->dtype = dtype;
+    t->rank = rank;
+    for (int i = 0; i < rank; i++)
+        t->shape[i] = shape[i];
+    t->numel = numel;
+    t->data = mem + header;
+    hg_arena_register(ctx, &t->obj, HG_TENSOR_MAGIC);
+    ctx->n_tensors++;
+    return t;
+}
+
+hg_tensor *hg_tensor_new(hg_ctx *ctx, hg_dtype dtype, int rank, const int64_t *shape)
+{
+    return hg_tensor_alloc(ctx, "hg_tensor_new", dtype, rank, shape);
+}
+
+hg_tensor *hg_tensor_from(hg_ctx *ctx, hg_dtype dtype, int rank, const int64_t *shape, const void *data)
+{
+    hg_tensor *t = hg_tensor_alloc(ctx, "hg_tensor_from", dtype, rank, shape);
+    if (!t)
+        return NULL;
+    if (t->numel && !data) {
+        hg_set_error(ctx, HG_ERR_NULL, "hg_tensor_from: data is NULL");
+        return NULL;
+    }
+    if (t->numel)
+        memcpy(t->data, data, (size_t)t->numel * hg_dtype_size(dtype));
+    return t;
+}
+
+static void fill(hg_tensor *t, double v)
+{
+    switch (t->dtype) {
+    case HG_F32: {
+        float *p = t->data;
+        for (int64_t i = 0; i < t->numel; i++)
+            p[i] = (float)v;
+        break;
+    }
+    case HG_F64: {
+        double *p = t->data;
+        for (int64_t i = 0; i < t->numel; i++)
+            p[i] = v;
+        break;
+    }
+    case HG_I32: {
+        int32_t *p = t->data;
+        for (int64_t i = 0; i < t->numel; i++)
+            p[i] = (int32_t)v;
+        break;
+    }
+    }
+}
+
+hg_tensor *hg_full(hg_ctx *ctx, hg_dtype dtype, int rank, const int64_t *shape, double value)
+{
+    hg_tensor *t = hg_tensor_alloc(ctx, "hg_full", dtype, rank, shape);
+    if (t)
+        fill(t, value);
+    return t;
+}
+
+hg_tensor *hg_zeros(hg_ctx *ctx, hg_dtype dtype, int rank, const int64_t *shape)
+{
+    hg_tensor *t = hg_tensor_alloc(ctx, "hg_zeros", dtype, rank, shape);
+    if (t)
+        memset(t->data, 0, (size_t)t->numel * hg_dtype_size(dtype));
+    return t;
+}
+
+hg_tensor *hg_ones(hg_ctx *ctx, hg_dtype dtype, int rank, const int64_t *shape)
+{
+    hg_tensor *t = hg_tensor_alloc(ctx, "hg_ones", dtype, rank, shape);
+    if (t)
+        fill(t, 1.0);
+    return t;
+}
+
+hg_tensor *hg_scalar(hg_ctx *ctx, hg_dtype dtype, double value)
+{
+    hg_tensor *t = hg_tensor_alloc(ctx, "hg_scalar", dtype, 0, NULL);
+    if (t)
+        fill(t, value);
+    return t;
+}
+
+hg_tensor *hg_arange(hg_ctx *ctx, hg_dtype dtype, int64_t n, double start, double step)
+{
+    hg_tensor *t = hg_tensor_alloc(ctx, "hg_arange", dtype, 1, &n);
+    if (!t)
+        return NULL;
+    for (int64_t i = 0; i < n; i++) {
+        double v = start + step * (double)i;
+        switch (dtype) {
+        case HG_F32: ((float *)t->data)[i] = (float)v; break;
+        case HG_F64: ((double *)t->data)[i] = v; break;
+        case HG_I32: ((int32_t *)t->data)[i] = (int32_t)v; break;
+        }
+    }
+    return t;
+}
+
+static hg_tensor *like(hg_ctx *ctx, const hg_tensor *l, const char *who, double v)
+{
+    if (!ctx || hg_tensor_validate(ctx, l, who) != HG_OK)
+        return NULL;
+    hg_tensor *t = hg_tensor_alloc(ctx, who, l->dtype, l->rank, l->shape);
+    if (t)
+        fill(t, v);
+    return t;
+}
+
+hg_tensor *hg_zeros_like(hg_ctx *ctx, const hg_tensor *l)
+{
+    return like(ctx, l, "hg_zeros_like", 0.0);
+}
+
+hg_tensor *hg_ones_like(hg_ctx *ctx, const hg_tensor *l)
+{
+    return like(ctx, l, "hg_ones_like", 1.0);
+}
+
+hg_tensor *hg_tensor_clone(hg_ctx *ctx, const hg_tensor *src)
+{
+    if (!ctx || hg_tensor_validate(ctx, src, "hg_tensor_clone") != HG_OK)
+        return NULL;
+    hg_tensor *t = hg_tensor_alloc(ctx, "hg_tensor_clone", src->dtype, src->rank, src->shape);
+    if (t && t->numel)
+        memcpy(t->data, src->data, (size_t)t->numel * hg_dtype_size(t->dtype));
+    return t;
+}
+
+/* Accessors: a stale or NULL tensor gives a neutral value (and an error on its
+ * ctx when the ctx can be trusted, i.e. the tensor is live). */
+hg_dtype hg_tensor_dtype(const hg_tensor *t)
+{
+    return hg_tensor_check(t) == HG_OK ? t->dtype : HG_F64;
+}
+
+int hg_tensor_rank(const hg_tensor *t)
+{
+    return hg_tensor_check(t) == HG_OK ? t->rank : -1;
+}
+
+int64_t hg_tensor_dim(const hg_tensor *t, int axis)
+{
+    if (hg_tensor_check(t) != HG_OK)
+        return -1;
+    if (axis < 0)
+        axis += t->rank;
+    if (axis < 0 || axis >= t->rank)
+        return -1;
+    return t->shape[axis];
+}
+
+const int64_t *hg_tensor_shape(const hg_tensor *t)
+{
+    return hg_tensor_check(t) == HG_OK ? t->shape : NULL;
+}
+
+int64_t hg_tensor_numel(const hg_tensor *t)
+{
+    return hg_tensor_check(t) == HG_OK ? t->numel : -1;
+}
+
+hg_ctx *hg_tensor_ctx(const hg_tensor *t)
+{
+    return hg_tensor_check(t) == HG_OK ? t->ctx : NULL;
+}
+
+void *hg_tensor_data(hg_tensor *t)
+{
+    return hg_tensor_check(t) == HG_OK ? t->data : NULL;
+}
+
+static void *typed(hg_tensor *t, hg_dtype want, const char *who)
+{
+    if (hg_tensor_check(t) != HG_OK)
+        return NULL;
+    if (t->dtype != want) {
+        hg_set_error(t->ctx, HG_ERR_DTYPE, "%s: tensor is %s", who, hg_dtype_name(t->dtype));
+        return NULL;
+    }
+    return t->data;
+}
+
+double *hg_tensor_f64(hg_tensor *t)
+{
+    return typed(t, HG_F64, "hg_tensor_f64");
+}
+
+float *hg_tensor_f32(hg_tensor *t)
+{
+    return typed(t, HG_F32, "hg_tensor_f32");
+}
+
+int32_t *hg_tensor_i32(hg_tensor *t)
+{
+    return typed(t, HG_I32, "hg_tensor_i32");
+}
+
+static double element(const hg_tensor *t, int64_t i)
+{
+    switch (t->dtype) {
+    case HG_F32: return ((const float *)t->data)[i];
+    case HG_F64: return ((const double *)t->data)[i];
+    case HG_I32: return ((const int32_t *)t->data)[i];
+    }
+    return NAN;
+}
+
+double hg_get(const hg_tensor *t, int64_t i)
+{
+    if (hg_tensor_check(t) != HG_OK)
+        return NAN;
+    if (i < 0 || i >= t->numel) {
+        hg_set_error(t->ctx, HG_ERR_RANGE, "hg_get: index %lld outside [0, %lld)", (long long)i,
+                     (long long)t->numel);
+        return NAN;
+    }
+    return element(t, i);
+}
+
+double hg_item(const hg_tensor *t)
+{
+    if (hg_tensor_check(t) != HG_OK)
+        return NAN;
+    if (t->numel != 1) {
+        char s[160];
+        hg_set_error(t->ctx, HG_ERR_SHAPE, "hg_item: tensor %s has %lld elements, not 1", HG_SHAPE(t, s),
+                     (long long)t->numel);
+        return NAN;
+    }
+    return element(t, 0);
+}
