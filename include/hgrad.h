@@ -32,5 +32,9 @@
 #include "hgrad/ops.h"
 #include "hgrad/op.h"
 #include "hgrad/check.h"
+#include "hgrad/func.h"
+#include "hgrad/nn.h"
+#include "hgrad/optim.h"
+#include "hgrad/io.h"
 
 #endif

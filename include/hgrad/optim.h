@@ -1,0 +1,76 @@
+/* Optimizers, in two forms.
+ *
+ * Training form (hg_optimizer): updates parameter tensors in place, without
+ * recording and without allocating after hg_optimizer_new: use it to train.
+ *
+ * Differentiable form (hg_opt_step): one step that returns NEW parameter and
+ * state tensors built from recorded ops, so K steps can be unrolled and
+ * differentiated with respect to data, labels, initial weights and
+ * hyperparameters (the learning rate as a tensor).
+ *
+ * Update rules (t = 1, 2, ... is the step number, g the gradient):
+ *   SGD:      p' = p - lr g
+ *   momentum: u' = mu u + g;               p' = p - lr u'
+ *   Adam:     m' = b1 m + (1-b1) g;  v' = b2 v + (1-b2) g^2;
+ *             p' = p - lr (m'/(1-b1^t)) / (sqrt(v'/(1-b2^t)) + eps)
+ * Adam's forward is standard. Its derivative where v' is exactly 0 (a
+ * gradient entry exactly 0 so far, e.g. a dead ReLU unit) uses hg_sqrt's
+ * convention sqrt'(0) = 0, which gives the true, finite derivative (the
+ * naive rule gives 0 * inf = NaN); see docs/hypergradient.md. */
+#ifndef HGRAD_OPTIM_H
+#define HGRAD_OPTIM_H
+
+#include "core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum hg_opt_kind { HG_OPT_SGD = 0, HG_OPT_MOMENTUM, HG_OPT_ADAM } hg_opt_kind;
+
+typedef struct hg_opt_config {
+    hg_opt_kind kind;
+    double lr;
+    double momentum; /* momentum: mu */
+    double beta1;    /* Adam (0: 0.9) */
+    double beta2;    /* Adam (0: 0.999) */
+    double eps;      /* Adam (0: 1e-8) */
+} hg_opt_config;
+
+/* "sgd", "momentum", "adam"; parse returns -1 for an unknown name. */
+HG_API const char *hg_opt_name(hg_opt_kind kind);
+HG_API int hg_opt_parse(const char *name, hg_opt_kind *kind);
+
+/* ---- training form ---------------------------------------------------- */
+typedef struct hg_optimizer hg_optimizer;
+
+/* Optimizer for n parameter tensors (float, any shapes), its state (zeros)
+ * allocated in ctx now. Keep ctx positions made before per-step marks.
+ * Errors: NULL return, error on ctx. */
+HG_API hg_optimizer *hg_optimizer_new(hg_ctx *ctx, const hg_opt_config *cfg, int n, hg_tensor *const *params);
+/* One in-place update with grads[i] (same shape/dtype as params[i]). No
+ * recording, no allocation. Errors: HG_ERR_NULL, HG_ERR_SHAPE, HG_ERR_DTYPE,
+ * HG_ERR_STALE; on error no parameter is changed. */
+HG_API hg_status hg_optimizer_step(hg_optimizer *opt, hg_tensor *const *grads);
+/* Steps taken so far. */
+HG_API int hg_optimizer_steps(const hg_optimizer *opt);
+
+/* ---- differentiable form ---------------------------------------------- */
+
+/* Number of state tensors per parameter list of n: SGD 0, momentum n (u),
+ * Adam 2n (m then v). */
+HG_API int hg_opt_state_count(hg_opt_kind kind, int n);
+
+/* One recorded step. lr: rank-0 tensor of the params' dtype (differentiable)
+ * or NULL to use cfg->lr as a constant. t: 1-based step number (Adam's bias
+ * correction). state: in/out array of hg_opt_state_count entries; NULL
+ * entries mean zeros (the first step); they are replaced by the new state.
+ * new_params[i] receives p'. Errors: status, first error on ctx. */
+HG_API hg_status hg_opt_step(hg_ctx *ctx, const hg_opt_config *cfg, hg_tensor *lr, int t, int n,
+                             hg_tensor *const *params, hg_tensor *const *grads, hg_tensor **state,
+                             hg_tensor **new_params);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
