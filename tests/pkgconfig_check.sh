@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install the library from build dir $1 into a temporary prefix, build
+# examples/third_derivative.c outside the tree with pkg-config, and run it.
+set -euo pipefail
+build=${1:-build}
+src=$(cd "$(dirname "$0")/.." && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+meson install -C "$build" --destdir "$tmp/root" >/dev/null
+pcdir=$(dirname "$(find "$tmp/root" -name hgrad.pc | head -n1)")
+cp "$src/examples/third_derivative.c" "$tmp/"
+cd "$tmp"
+# --define-prefix relocates the .pc file's prefix to where it was installed.
+flags=$(PKG_CONFIG_PATH="$pcdir" pkg-config --define-prefix --cflags --libs hgrad)
+cc -std=c11 -Wall -Wextra -Wpedantic -Werror third_derivative.c $flags -o third_derivative
+libdir=$(PKG_CONFIG_PATH="$pcdir" pkg-config --define-prefix --variable=libdir hgrad)
+LD_LIBRARY_PATH="$libdir" ./third_derivative
+echo "pkg-config build outside the tree: ok"
