@@ -139,16 +139,46 @@ void hg_arena_register(hg_ctx *ctx, hg_object *obj, uint32_t magic)
     ctx->last_object = obj;
 }
 
-hg_mark hg_ctx_mark(const hg_ctx *ctx)
+hg_mark hg_ctx_mark(hg_ctx *ctx)
 {
     hg_mark m = {0, 0, 0, NULL};
     if (!ctx)
         return m;
     m.chunk = ctx->cur;
     m.offset = ctx->offset;
-    m.serial = ctx->serial;
+    m.serial = ++ctx->serial; /* unique, so a released mark can be recognised */
     m.last_object = ctx->last_object;
     return m;
+}
+
+static bool mark_released(const hg_ctx *ctx, uint64_t serial)
+{
+    for (int i = 0; i < ctx->n_released; i++)
+        if (serial > ctx->released[i].start && serial < ctx->released[i].end)
+            return true;
+    return false;
+}
+
+/* Marks with serials in (start, now) are released by a rewind to `start`. */
+static void note_released(hg_ctx *ctx, uint64_t start)
+{
+    uint64_t now = ++ctx->serial;
+    while (ctx->n_released && ctx->released[ctx->n_released - 1].end >= start) {
+        uint64_t prev_start = ctx->released[ctx->n_released - 1].start;
+        if (prev_start < start)
+            start = prev_start;
+        ctx->n_released--;
+    }
+    if (ctx->n_released == (int)(sizeof ctx->released / sizeof ctx->released[0])) {
+        /* Full: merge the two oldest intervals (conservative: marks between
+         * them are then refused, never misused). */
+        ctx->released[0].end = ctx->released[1].end;
+        memmove(&ctx->released[1], &ctx->released[2], (size_t)(ctx->n_released - 2) * sizeof ctx->released[0]);
+        ctx->n_released--;
+    }
+    ctx->released[ctx->n_released].start = start;
+    ctx->released[ctx->n_released].end = now;
+    ctx->n_released++;
 }
 
 hg_status hg_ctx_rewind(hg_ctx *ctx, hg_mark mark)
@@ -158,6 +188,9 @@ hg_status hg_ctx_rewind(hg_ctx *ctx, hg_mark mark)
     bool behind = mark.chunk < ctx->cur || (mark.chunk == ctx->cur && mark.offset <= ctx->offset);
     if (!behind || (ctx->n_chunks && mark.chunk >= ctx->n_chunks) || mark.serial > ctx->serial)
         return hg_set_error(ctx, HG_ERR_INVALID, "hg_ctx_rewind: mark is not behind the current position");
+    if (mark_released(ctx, mark.serial))
+        return hg_set_error(ctx, HG_ERR_INVALID,
+                            "hg_ctx_rewind: mark was released by an earlier rewind to an older mark");
     for (int i = 0; i < ctx->depth; i++)
         if (ctx->tapes[i]->begin_serial > mark.serial)
             return hg_set_error(ctx, HG_ERR_TAPE,
@@ -168,6 +201,7 @@ hg_status hg_ctx_rewind(hg_ctx *ctx, hg_mark mark)
         o->magic = HG_DEAD_MAGIC;
     }
     ctx->last_object = mark.last_object;
+    note_released(ctx, mark.serial);
     size_t before = 0;
     for (size_t i = 0; i < mark.chunk && i < ctx->n_chunks; i++)
         before += ctx->chunks[i].size;
@@ -181,8 +215,7 @@ hg_status hg_ctx_reset(hg_ctx *ctx)
 {
     if (!ctx)
         return HG_ERR_NULL;
-    hg_mark start = {0, 0, 0, NULL};
-    start.serial = ctx->serial; /* serials keep increasing across resets */
+    hg_mark start = {0, 0, 0, NULL}; /* serial 0: every mark is released */
     return hg_ctx_rewind(ctx, start);
 }
 

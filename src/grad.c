@@ -288,8 +288,11 @@ hg_status hg_gradient(hg_tape *tape, hg_tensor *target, int n, hg_tensor *const 
             grads[i] = NULL;
         return HG_ERR_NULL;
     }
-    if (tape->obj.magic != HG_TAPE_MAGIC)
+    if (tape->obj.magic != HG_TAPE_MAGIC) {
+        for (int i = 0; i < n && grads; i++)
+            grads[i] = NULL;
         return HG_ERR_STALE;
+    }
     hg_ctx *ctx = tape->ctx;
     hg_status s = check_args(tape, target, n, sources, seed, grads);
     if (s != HG_OK)

@@ -89,6 +89,10 @@ struct hg_ctx {
     uint64_t n_tensors;
     hg_object *last_object;
     uint64_t serial;
+    /* Serial intervals (start, end) of marks released by rewinds, disjoint
+     * and increasing; a mark whose serial falls inside one is invalid. */
+    struct { uint64_t start, end; } released[32];
+    int n_released;
     uint32_t next_tape_id;
     uint32_t sweep_id;
     bool in_sweep;

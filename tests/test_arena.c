@@ -118,6 +118,23 @@ START_TEST(rewind_errors)
     hg_ctx_clear_error(ctx);
     ck_assert_int_eq(hg_ctx_rewind(ctx, m2), HG_OK);
     ck_assert_int_eq(hg_ctx_rewind(NULL, m2), HG_ERR_NULL);
+
+    /* A mark released by a rewind to an older mark is refused, even once the
+     * position has grown past it again. */
+    hg_mark outer = hg_ctx_mark(ctx);
+    hg_zeros(ctx, HG_F64, 1, SHAPE(10));
+    hg_mark inner = hg_ctx_mark(ctx);
+    hg_zeros(ctx, HG_F64, 1, SHAPE(10));
+    ck_assert_int_eq(hg_ctx_rewind(ctx, outer), HG_OK);
+    hg_tensor *live = hg_zeros(ctx, HG_F64, 1, SHAPE(100));
+    ck_assert_int_eq(hg_ctx_rewind(ctx, inner), HG_ERR_INVALID);
+    ck_assert_int_eq(hg_tensor_check(live), HG_OK);
+    hg_ctx_clear_error(ctx);
+    /* Rewinding to the same mark again and again stays valid. */
+    for (int i = 0; i < 100; i++) {
+        hg_zeros(ctx, HG_F64, 1, SHAPE(10));
+        ck_assert_int_eq(hg_ctx_rewind(ctx, outer), HG_OK);
+    }
     ck_assert_int_eq(hg_ctx_reset(NULL), HG_ERR_NULL);
     hg_ctx_free(ctx);
 }

@@ -102,9 +102,10 @@ typedef struct hg_mark {
     void *last_object;
 } hg_mark;
 
-HG_API hg_mark hg_ctx_mark(const hg_ctx *ctx);
+HG_API hg_mark hg_ctx_mark(hg_ctx *ctx);
 /* Errors: HG_ERR_NULL; HG_ERR_INVALID for a mark that is not behind the
- * current position; HG_ERR_TAPE if a tape made after the mark is still active
+ * current position or was itself released by an earlier rewind to an older
+ * mark (nothing is released then); HG_ERR_TAPE if a tape made after the mark is still active
  * (nothing is released then). Chunks are kept for reuse, so a loop that
  * rewinds each step allocates nothing after its first step. */
 HG_API hg_status hg_ctx_rewind(hg_ctx *ctx, hg_mark mark);
