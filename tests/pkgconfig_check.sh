@@ -10,9 +10,11 @@ meson install -C "$build" --destdir "$tmp/root" >/dev/null
 pcdir=$(dirname "$(find "$tmp/root" -name hgrad.pc | head -n1)")
 cp "$src/examples/third_derivative.c" "$tmp/"
 cd "$tmp"
-# --define-prefix relocates the .pc file's prefix to where it was installed.
-flags=$(PKG_CONFIG_PATH="$pcdir" pkg-config --define-prefix --cflags --libs hgrad)
-cc -std=c11 -Wall -Wextra -Wpedantic -Werror third_derivative.c $flags -o third_derivative
-libdir=$(PKG_CONFIG_PATH="$pcdir" pkg-config --define-prefix --variable=libdir hgrad)
+# The library was installed under a staging root ($tmp/root + its prefix):
+# PKG_CONFIG_SYSROOT_DIR makes pkg-config point into it.
+export PKG_CONFIG_PATH="$pcdir" PKG_CONFIG_SYSROOT_DIR="$tmp/root"
+flags=$(pkg-config --cflags --libs hgrad)
+cc -std=c11 -Wall -Wextra -Wpedantic -Werror third_derivative.c $flags -lm -o third_derivative
+libdir=$(pkg-config --variable=libdir hgrad)
 LD_LIBRARY_PATH="$libdir" ./third_derivative
 echo "pkg-config build outside the tree: ok"

@@ -77,8 +77,8 @@ START_TEST(fails_on_a_wrong_vjp)
     ck_assert_int_eq(hg_gradcheck(ctx, apply_cube_wrong, 1, &x, NULL, NULL, &r), HG_OK);
     ck_assert(!r.passed);
     ck_assert_int_eq(r.worst_order, 1);
-    ck_assert_close(r.numeric, 3 * 1.5 * 1.5, 1e-6);
-    ck_assert_close(r.analytic, 2 * 1.5 * 1.5, 1e-12);
+    /* With the random output direction u: analytic 2 u x^2, numeric 3 u x^2. */
+    ck_assert_close(r.analytic / r.numeric, 2.0 / 3.0, 1e-6);
     hg_ctx_free(ctx);
 }
 END_TEST

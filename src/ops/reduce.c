@@ -1,0 +1,133 @@
+/* Reductions: sum_to (the one reduction kernel), sum and mean over all
+ * elements or one axis. */
+#include "../kernels/kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct shape_attr {
+    int rank;
+    int64_t shape[HG_MAX_RANK];
+} shape_attr;
+
+/* Does `small` broadcast to `big` (so that big can be summed down to it)? */
+static bool broadcasts_to(int rs, const int64_t *small, int rb, const int64_t *big)
+{
+    if (rs > rb)
+        return false;
+    for (int i = 0; i < rs; i++) {
+        int64_t s = small[rs - 1 - i], b = big[rb - 1 - i];
+        if (s != b && s != 1)
+            return false;
+    }
+    return true;
+}
+
+static hg_status sum_to_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)
+{
+    const shape_attr *a = attr;
+    char x[160], t[160];
+    if (!hg_is_float(in[0]->dtype))
+        return hg_op_error(ctx, HG_ERR_DTYPE, "hg_sum_to: input is %s, expected f32 or f64",
+                           hg_dtype_name(in[0]->dtype));
+    if (!broadcasts_to(a->rank, a->shape, in[0]->rank, in[0]->shape))
+        return hg_op_error(ctx, HG_ERR_SHAPE, "hg_sum_to: cannot sum %s down to %s", HG_SHAPE(in[0], x),
+                           hg_shape_str(a->rank, a->shape, t, sizeof t));
+    out->dtype = in[0]->dtype;
+    out->rank = a->rank;
+    memcpy(out->shape, a->shape, sizeof(int64_t) * (size_t)a->rank);
+    return HG_OK;
+}
+
+static hg_status sum_to_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)
+{
+    (void)ctx;
+    (void)attr;
+    hg_kernel_sum_to(out[0], in[0]);
+    return HG_OK;
+}
+
+/* dx = broadcast_to(g, shape(x)) */
+static hg_status sum_to_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
+{
+    hg_tensor *x = hg_node_input(node, 0);
+    gin[0] = hg_broadcast_to(ctx, gout[0], x->rank, x->shape);
+    return gin[0] ? HG_OK : hg_ctx_status(ctx);
+}
+
+static const hg_opdef sum_to_def = {"hg_sum_to", 1, 1, sizeof(shape_attr), sum_to_shape, sum_to_forward,
+                                    sum_to_vjp, NULL};
+
+hg_tensor *hg_sum_to(hg_ctx *ctx, hg_tensor *x, int rank, const int64_t *shape)
+{
+    if (!ctx)
+        return NULL;
+    if (rank < 0 || rank > HG_MAX_RANK || (rank > 0 && !shape)) {
+        hg_op_error(ctx, rank > 0 && !shape ? HG_ERR_NULL : HG_ERR_SHAPE, "hg_sum_to: invalid target rank %d",
+                    rank);
+        return NULL;
+    }
+    shape_attr a = {rank, {0}};
+    if (rank)
+        memcpy(a.shape, shape, sizeof(int64_t) * (size_t)rank);
+    return hg_apply(ctx, &sum_to_def, &x, &a);
+}
+
+hg_tensor *hg_sum(hg_ctx *ctx, hg_tensor *x)
+{
+    return hg_sum_to(ctx, x, 0, NULL);
+}
+
+hg_tensor *hg_mean(hg_ctx *ctx, hg_tensor *x)
+{
+    hg_tensor *s = hg_sum(ctx, x);
+    if (!s)
+        return NULL;
+    return hg_scale(ctx, s, x->numel ? 1.0 / (double)x->numel : NAN);
+}
+
+/* Resolve a possibly negative axis; error naming `who` if out of range. */
+static int resolve_axis(hg_ctx *ctx, const char *who, const hg_tensor *x, int axis)
+{
+    int r = axis < 0 ? axis + x->rank : axis;
+    if (r < 0 || r >= x->rank) {
+        char s[160];
+        hg_op_error(ctx, HG_ERR_RANGE, "%s: axis %d out of range for shape %s", who, axis, HG_SHAPE(x, s));
+        return -1;
+    }
+    return r;
+}
+
+static hg_tensor *sum_axis(hg_ctx *ctx, const char *who, hg_tensor *x, int axis, int keepdim, bool mean)
+{
+    if (!ctx)
+        return NULL;
+    if (hg_tensor_validate(ctx, x, who) != HG_OK)
+        return NULL;
+    int ax = resolve_axis(ctx, who, x, axis);
+    if (ax < 0)
+        return NULL;
+    int64_t kept[HG_MAX_RANK], dropped[HG_MAX_RANK];
+    int nd = 0;
+    for (int i = 0; i < x->rank; i++) {
+        kept[i] = i == ax ? 1 : x->shape[i];
+        if (i != ax)
+            dropped[nd++] = x->shape[i];
+    }
+    hg_tensor *s = hg_sum_to(ctx, x, x->rank, kept);
+    if (s && mean)
+        s = hg_scale(ctx, s, x->shape[ax] ? 1.0 / (double)x->shape[ax] : NAN);
+    if (s && !keepdim)
+        s = hg_reshape(ctx, s, nd, dropped);
+    return s;
+}
+
+hg_tensor *hg_sum_axis(hg_ctx *ctx, hg_tensor *x, int axis, int keepdim)
+{
+    return sum_axis(ctx, "hg_sum_axis", x, axis, keepdim, false);
+}
+
+hg_tensor *hg_mean_axis(hg_ctx *ctx, hg_tensor *x, int axis, int keepdim)
+{
+    return sum_axis(ctx, "hg_mean_axis", x, axis, keepdim, true);
+}
