@@ -1,0 +1,190 @@
+/* Unary ops: forward values, derivatives of order 1..3 by finite
+ * differences, sqrt's convention at 0, f32, errors. */
+#include "testutil.h"
+
+#include <string.h>
+
+typedef struct unary_case {
+    const char *name;
+    hg_tensor *(*f)(hg_ctx *, hg_tensor *);
+    double (*ref)(double);
+    double lo, hi; /* sample range for the derivative checks */
+} unary_case;
+
+static double ref_neg(double x) { return -x; }
+static double ref_sigmoid(double x) { return 1 / (1 + exp(-x)); }
+static double ref_relu(double x) { return x > 0 ? x : 0; }
+static double ref_identity(double x) { return x; }
+
+static const unary_case cases[] = {
+    {"neg", hg_neg, ref_neg, -2, 2},
+    {"exp", hg_exp, exp, -2, 2},
+    {"log", hg_log, log, 0.5, 3},
+    {"sqrt", hg_sqrt, sqrt, 0.5, 3},
+    {"tanh", hg_tanh, tanh, -2, 2},
+    {"sigmoid", hg_sigmoid, ref_sigmoid, -3, 3},
+    {"relu", hg_relu, ref_relu, 0.2, 2}, /* and negative below */
+    {"abs", hg_abs, fabs, 0.2, 2},
+    {"identity", hg_identity, ref_identity, -2, 2},
+};
+#define N_CASES (sizeof cases / sizeof cases[0])
+
+static hg_tensor *call_case(hg_ctx *ctx, hg_tensor *const *in, void *user)
+{
+    return ((const unary_case *)user)->f(ctx, in[0]);
+}
+
+START_TEST(forward_values)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    const double xs[5] = {-1.5, -0.2, 0.3, 1.0, 2.5};
+    hg_tensor *x = hg_tensor_from(ctx, HG_F64, 1, SHAPE(5), xs);
+    for (size_t c = 0; c < N_CASES; c++) {
+        hg_tensor *y = cases[c].f(ctx, cases[c].f == hg_log || cases[c].f == hg_sqrt ? hg_abs(ctx, x) : x);
+        ck_assert_msg(y != NULL, "%s", cases[c].name);
+        for (int i = 0; i < 5; i++) {
+            double xi = cases[c].f == hg_log || cases[c].f == hg_sqrt ? fabs(xs[i]) : xs[i];
+            ck_assert_msg(fabs(hg_get(y, i) - cases[c].ref(xi)) < 1e-15, "%s(%g) = %.17g", cases[c].name, xi,
+                          hg_get(y, i));
+        }
+    }
+    ck_assert_double_eq(hg_get(hg_scale(ctx, x, -2), 0), 3.0);
+    ck_assert_double_eq(hg_get(hg_add_scalar(ctx, x, 1.5), 1), 1.3);
+    ck_assert_double_eq_tol(hg_get(hg_pow_scalar(ctx, hg_abs(ctx, x), 1.5), 4), pow(2.5, 1.5), 1e-15);
+    ck_assert_double_eq(hg_get(hg_pow_scalar(ctx, x, 2), 0), 2.25);
+    hg_tensor *s = hg_sign(ctx, T64(ctx, 1, SHAPE(3), -3, 0, 0.1));
+    ck_assert_double_eq(hg_get(s, 0), -1);
+    ck_assert_double_eq(hg_get(s, 1), 0);
+    ck_assert_double_eq(hg_get(s, 2), 1);
+    /* Sigmoid is stable on both tails. */
+    hg_tensor *big = hg_sigmoid(ctx, T64(ctx, 1, SHAPE(2), -800, 800));
+    ck_assert_double_eq(hg_get(big, 0), 0.0);
+    ck_assert_double_eq(hg_get(big, 1), 1.0);
+    /* f32 kernels. */
+    hg_tensor *xf = hg_cast(ctx, x, HG_F32);
+    hg_tensor *ef = hg_exp(ctx, xf);
+    ck_assert_int_eq(hg_tensor_dtype(ef), HG_F32);
+    ck_assert_float_eq_tol(hg_tensor_f32(ef)[4], expf(2.5f), 1e-5f);
+    ck_assert_float_eq_tol(hg_tensor_f32(hg_tanh(ctx, xf))[0], tanhf(-1.5f), 1e-6f);
+    ck_assert_ctx_ok(ctx);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(derivatives_to_third_order)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_rng rng;
+    hg_rng_seed(&rng, 11);
+    for (size_t c = 0; c < N_CASES; c++) {
+        hg_tensor *x = random_f64(ctx, &rng, 2, SHAPE(2, 3), cases[c].lo, cases[c].hi);
+        check_gradients(ctx, call_case, 1, &x, (void *)&cases[c], 3, cases[c].name);
+    }
+    /* relu and abs on the negative side too. */
+    hg_tensor *neg = random_f64(ctx, &rng, 1, SHAPE(4), -2, -0.2);
+    check_gradients(ctx, call_case, 1, &neg, (void *)&cases[6], 3, "relu (negative)");
+    check_gradients(ctx, call_case, 1, &neg, (void *)&cases[7], 3, "abs (negative)");
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+typedef struct param_case {
+    int kind; /* 0 scale, 1 add_scalar, 2 pow_scalar */
+    double p;
+} param_case;
+
+static hg_tensor *call_param(hg_ctx *ctx, hg_tensor *const *in, void *user)
+{
+    const param_case *c = user;
+    switch (c->kind) {
+    case 0: return hg_scale(ctx, in[0], c->p);
+    case 1: return hg_add_scalar(ctx, in[0], c->p);
+    default: return hg_pow_scalar(ctx, in[0], c->p);
+    }
+}
+
+START_TEST(parametrised_derivatives)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_tensor *x = T64(ctx, 1, SHAPE(4), 0.6, 1.1, 1.7, 2.4);
+    const param_case pc[] = {{0, -1.5}, {1, 0.75}, {2, 3.0}, {2, 2.0}, {2, 0.5}, {2, -1.3}, {2, 1.0}, {2, 0.0}};
+    for (size_t i = 0; i < sizeof pc / sizeof pc[0]; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "kind %d p %g", pc[i].kind, pc[i].p);
+        check_gradients(ctx, call_param, 1, &x, (void *)&pc[i], 3, what);
+    }
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+/* sqrt'(0) is taken as 0, and so are the higher derivatives at 0: finite,
+ * never NaN, through three nested tapes. */
+START_TEST(sqrt_at_zero)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_tensor *x = T64(ctx, 1, SHAPE(3), 0.0, 4.0, 0.0);
+    hg_tape *t1 = hg_tape_begin(ctx, 0), *t2 = hg_tape_begin(ctx, 0), *t3 = hg_tape_begin(ctx, 0);
+    hg_watch(t1, x);
+    hg_watch(t2, x);
+    hg_watch(t3, x);
+    hg_tensor *y = hg_sum(ctx, hg_sqrt(ctx, x));
+    hg_tensor *d1, *d2, *d3;
+    hg_tape_end(t3);
+    hg_gradient(t3, y, 1, &x, NULL, &d1);
+    hg_tensor *s1 = hg_sum(ctx, d1); /* recorded on t2 and t1: before ending them */
+    hg_tape_end(t2);
+    hg_gradient(t2, s1, 1, &x, NULL, &d2);
+    hg_tensor *s2 = hg_sum(ctx, d2);
+    hg_tape_end(t1);
+    hg_gradient(t1, s2, 1, &x, NULL, &d3);
+    ck_assert_ctx_ok(ctx);
+    ck_assert_double_eq(hg_get(d1, 0), 0.0);
+    ck_assert_double_eq(hg_get(d2, 0), 0.0);
+    ck_assert_double_eq(hg_get(d3, 0), 0.0);
+    ck_assert_double_eq(hg_get(d1, 2), 0.0);
+    ck_assert_double_eq_tol(hg_get(d1, 1), 0.25, 1e-15);                   /* 1/(2 sqrt x) */
+    ck_assert_double_eq_tol(hg_get(d2, 1), -1.0 / 32, 1e-15);              /* -1/4 x^-3/2 */
+    ck_assert_double_eq_tol(hg_get(d3, 1), 3.0 / 8 * pow(4.0, -2.5), 1e-15); /* 3/8 x^-5/2 */
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(errors)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_tensor *i = hg_arange(ctx, HG_I32, 3, 0, 1);
+    ck_assert_ptr_null(hg_exp(ctx, i));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_DTYPE);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "hg_exp"));
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_tanh(ctx, NULL));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_NULL);
+    ck_assert_ptr_null(hg_relu(NULL, i));
+    hg_ctx_clear_error(ctx);
+    /* IEEE behaviour: log(0) = -inf, sqrt(-1) = NaN, no crash, no error. */
+    hg_tensor *z = T64(ctx, 1, SHAPE(2), 0, -1);
+    ck_assert(isinf(hg_get(hg_log(ctx, z), 0)));
+    ck_assert(isnan(hg_get(hg_sqrt(ctx, z), 1)));
+    ck_assert_ctx_ok(ctx);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+static Suite *unary_suite(void)
+{
+    Suite *s = suite_create("unary");
+    TCase *tc = tcase_create("unary");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, forward_values);
+    tcase_add_test(tc, derivatives_to_third_order);
+    tcase_add_test(tc, parametrised_derivatives);
+    tcase_add_test(tc, sqrt_at_zero);
+    tcase_add_test(tc, errors);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(unary_suite());
+}
