@@ -170,10 +170,10 @@ static void note_released(hg_ctx *ctx, uint64_t start)
         ctx->n_released--;
     }
     if (ctx->n_released == (int)(sizeof ctx->released / sizeof ctx->released[0])) {
-        /* Full: merge the two oldest intervals (conservative: marks between
-         * them are then refused, never misused). */
-        ctx->released[0].end = ctx->released[1].end;
-        memmove(&ctx->released[1], &ctx->released[2], (size_t)(ctx->n_released - 2) * sizeof ctx->released[0]);
+        /* Full: forget the oldest interval. A valid mark is never refused;
+         * a mark released that long ago is still caught when its last
+         * object has been marked dead (see hg_ctx_rewind). */
+        memmove(&ctx->released[0], &ctx->released[1], (size_t)(ctx->n_released - 1) * sizeof ctx->released[0]);
         ctx->n_released--;
     }
     ctx->released[ctx->n_released].start = start;
@@ -188,7 +188,8 @@ hg_status hg_ctx_rewind(hg_ctx *ctx, hg_mark mark)
     bool behind = mark.chunk < ctx->cur || (mark.chunk == ctx->cur && mark.offset <= ctx->offset);
     if (!behind || (ctx->n_chunks && mark.chunk >= ctx->n_chunks) || mark.serial > ctx->serial)
         return hg_set_error(ctx, HG_ERR_INVALID, "hg_ctx_rewind: mark is not behind the current position");
-    if (mark_released(ctx, mark.serial))
+    const hg_object *last = mark.last_object;
+    if (mark_released(ctx, mark.serial) || (last && last->magic != HG_TENSOR_MAGIC && last->magic != HG_TAPE_MAGIC))
         return hg_set_error(ctx, HG_ERR_INVALID,
                             "hg_ctx_rewind: mark was released by an earlier rewind to an older mark");
     for (int i = 0; i < ctx->depth; i++)

@@ -1,0 +1,106 @@
+/* Matrix product: values, all four transpose variants to third order,
+ * f32, zero-sized operands, errors. */
+#include "testutil.h"
+
+#include <string.h>
+
+typedef struct flags {
+    int ta, tb;
+} flags;
+
+static hg_tensor *call_matmul(hg_ctx *ctx, hg_tensor *const *in, void *user)
+{
+    const flags *f = user;
+    /* Square the product so that the second and third derivatives are not
+     * trivially zero (matmul itself is bilinear). */
+    hg_tensor *c = hg_matmul_t(ctx, in[0], in[1], f->ta, f->tb);
+    return hg_mul(ctx, c, c);
+}
+
+START_TEST(values)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_tensor *a = T64(ctx, 2, SHAPE(2, 3), 1, 2, 3, 4, 5, 6);
+    hg_tensor *b = T64(ctx, 2, SHAPE(3, 2), 7, 8, 9, 10, 11, 12);
+    hg_tensor *c = hg_matmul(ctx, a, b);
+    const double want[4] = {58, 64, 139, 154};
+    for (int i = 0; i < 4; i++)
+        ck_assert_double_eq(hg_get(c, i), want[i]);
+    /* (A^T)^T B^T^T: the same product through the flags. */
+    hg_tensor *at = hg_transpose(ctx, a), *bt = hg_transpose(ctx, b);
+    hg_tensor *c2 = hg_matmul_t(ctx, at, bt, 1, 1);
+    for (int i = 0; i < 4; i++)
+        ck_assert_double_eq(hg_get(c2, i), want[i]);
+    ck_assert_double_eq(hg_get(hg_matmul_t(ctx, at, b, 1, 0), 3), 154);
+    ck_assert_double_eq(hg_get(hg_matmul_t(ctx, a, bt, 0, 1), 1), 64);
+    /* f32 */
+    hg_tensor *cf = hg_matmul(ctx, hg_cast(ctx, a, HG_F32), hg_cast(ctx, b, HG_F32));
+    ck_assert_int_eq(hg_tensor_dtype(cf), HG_F32);
+    ck_assert_float_eq(hg_tensor_f32(cf)[2], 139.0f);
+    /* Zero-sized: [2,0] @ [0,3] = zeros [2,3]; [0,3] @ [3,2] = [0,2]. */
+    hg_tensor *z = hg_matmul(ctx, hg_ones(ctx, HG_F64, 2, SHAPE(2, 0)), hg_ones(ctx, HG_F64, 2, SHAPE(0, 3)));
+    ck_assert_int_eq(hg_tensor_numel(z), 6);
+    ck_assert_double_eq(hg_item(hg_sum(ctx, hg_abs(ctx, z))), 0);
+    ck_assert_int_eq(hg_tensor_numel(hg_matmul(ctx, hg_ones(ctx, HG_F64, 2, SHAPE(0, 3)), b)), 0);
+    ck_assert_ctx_ok(ctx);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(derivatives_all_transposes)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_rng rng;
+    hg_rng_seed(&rng, 5);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            /* op(A) [2,3], op(B) [3,4] */
+            hg_tensor *in[2] = {random_f64(ctx, &rng, 2, ta ? SHAPE(3, 2) : SHAPE(2, 3), -1, 1),
+                                random_f64(ctx, &rng, 2, tb ? SHAPE(4, 3) : SHAPE(3, 4), -1, 1)};
+            flags f = {ta, tb};
+            char what[32];
+            snprintf(what, sizeof what, "matmul ta=%d tb=%d", ta, tb);
+            check_gradients(ctx, call_matmul, 2, in, &f, 3, what);
+        }
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(errors)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_tensor *a = hg_ones(ctx, HG_F64, 2, SHAPE(2, 3));
+    hg_tensor *b = hg_ones(ctx, HG_F64, 2, SHAPE(4, 5));
+    ck_assert_ptr_null(hg_matmul(ctx, a, b));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "[2,3] @ [4,5]"));
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_matmul(ctx, a, hg_ones(ctx, HG_F64, 1, SHAPE(3))));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_SHAPE);
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_matmul(ctx, a, hg_ones(ctx, HG_F32, 2, SHAPE(3, 2))));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_DTYPE);
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_matmul(ctx, NULL, a));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_NULL);
+    ck_assert_ptr_null(hg_transpose(ctx, hg_ones(ctx, HG_F64, 1, SHAPE(3))));
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+static Suite *matmul_suite(void)
+{
+    Suite *s = suite_create("matmul");
+    TCase *tc = tcase_create("matmul");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, values);
+    tcase_add_test(tc, derivatives_all_transposes);
+    tcase_add_test(tc, errors);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(matmul_suite());
+}
