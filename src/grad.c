@@ -244,7 +244,8 @@ static hg_status run_sweep(sweep *sw, hg_tensor *target, int n, hg_tensor *const
     hg_status s = collect(sw, target);
     if (s != HG_OK)
         return s;
-    qsort(sw->nodes, sw->n_nodes, sizeof *sw->nodes, by_serial);
+    if (sw->n_nodes > 1)
+        qsort(sw->nodes, sw->n_nodes, sizeof *sw->nodes, by_serial);
     /* Relevance: sources the tape tracks, and everything computed from them
      * by the collected nodes (in recording order). */
     for (int i = 0; i < n; i++)
