@@ -1,0 +1,375 @@
+/* NumPy .npy files: a small strict header parser and writer. Nothing in the
+ * header is trusted: every count is checked against the bytes present. */
+#include "file.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NPY_MAX_FILE ((size_t)1 << 34) /* 16 GiB */
+
+typedef struct npy_header {
+    hg_npy_type type;
+    int fortran;
+    int rank;
+    int64_t shape[HG_MAX_RANK];
+} npy_header;
+
+typedef struct cursor {
+    const char *p, *end;
+} cursor;
+
+static void skip_space(cursor *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t'))
+        c->p++;
+}
+
+static bool eat(cursor *c, char ch)
+{
+    skip_space(c);
+    if (c->p < c->end && *c->p == ch) {
+        c->p++;
+        return true;
+    }
+    return false;
+}
+
+/* A quoted string into out (at most size-1 chars). */
+static bool parse_string(cursor *c, char *out, size_t size)
+{
+    skip_space(c);
+    if (c->p >= c->end || (*c->p != '\'' && *c->p != '"'))
+        return false;
+    char q = *c->p++;
+    size_t n = 0;
+    while (c->p < c->end && *c->p != q) {
+        if (n + 1 >= size)
+            return false;
+        out[n++] = *c->p++;
+    }
+    if (c->p >= c->end)
+        return false;
+    c->p++;
+    out[n] = '\0';
+    return true;
+}
+
+static bool parse_word(cursor *c, const char *word)
+{
+    skip_space(c);
+    size_t n = strlen(word);
+    if ((size_t)(c->end - c->p) >= n && memcmp(c->p, word, n) == 0) {
+        c->p += n;
+        return true;
+    }
+    return false;
+}
+
+static bool parse_shape(cursor *c, npy_header *h)
+{
+    if (!eat(c, '('))
+        return false;
+    h->rank = 0;
+    for (;;) {
+        skip_space(c);
+        if (eat(c, ')'))
+            return true;
+        if (h->rank == HG_MAX_RANK || c->p >= c->end || !isdigit((unsigned char)*c->p))
+            return false;
+        int64_t v = 0;
+        while (c->p < c->end && isdigit((unsigned char)*c->p)) {
+            if (v > (INT64_MAX - 9) / 10)
+                return false;
+            v = v * 10 + (*c->p++ - '0');
+        }
+        if (c->p < c->end && *c->p == 'L') /* Python 2 longs */
+            c->p++;
+        h->shape[h->rank++] = v;
+        if (!eat(c, ',')) {
+            return eat(c, ')');
+        }
+    }
+}
+
+static bool parse_descr(const char *d, hg_npy_type *t)
+{
+    static const struct {
+        const char *name;
+        hg_npy_type type;
+    } known[] = {{"<f4", HG_NPY_F32}, {"<f8", HG_NPY_F64}, {"<i4", HG_NPY_I32},
+                 {"<i8", HG_NPY_I64}, {"|u1", HG_NPY_U8},  {"<u1", HG_NPY_U8}};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(d, known[i].name) == 0) {
+            *t = known[i].type;
+            return true;
+        }
+    return false;
+}
+
+static hg_status parse_header(hg_ctx *ctx, const char *text, size_t len, npy_header *h)
+{
+    cursor c = {text, text + len};
+    bool have_descr = false, have_order = false, have_shape = false;
+    if (!eat(&c, '{'))
+        return hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: header is not a dict");
+    while (!eat(&c, '}')) {
+        char key[32], descr[32];
+        if (!parse_string(&c, key, sizeof key) || !eat(&c, ':'))
+            return hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: malformed header dict");
+        if (strcmp(key, "descr") == 0 && !have_descr) {
+            if (!parse_string(&c, descr, sizeof descr))
+                return hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: malformed descr");
+            if (!parse_descr(descr, &h->type))
+                return hg_set_error(ctx, HG_ERR_FORMAT,
+                                    "hg_npy_load: unsupported dtype '%s' (supported: <f4 <f8 <i4 <i8 |u1)", descr);
+            have_descr = true;
+        } else if (strcmp(key, "fortran_order") == 0 && !have_order) {
+            if (parse_word(&c, "True"))
+                h->fortran = 1;
+            else if (parse_word(&c, "False"))
+                h->fortran = 0;
+            else
+                return hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: malformed fortran_order");
+            have_order = true;
+        } else if (strcmp(key, "shape") == 0 && !have_shape) {
+            if (!parse_shape(&c, h))
+                return hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: malformed shape or rank above %d",
+                                    HG_MAX_RANK);
+            have_shape = true;
+        } else {
+            return hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: unexpected or repeated key '%s'", key);
+        }
+        if (!eat(&c, ',')) {
+            if (!eat(&c, '}'))
+                return hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: malformed header dict");
+            break;
+        }
+    }
+    /* Only padding may follow. */
+    while (c.p < c.end && (*c.p == ' ' || *c.p == '\n' || *c.p == '\0'))
+        c.p++;
+    if (c.p != c.end)
+        return hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: garbage after the header dict");
+    if (!have_descr || !have_order || !have_shape)
+        return hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: header lacks descr, fortran_order or shape");
+    if (h->fortran)
+        return hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: Fortran-order arrays are not supported");
+    return HG_OK;
+}
+
+static size_t npy_itemsize(hg_npy_type t)
+{
+    switch (t) {
+    case HG_NPY_F32: return 4;
+    case HG_NPY_F64: return 8;
+    case HG_NPY_I32: return 4;
+    case HG_NPY_I64: return 8;
+    case HG_NPY_U8: return 1;
+    }
+    return 0;
+}
+
+static uint64_t read_le(const unsigned char *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static void write_le(unsigned char *p, uint64_t v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+hg_tensor *hg_npy_load_buffer(hg_ctx *ctx, const void *buffer, size_t len)
+{
+    if (!ctx)
+        return NULL;
+    if (!buffer) {
+        hg_set_error(ctx, HG_ERR_NULL, "hg_npy_load: buffer is NULL");
+        return NULL;
+    }
+    const unsigned char *b = buffer;
+    if (len < 10 || memcmp(b, "\x93NUMPY", 6) != 0) {
+        hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: not a .npy file (bad magic or too short)");
+        return NULL;
+    }
+    int major = b[6];
+    size_t hlen, start;
+    if (major == 1) {
+        hlen = (size_t)read_le(b + 8, 2);
+        start = 10;
+    } else if (major == 2 || major == 3) {
+        if (len < 12) {
+            hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: truncated header");
+            return NULL;
+        }
+        hlen = (size_t)read_le(b + 8, 4);
+        start = 12;
+    } else {
+        hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: unsupported format version %d.%d", major, b[7]);
+        return NULL;
+    }
+    if (hlen > len - start) {
+        hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: header length %zu runs past the end (%zu bytes)", hlen, len);
+        return NULL;
+    }
+    npy_header h;
+    memset(&h, 0, sizeof h);
+    if (parse_header(ctx, (const char *)b + start, hlen, &h) != HG_OK)
+        return NULL;
+    uint64_t numel = 1;
+    for (int i = 0; i < h.rank; i++) {
+        if (h.shape[i] && numel > UINT64_MAX / 16 / (uint64_t)h.shape[i]) {
+            hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: shape overflows");
+            return NULL;
+        }
+        numel *= (uint64_t)h.shape[i];
+    }
+    size_t isz = npy_itemsize(h.type), data_at = start + hlen;
+    if (numel > (len - data_at) / isz || numel * isz != len - data_at) {
+        hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: data is %zu bytes, the header says %llu elements of %zu bytes",
+                     len - data_at, (unsigned long long)numel, isz);
+        return NULL;
+    }
+    hg_dtype dt = h.type == HG_NPY_F32 ? HG_F32 : h.type == HG_NPY_F64 ? HG_F64 : HG_I32;
+    hg_tensor *t = hg_tensor_alloc(ctx, "hg_npy_load", dt, h.rank, h.shape);
+    if (!t)
+        return NULL;
+    const unsigned char *d = b + data_at;
+    for (uint64_t i = 0; i < numel; i++) {
+        uint64_t raw = read_le(d + i * isz, isz);
+        switch (h.type) {
+        case HG_NPY_F32: {
+            uint32_t u = (uint32_t)raw;
+            memcpy((float *)t->data + i, &u, 4);
+            break;
+        }
+        case HG_NPY_F64:
+            memcpy((double *)t->data + i, &raw, 8);
+            break;
+        case HG_NPY_I32:
+            ((int32_t *)t->data)[i] = (int32_t)(uint32_t)raw;
+            break;
+        case HG_NPY_I64: {
+            int64_t v = (int64_t)raw;
+            if (v < INT32_MIN || v > INT32_MAX) {
+                hg_set_error(ctx, HG_ERR_RANGE, "hg_npy_load: int64 value %lld at %llu does not fit in i32",
+                             (long long)v, (unsigned long long)i);
+                return NULL;
+            }
+            ((int32_t *)t->data)[i] = (int32_t)v;
+            break;
+        }
+        case HG_NPY_U8:
+            ((int32_t *)t->data)[i] = (int32_t)raw;
+            break;
+        }
+    }
+    return t;
+}
+
+hg_tensor *hg_npy_load(hg_ctx *ctx, const char *path)
+{
+    if (!ctx)
+        return NULL;
+    hg_status before = ctx->status;
+    unsigned char *buf;
+    size_t len;
+    if (hg_file_read(ctx, "hg_npy_load", path, NPY_MAX_FILE, &buf, &len) != HG_OK)
+        return NULL;
+    hg_tensor *t = hg_npy_load_buffer(ctx, buf, len);
+    hg_file_free(ctx, buf, len);
+    if (!t)
+        hg_error_name_file(ctx, before, path);
+    return t;
+}
+
+static const char *npy_descr(hg_npy_type t)
+{
+    switch (t) {
+    case HG_NPY_F32: return "<f4";
+    case HG_NPY_F64: return "<f8";
+    case HG_NPY_I32: return "<i4";
+    case HG_NPY_I64: return "<i8";
+    case HG_NPY_U8: return "|u1";
+    }
+    return "?";
+}
+
+hg_status hg_npy_save_as(const char *path, const hg_tensor *t, hg_npy_type type)
+{
+    if (hg_tensor_check(t) != HG_OK)
+        return hg_tensor_check(t);
+    hg_ctx *ctx = t->ctx;
+    if (!path)
+        return hg_set_error(ctx, HG_ERR_NULL, "hg_npy_save: path is NULL");
+    bool float_ok = hg_is_float(t->dtype) && (type == HG_NPY_F32 || type == HG_NPY_F64);
+    bool int_ok = t->dtype == HG_I32 && (type == HG_NPY_I32 || type == HG_NPY_I64 || type == HG_NPY_U8);
+    if (!float_ok && !int_ok)
+        return hg_set_error(ctx, HG_ERR_DTYPE, "hg_npy_save: cannot write a %s tensor as %s", hg_dtype_name(t->dtype),
+                            npy_descr(type));
+    if (type == HG_NPY_U8)
+        for (int64_t i = 0; i < t->numel; i++)
+            if (((const int32_t *)t->data)[i] < 0 || ((const int32_t *)t->data)[i] > 255)
+                return hg_set_error(ctx, HG_ERR_RANGE, "hg_npy_save: value %d at %lld does not fit in u8",
+                                    ((const int32_t *)t->data)[i], (long long)i);
+    char dict[512];
+    int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", npy_descr(type));
+    for (int i = 0; i < t->rank; i++)
+        n += snprintf(dict + n, sizeof dict - (size_t)n, "%lld,%s", (long long)t->shape[i],
+                      i + 1 < t->rank ? " " : "");
+    n += snprintf(dict + n, sizeof dict - (size_t)n, "), }");
+    /* Pad with spaces and a newline so the data starts 64-byte aligned. */
+    size_t total = 10 + (size_t)n + 1;
+    size_t padded = (total + 63) / 64 * 64;
+    size_t hlen = padded - 10;
+    unsigned char head[10 + 512];
+    memcpy(head, "\x93NUMPY\x01\x00", 8);
+    write_le(head + 8, hlen, 2);
+    memcpy(head + 10, dict, (size_t)n);
+    memset(head + 10 + n, ' ', hlen - (size_t)n - 1);
+    head[10 + hlen - 1] = '\n';
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return hg_set_error(ctx, HG_ERR_IO, "hg_npy_save: cannot open %s: %s", path, strerror(errno));
+    bool ok = fwrite(head, 1, padded, f) == padded;
+    size_t isz = npy_itemsize(type);
+    unsigned char item[8];
+    for (int64_t i = 0; ok && i < t->numel; i++) {
+        uint64_t raw = 0;
+        if (t->dtype == HG_F32 || t->dtype == HG_F64) {
+            double v = t->dtype == HG_F32 ? ((const float *)t->data)[i] : ((const double *)t->data)[i];
+            if (type == HG_NPY_F32) {
+                float fv = (float)v;
+                uint32_t u;
+                memcpy(&u, &fv, 4);
+                raw = u;
+            } else {
+                memcpy(&raw, &v, 8);
+            }
+        } else {
+            raw = (uint64_t)(int64_t)((const int32_t *)t->data)[i];
+        }
+        write_le(item, raw, isz);
+        ok = fwrite(item, 1, isz, f) == isz;
+    }
+    if (fclose(f) != 0)
+        ok = false;
+    if (!ok)
+        return hg_set_error(ctx, HG_ERR_IO, "hg_npy_save: write to %s failed", path);
+    return HG_OK;
+}
+
+hg_status hg_npy_save(const char *path, const hg_tensor *t)
+{
+    if (hg_tensor_check(t) != HG_OK)
+        return hg_tensor_check(t);
+    hg_npy_type type = t->dtype == HG_F32 ? HG_NPY_F32 : t->dtype == HG_F64 ? HG_NPY_F64 : HG_NPY_I32;
+    return hg_npy_save_as(path, t, type);
+}
