@@ -1,0 +1,106 @@
+/* K unrolled optimizer steps under an outer tape: dE_val/dx_train is the
+ * outer tape's gradient through the inner gradients (double backward). */
+#include "hyper.h"
+
+#include <string.h>
+
+static hg_tensor *val_loss(hg_ctx *ctx, const hyper_problem *p, hg_tensor *const *params)
+{
+    hg_tensor *logits = hg_mlp_forward(ctx, &p->spec, params, p->x_val);
+    if (p->loss == VAL_LOSS_MSE) {
+        /* The original question's loss: squared error between the softmax
+         * probabilities and the one-hot labels. */
+        hg_tensor *probs = hg_softmax(ctx, logits, 1);
+        int64_t classes = p->spec.sizes[p->spec.n_layers];
+        return hg_mse(ctx, probs, hg_one_hot(ctx, p->y_val, classes, hg_tensor_dtype(logits)));
+    }
+    return hg_softmax_cross_entropy(ctx, logits, p->y_val);
+}
+
+hg_status hyper_run(hg_ctx *ctx, const hyper_problem *p, bool want_dx, bool want_dw, hyper_result *out)
+{
+    memset(out, 0, sizeof *out);
+    hg_dtype dt = hg_tensor_dtype(p->x_train);
+    int64_t n = hg_tensor_dim(p->x_train, 0);
+    hg_tensor *w = hg_ones(ctx, dt, 1, &n); /* per-sample loss weights */
+    hg_tape *outer = hg_tape_begin(ctx, 0);
+    if (!outer || !w)
+        return hg_ctx_status(ctx);
+    if (want_dx)
+        hg_watch(outer, p->x_train);
+    if (want_dw)
+        hg_watch(outer, w);
+    hg_tensor *params[N_PARAMS], *state[2 * N_PARAMS] = {0};
+    memcpy(params, p->params, sizeof params);
+    for (int k = 1; k <= p->steps; k++) {
+        hg_tape *inner = hg_tape_begin(ctx, 0);
+        hg_watch_n(inner, N_PARAMS, params);
+        hg_tensor *logits = hg_mlp_forward(ctx, &p->spec, params, p->x_train);
+        hg_tensor *each = hg_softmax_cross_entropy_each(ctx, logits, p->y_train);
+        hg_tensor *loss = hg_mean(ctx, hg_mul(ctx, w, each));
+        hg_tape_end(inner);
+        hg_tensor *grads[N_PARAMS], *next[N_PARAMS];
+        if (hg_gradient(inner, loss, N_PARAMS, params, NULL, grads) != HG_OK ||
+            hg_opt_step(ctx, &p->opt, NULL, k, N_PARAMS, params, grads, state, next) != HG_OK) {
+            hg_tape_end(outer);
+            return hg_ctx_status(ctx);
+        }
+        memcpy(params, next, sizeof params);
+    }
+    hg_tensor *E = val_loss(ctx, p, params);
+    hg_tape_end(outer);
+    if (!E)
+        return hg_ctx_status(ctx);
+    out->val_loss = hg_item(E);
+    hg_tensor *sources[2];
+    int ns = 0;
+    if (want_dx)
+        sources[ns++] = p->x_train;
+    if (want_dw)
+        sources[ns++] = w;
+    hg_tensor *g[2] = {NULL, NULL};
+    if (ns && hg_gradient(outer, E, ns, sources, NULL, g) != HG_OK)
+        return hg_ctx_status(ctx);
+    out->dx = want_dx ? g[0] : NULL;
+    out->dw = want_dw ? g[want_dx ? 1 : 0] : NULL;
+    return hg_ctx_status(ctx);
+}
+
+/* A constant copy of t (possibly from another ctx) in ctx, converted to
+ * dtype (labels stay i32). */
+static hg_tensor *converted(hg_ctx *ctx, hg_tensor *t, hg_dtype dtype)
+{
+    if (!t)
+        return NULL;
+    hg_dtype from = hg_tensor_dtype(t);
+    hg_tensor *c = hg_tensor_new(ctx, from == HG_I32 ? HG_I32 : dtype, hg_tensor_rank(t), hg_tensor_shape(t));
+    if (!c)
+        return NULL;
+    int64_t n = hg_tensor_numel(t);
+    if (from == HG_I32 || from == dtype) {
+        memcpy(hg_tensor_data(c), hg_tensor_data(t), (size_t)n * hg_dtype_size(from));
+    } else if (dtype == HG_F64) {
+        const float *s = hg_tensor_data(t);
+        double *d = hg_tensor_data(c);
+        for (int64_t i = 0; i < n; i++)
+            d[i] = s[i];
+    } else {
+        const double *s = hg_tensor_data(t);
+        float *d = hg_tensor_data(c);
+        for (int64_t i = 0; i < n; i++)
+            d[i] = (float)s[i];
+    }
+    return c;
+}
+
+hg_status hyper_convert(hg_ctx *ctx, const hyper_problem *p, hg_dtype dtype, hyper_problem *out)
+{
+    *out = *p;
+    for (int i = 0; i < N_PARAMS; i++)
+        out->params[i] = converted(ctx, p->params[i], dtype);
+    out->x_train = converted(ctx, p->x_train, dtype);
+    out->x_val = converted(ctx, p->x_val, dtype);
+    out->y_train = converted(ctx, p->y_train, dtype);
+    out->y_val = converted(ctx, p->y_val, dtype);
+    return hg_ctx_status(ctx);
+}

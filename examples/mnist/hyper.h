@@ -1,0 +1,41 @@
+/* The hypergradient of mnist_hypergrad: the validation loss after K
+ * unrolled optimizer steps on a training batch, and its gradient with
+ * respect to the training inputs and per-sample loss weights. */
+#ifndef MNIST_HYPER_H
+#define MNIST_HYPER_H
+
+#include <hgrad.h>
+#include <stdbool.h>
+
+#define N_PARAMS 6
+
+typedef enum val_loss_kind { VAL_LOSS_CE = 0, VAL_LOSS_MSE } val_loss_kind;
+
+typedef struct hyper_problem {
+    hg_mlp spec;
+    hg_tensor *params[N_PARAMS]; /* starting weights (constants) */
+    hg_tensor *x_train;          /* [n, 784] */
+    hg_tensor *y_train;          /* i32 [n] */
+    hg_tensor *x_val;            /* [m, 784] */
+    hg_tensor *y_val;            /* i32 [m] */
+    hg_opt_config opt;
+    int steps;
+    val_loss_kind loss;
+} hyper_problem;
+
+typedef struct hyper_result {
+    double val_loss;  /* E_val after the steps */
+    hg_tensor *dx;    /* dE_val/dx_train [n, 784], or NULL if not asked */
+    hg_tensor *dw;    /* dE_val/dw [n] for per-sample loss weights at w = 1 */
+} hyper_result;
+
+/* Runs the K steps (training loss mean_i w_i CE_i with w = 1) and E_val.
+ * want_dx / want_dw select the outer sweep's sources; with neither, only
+ * the value is computed (the inner gradients are still taken). Results
+ * live in ctx. Returns the ctx status. */
+hg_status hyper_run(hg_ctx *ctx, const hyper_problem *p, bool want_dx, bool want_dw, hyper_result *out);
+
+/* The same problem converted to dtype (copies in ctx). */
+hg_status hyper_convert(hg_ctx *ctx, const hyper_problem *p, hg_dtype dtype, hyper_problem *out);
+
+#endif
