@@ -47,7 +47,7 @@ static void usage(FILE *f)
             "usage: mnist_hypergrad [options]\n"
             "  --data DIR        MNIST-format IDX files (default: $HGRAD_DATA, then\n"
             "                    /usr/share/datasets/fashion-mnist; synthetic if none)\n"
-            "  --epochs N        training epochs (default 3)\n"
+            "  --epochs N        training epochs (default 10)\n"
             "  --train-limit N   use only the first N training samples\n"
             "  --batch N         training samples in the unrolled steps (default 32)\n"
             "  --val N           validation samples (default 1000)\n"
@@ -66,7 +66,7 @@ static void usage(FILE *f)
 
 static int parse_args(int argc, char **argv, options *o)
 {
-    *o = (options){.out_png = "mnist_hypergrad.png", .epochs = 3, .batch = 32, .val = 1000, .steps = 1,
+    *o = (options){.out_png = "mnist_hypergrad.png", .epochs = 10, .batch = 32, .val = 1000, .steps = 1,
                    .opt = HG_OPT_ADAM, .dtype = HG_F64, .loss = VAL_LOSS_CE, .fd_pixels = 12, .repeat = 1,
                    .seed = 1};
     for (int i = 1; i < argc; i++) {

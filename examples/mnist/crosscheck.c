@@ -66,23 +66,23 @@ int crosscheck_run(const crosscheck_options *o)
     p.opt.eps = 1e-8;
     p.steps = o->steps;
     p.loss = VAL_LOSS_CE;
-    hyper_problem q;
-    if (hyper_convert(data_ctx, &p, o->dtype, &q) != HG_OK) {
-        fprintf(stderr, "error: %s\n", hg_ctx_error(data_ctx));
-        goto done;
-    }
     int repeat = o->repeat > 0 ? o->repeat : 1;
     double *times = calloc((size_t)repeat, sizeof *times);
     hg_ctx *ctx = hg_ctx_new(NULL);
-    if (!times || !ctx) {
+    hyper_problem q;
+    if (!times || !ctx || hyper_convert(ctx, &p, o->dtype, &q) != HG_OK) {
+        fprintf(stderr, "error: %s\n", ctx ? hg_ctx_error(ctx) : "out of memory");
         free(times);
         hg_ctx_free(ctx);
         goto done;
     }
+    /* Peak memory of the computation alone: above the converted inputs. */
+    hg_mark inputs = hg_ctx_mark(ctx);
+    size_t base = hg_ctx_get_stats(ctx).bytes_in_use;
     hyper_result r;
     size_t peak = 0;
     for (int k = 0; k < repeat; k++) {
-        hg_ctx_reset(ctx);
+        hg_ctx_rewind(ctx, inputs);
         hg_ctx_reset_peak(ctx);
         double t0 = now_seconds();
         hg_status s = hyper_run(ctx, &q, true, false, &r);
@@ -93,7 +93,7 @@ int crosscheck_run(const crosscheck_options *o)
             hg_ctx_free(ctx);
             goto done;
         }
-        peak = hg_ctx_get_stats(ctx).peak_bytes;
+        peak = hg_ctx_get_stats(ctx).peak_bytes - base;
     }
     char out[4096];
     snprintf(out, sizeof out, "%s/dx.npy", o->dir);
