@@ -104,6 +104,9 @@ hg_optimizer *hg_optimizer_new(hg_ctx *ctx, const hg_opt_config *cfg, int n, hg_
     return opt;
 }
 
+/* Coefficients are rounded once from double (a1 = (T)(1 - beta1), ...),
+ * exactly as the recorded form's hg_scale does, so that both forms agree to
+ * the last bit. */
 #define DEFINE_UPDATE(T, SQRT)                                                                                     \
     static void update_##T(const hg_opt_config *c, int t, T *p, const T *g, T *s1, T *s2, int64_t len)             \
     {                                                                                                              \
@@ -122,11 +125,12 @@ hg_optimizer *hg_optimizer_new(hg_ctx *ctx, const hg_opt_config *cfg, int n, hg_
             break;                                                                                                 \
         }                                                                                                          \
         case HG_OPT_ADAM: {                                                                                        \
-            const T b1 = (T)c->beta1, b2 = (T)c->beta2, eps = (T)c->eps;                                           \
+            const T b1 = (T)c->beta1, b2 = (T)c->beta2, eps = (T)c->eps;                                       \
+            const T a1 = (T)(1 - c->beta1), a2 = (T)(1 - c->beta2);                                           \
             const T c1 = (T)(1.0 / (1.0 - pow(c->beta1, t))), c2 = (T)(1.0 / (1.0 - pow(c->beta2, t)));           \
             for (int64_t i = 0; i < len; i++) {                                                                    \
-                s1[i] = b1 * s1[i] + (1 - b1) * g[i];                                                              \
-                s2[i] = b2 * s2[i] + (1 - b2) * (g[i] * g[i]);                                                       \
+                s1[i] = b1 * s1[i] + a1 * g[i];                                                                    \
+                s2[i] = b2 * s2[i] + a2 * (g[i] * g[i]);                                                       \
                 p[i] -= lr * ((s1[i] * c1) / (SQRT(s2[i] * c2) + eps));                                              \
             }                                                                                                      \
             break;                                                                                                 \

@@ -1,0 +1,153 @@
+/* nn and losses: dense/MLP forward values, initialisation, softmax
+ * cross-entropy and MSE against hand-computed values and to third order,
+ * accuracy, errors. */
+#include "testutil.h"
+
+#include <string.h>
+
+START_TEST(dense_and_mlp)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_tensor *x = T64(ctx, 2, SHAPE(2, 2), 1, 2, 3, 4);
+    hg_tensor *W = T64(ctx, 2, SHAPE(2, 3), 1, 0, -1, 0, 1, 1);
+    hg_tensor *b = T64(ctx, 1, SHAPE(3), 0.5, -0.5, 0);
+    hg_tensor *y = hg_dense(ctx, x, W, b);
+    const double want[6] = {1.5, 1.5, 1, 3.5, 3.5, 1};
+    for (int i = 0; i < 6; i++)
+        ck_assert_double_eq(hg_get(y, i), want[i]);
+    ck_assert_double_eq(hg_get(hg_dense(ctx, x, W, NULL), 2), 1);
+    ck_assert_double_eq(hg_get(hg_activate(ctx, T64(ctx, 1, SHAPE(2), -1, 2), HG_ACT_RELU), 0), 0);
+    ck_assert_ptr_null(hg_activate(ctx, x, (hg_activation)42));
+    hg_ctx_clear_error(ctx);
+
+    hg_mlp spec = {3, {784, 64, 64, 10}, HG_ACT_RELU};
+    ck_assert_int_eq(hg_mlp_param_count(&spec), 6);
+    hg_rng rng;
+    hg_rng_seed(&rng, 1);
+    hg_tensor *p[6];
+    ck_assert_int_eq(hg_mlp_init(ctx, &spec, HG_F32, HG_INIT_HE, &rng, p), HG_OK);
+    ck_assert_int_eq(hg_tensor_dim(p[0], 0), 784);
+    ck_assert_int_eq(hg_tensor_dim(p[4], 1), 10);
+    ck_assert_int_eq(hg_tensor_numel(p[5]), 10);
+    /* He: std sqrt(2/784) = 0.0505 */
+    hg_tensor *w64 = hg_cast(ctx, p[0], HG_F64);
+    double var = hg_item(hg_mean(ctx, hg_mul(ctx, w64, w64)));
+    ck_assert_double_le(fabs(sqrt(var) - sqrt(2.0 / 784)), 0.002);
+    ck_assert_double_eq(hg_item(hg_sum(ctx, hg_abs(ctx, hg_cast(ctx, p[1], HG_F64)))), 0);
+    hg_mlp tanh_spec = {2, {4, 5, 3}, HG_ACT_TANH};
+    hg_tensor *q[4];
+    ck_assert_int_eq(hg_mlp_init(ctx, &tanh_spec, HG_F64, HG_INIT_GLOROT, &rng, q), HG_OK);
+    double a = sqrt(6.0 / 9);
+    for (int i = 0; i < 20; i++)
+        ck_assert(fabs(hg_get(q[0], i)) <= a);
+    hg_tensor *logits = hg_mlp_forward(ctx, &spec, p, hg_zeros(ctx, HG_F32, 2, SHAPE(5, 784)));
+    ck_assert_int_eq(hg_tensor_dim(logits, 0), 5);
+    ck_assert_int_eq(hg_tensor_dim(logits, 1), 10);
+    ck_assert_ctx_ok(ctx);
+    /* Bad specs and inputs. */
+    hg_mlp bad = {0, {0}, HG_ACT_RELU};
+    ck_assert_int_eq(hg_mlp_param_count(&bad), -1);
+    ck_assert_int_eq(hg_mlp_init(ctx, &bad, HG_F32, HG_INIT_HE, &rng, p), HG_ERR_INVALID);
+    hg_ctx_clear_error(ctx);
+    ck_assert_int_eq(hg_mlp_init(ctx, &spec, HG_I32, HG_INIT_HE, &rng, p), HG_ERR_DTYPE);
+    hg_ctx_clear_error(ctx);
+    ck_assert_int_eq(hg_mlp_init(ctx, &spec, HG_F32, HG_INIT_HE, NULL, p), HG_ERR_NULL);
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_mlp_forward(ctx, &spec, p, hg_zeros(ctx, HG_F32, 2, SHAPE(5, 700))));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_SHAPE);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(cross_entropy_values)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_tensor *z = T64(ctx, 2, SHAPE(2, 3), 1, 2, 3, 0, 0, 1000);
+    hg_tensor *y = hg_tensor_from(ctx, HG_I32, 1, SHAPE(2), (const int32_t[]){0, 2});
+    hg_tensor *each = hg_softmax_cross_entropy_each(ctx, z, y);
+    double lse = log(exp(1) + exp(2) + exp(3));
+    ck_assert_double_eq_tol(hg_get(each, 0), lse - 1, 1e-15);
+    ck_assert_double_eq_tol(hg_get(each, 1), 0, 1e-15); /* stable with 1000 */
+    ck_assert_double_eq_tol(hg_item(hg_softmax_cross_entropy(ctx, z, y)), (lse - 1) / 2, 1e-15);
+    hg_tensor *f = hg_softmax_cross_entropy_each(ctx, hg_cast(ctx, z, HG_F32), y);
+    ck_assert_float_eq_tol(hg_tensor_f32(f)[0], (float)(lse - 1), 1e-6f);
+    /* MSE */
+    ck_assert_double_eq(hg_item(hg_mse(ctx, T64(ctx, 1, SHAPE(2), 1, 2), T64(ctx, 1, SHAPE(2), 0, 4))), 2.5);
+    /* accuracy */
+    hg_tensor *lab = hg_tensor_from(ctx, HG_I32, 1, SHAPE(2), (const int32_t[]){2, 0});
+    ck_assert_double_eq(hg_accuracy(ctx, z, lab), 0.5);
+    ck_assert_ctx_ok(ctx);
+    /* errors */
+    hg_tensor *bad = hg_tensor_from(ctx, HG_I32, 1, SHAPE(2), (const int32_t[]){0, 3});
+    ck_assert_ptr_null(hg_softmax_cross_entropy(ctx, z, bad));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_RANGE);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "label 3"));
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_softmax_cross_entropy(ctx, z, z));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_DTYPE);
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_mse(ctx, z, hg_ones(ctx, HG_F64, 1, SHAPE(3))));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_SHAPE);
+    hg_ctx_clear_error(ctx);
+    ck_assert(isnan(hg_accuracy(ctx, z, z)));
+    ck_assert_int_ne(hg_ctx_status(ctx), HG_OK);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+static hg_tensor *ce_fn(hg_ctx *ctx, hg_tensor *const *in, void *user)
+{
+    (void)user;
+    return hg_softmax_cross_entropy_each(ctx, in[0], in[1]);
+}
+
+static hg_tensor *mse_fn(hg_ctx *ctx, hg_tensor *const *in, void *user)
+{
+    (void)user;
+    return hg_mse(ctx, hg_tanh(ctx, in[0]), in[1]);
+}
+
+/* A tiny MLP loss as a function of all its parameters and the input. */
+static hg_tensor *mlp_loss(hg_ctx *ctx, hg_tensor *const *in, void *user)
+{
+    const hg_mlp *spec = user;
+    return hg_softmax_cross_entropy(ctx, hg_mlp_forward(ctx, spec, in, in[4]), in[5]);
+}
+
+START_TEST(loss_derivatives)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_rng rng;
+    hg_rng_seed(&rng, 4);
+    hg_tensor *ce[2] = {random_f64(ctx, &rng, 2, SHAPE(3, 4), -2, 2),
+                        hg_tensor_from(ctx, HG_I32, 1, SHAPE(3), (const int32_t[]){1, 3, 0})};
+    check_gradients(ctx, ce_fn, 2, ce, NULL, 3, "softmax cross-entropy");
+    hg_tensor *ms[2] = {random_f64(ctx, &rng, 2, SHAPE(2, 3), -1, 1), random_f64(ctx, &rng, 2, SHAPE(2, 3), -1, 1)};
+    check_gradients(ctx, mse_fn, 2, ms, NULL, 3, "mse");
+    hg_mlp spec = {2, {3, 4, 3}, HG_ACT_TANH};
+    hg_tensor *in[6];
+    hg_mlp_init(ctx, &spec, HG_F64, HG_INIT_GLOROT, &rng, in);
+    in[1] = random_f64(ctx, &rng, 1, SHAPE(4), -0.3, 0.3);
+    in[4] = random_f64(ctx, &rng, 2, SHAPE(2, 3), -1, 1);
+    in[5] = hg_tensor_from(ctx, HG_I32, 1, SHAPE(2), (const int32_t[]){2, 0});
+    check_gradients(ctx, mlp_loss, 6, in, &spec, 2, "tanh MLP loss");
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+static Suite *nn_suite(void)
+{
+    Suite *s = suite_create("nn");
+    TCase *tc = tcase_create("nn");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, dense_and_mlp);
+    tcase_add_test(tc, cross_entropy_values);
+    tcase_add_test(tc, loss_derivatives);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(nn_suite());
+}

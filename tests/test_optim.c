@@ -1,0 +1,262 @@
+/* Optimizers: hand-computed steps, training form equal to the
+ * differentiable form, no allocation per step, second-order checks of
+ * unrolled steps (data, weights, learning rate), and Adam's finite
+ * hypergradient at an exactly-zero gradient. */
+#include "testutil.h"
+
+#include <string.h>
+
+START_TEST(hand_computed_steps)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_tensor *p = T64(ctx, 1, SHAPE(2), 1.0, -2.0);
+    hg_tensor *g = T64(ctx, 1, SHAPE(2), 0.5, -4.0);
+    hg_tensor *np;
+    hg_opt_config sgd = {.kind = HG_OPT_SGD, .lr = 0.1};
+    ck_assert_int_eq(hg_opt_step(ctx, &sgd, NULL, 1, 1, &p, &g, NULL, &np), HG_OK);
+    ck_assert_double_eq_tol(hg_get(np, 0), 0.95, 1e-15);
+    ck_assert_double_eq_tol(hg_get(np, 1), -1.6, 1e-15);
+    /* momentum, two steps with the same gradient: u1 = g, u2 = 0.9 g + g */
+    hg_opt_config mom = {.kind = HG_OPT_MOMENTUM, .lr = 0.1, .momentum = 0.9};
+    hg_tensor *state[2] = {NULL, NULL}, *p1, *p2;
+    hg_opt_step(ctx, &mom, NULL, 1, 1, &p, &g, state, &p1);
+    hg_opt_step(ctx, &mom, NULL, 2, 1, &p1, &g, state, &p2);
+    ck_assert_double_eq_tol(hg_get(p2, 0), 1.0 - 0.1 * 0.5 - 0.1 * 1.9 * 0.5, 1e-15);
+    ck_assert_double_eq_tol(hg_get(state[0], 1), -4.0 * 1.9, 1e-15);
+    /* Adam step 1 moves by lr g / (|g| + eps) */
+    hg_opt_config adam = {.kind = HG_OPT_ADAM, .lr = 0.01};
+    hg_tensor *st[2] = {NULL, NULL};
+    ck_assert_int_eq(hg_opt_step(ctx, &adam, NULL, 1, 1, &p, &g, st, &p1), HG_OK);
+    ck_assert_double_eq_tol(hg_get(p1, 0), 1.0 - 0.01 * 0.5 / (0.5 + 1e-8), 1e-15);
+    ck_assert_double_eq_tol(hg_get(p1, 1), -2.0 + 0.01 * 4.0 / (4.0 + 1e-8), 1e-15);
+    ck_assert_double_eq_tol(hg_get(st[0], 0), 0.1 * 0.5, 1e-15);       /* m = (1-b1) g */
+    ck_assert_double_eq_tol(hg_get(st[1], 1), 0.001 * 16.0, 1e-15);    /* v = (1-b2) g^2 */
+    /* Adam step 2 with gradient g2, closed form. */
+    hg_tensor *g2 = T64(ctx, 1, SHAPE(2), -1.0, 2.0);
+    ck_assert_int_eq(hg_opt_step(ctx, &adam, NULL, 2, 1, &p1, &g2, st, &p2), HG_OK);
+    double m = 0.9 * 0.05 + 0.1 * -1.0, v = 0.999 * 0.001 * 0.25 + 0.001 * 1.0;
+    double mh = m / (1 - 0.81), vh = v / (1 - 0.999 * 0.999);
+    ck_assert_double_eq_tol(hg_get(p2, 0), hg_get(p1, 0) - 0.01 * mh / (sqrt(vh) + 1e-8), 1e-14);
+    /* lr as a tensor gives the same values */
+    hg_tensor *lr = hg_scalar(ctx, HG_F64, 0.1), *q;
+    hg_opt_step(ctx, &sgd, lr, 1, 1, &p, &g, NULL, &q);
+    ck_assert_double_eq(hg_get(q, 1), hg_get(np, 1));
+    ck_assert_ctx_ok(ctx);
+    /* errors */
+    ck_assert_int_eq(hg_opt_step(ctx, &adam, NULL, 0, 1, &p, &g, st, &q), HG_ERR_RANGE);
+    hg_ctx_clear_error(ctx);
+    ck_assert_int_eq(hg_opt_step(ctx, &mom, NULL, 1, 1, &p, &g, NULL, &q), HG_ERR_NULL);
+    hg_ctx_clear_error(ctx);
+    ck_assert_int_eq(hg_opt_step(ctx, &sgd, hg_ones(ctx, HG_F64, 1, SHAPE(2)), 1, 1, &p, &g, NULL, &q), HG_ERR_SHAPE);
+    hg_ctx_clear_error(ctx);
+    ck_assert_int_eq(hg_opt_step(ctx, &sgd, NULL, 1, 1, &p, (hg_tensor *[]){hg_ones(ctx, HG_F64, 1, SHAPE(3))}, NULL, &q),
+                     HG_ERR_SHAPE);
+    hg_ctx_clear_error(ctx);
+    ck_assert_int_eq(hg_opt_step(ctx, NULL, NULL, 1, 1, &p, &g, NULL, &q), HG_ERR_NULL);
+    ck_assert_int_eq(hg_opt_parse("adam", &adam.kind), 0);
+    ck_assert_int_eq(hg_opt_parse("lbfgs", &adam.kind), -1);
+    ck_assert_str_eq(hg_opt_name(HG_OPT_MOMENTUM), "momentum");
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+/* The in-place training form equals the recorded form, step by step, and
+ * allocates nothing per step. */
+START_TEST(training_form_matches_and_allocates_nothing)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_rng rng;
+    hg_rng_seed(&rng, 8);
+    for (int kind = 0; kind < 3; kind++) {
+        for (int dt = 0; dt < 2; dt++) {
+            hg_dtype dtype = dt ? HG_F64 : HG_F32;
+            hg_opt_config cfg = {.kind = (hg_opt_kind)kind, .lr = 0.05, .momentum = 0.8};
+            hg_tensor *pa = hg_rand_normal(ctx, &rng, dtype, 2, SHAPE(3, 4), 0, 1);
+            hg_tensor *pb = hg_tensor_clone(ctx, pa);
+            hg_tensor *grads[5];
+            for (int s = 0; s < 5; s++)
+                grads[s] = hg_rand_normal(ctx, &rng, dtype, 2, SHAPE(3, 4), 0, 1);
+            hg_optimizer *opt = hg_optimizer_new(ctx, &cfg, 1, &pb);
+            ck_assert_ptr_nonnull(opt);
+            hg_tensor *state[2] = {NULL, NULL}, *cur = pa;
+            for (int s = 0; s < 5; s++) {
+                hg_tensor *next;
+                ck_assert_int_eq(hg_opt_step(ctx, &cfg, NULL, s + 1, 1, &cur, &grads[s], state, &next), HG_OK);
+                cur = next;
+                hg_ctx_stats before = hg_ctx_get_stats(ctx);
+                ck_assert_int_eq(hg_optimizer_step(opt, &grads[s]), HG_OK);
+                hg_ctx_stats after = hg_ctx_get_stats(ctx);
+                ck_assert_uint_eq(after.bytes_in_use, before.bytes_in_use);
+                ck_assert_uint_eq(after.chunk_allocs, before.chunk_allocs);
+                for (int i = 0; i < 12; i++)
+                    ck_assert_msg(fabs(hg_get(cur, i) - hg_get(pb, i)) <= (dt ? 1e-15 : 1e-6) * fmax(1, fabs(hg_get(cur, i))),
+                                  "kind %d dtype %d step %d element %d: %.17g vs %.17g", kind, dt, s, i,
+                                  hg_get(cur, i), hg_get(pb, i));
+            }
+            ck_assert_int_eq(hg_optimizer_steps(opt), 5);
+        }
+    }
+    /* A wrong gradient changes nothing. */
+    hg_tensor *p = hg_ones(ctx, HG_F64, 1, SHAPE(2));
+    hg_opt_config cfg = {.kind = HG_OPT_SGD, .lr = 1};
+    hg_optimizer *opt = hg_optimizer_new(ctx, &cfg, 1, &p);
+    hg_tensor *bad = hg_ones(ctx, HG_F32, 1, SHAPE(2));
+    ck_assert_int_eq(hg_optimizer_step(opt, &bad), HG_ERR_DTYPE);
+    ck_assert_double_eq(hg_get(p, 0), 1.0);
+    ck_assert_int_eq(hg_optimizer_step(NULL, &bad), HG_ERR_NULL);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+/* K unrolled steps of a linear softmax classifier; the validation loss after
+ * them as a function of (training data, initial weights, learning rate). */
+typedef struct unroll {
+    hg_opt_config cfg;
+    int steps;
+    hg_tensor *y_train, *x_val, *y_val;
+} unroll;
+
+static hg_tensor *unrolled_loss(hg_ctx *ctx, hg_tensor *const *in, void *user)
+{
+    const unroll *u = user;
+    hg_tensor *x = in[0], *W = in[1], *lr = in[2];
+    hg_tensor *state[2] = {NULL, NULL};
+    for (int k = 1; k <= u->steps; k++) {
+        hg_tape *t = hg_tape_begin(ctx, 0);
+        hg_watch(t, W);
+        hg_tensor *loss = hg_softmax_cross_entropy(ctx, hg_tanh(ctx, hg_matmul(ctx, x, W)), u->y_train);
+        hg_tape_end(t);
+        hg_tensor *g, *next;
+        if (hg_gradient(t, loss, 1, &W, NULL, &g) != HG_OK ||
+            hg_opt_step(ctx, &u->cfg, lr, k, 1, &W, &g, state, &next) != HG_OK)
+            return NULL;
+        W = next;
+    }
+    return hg_softmax_cross_entropy(ctx, hg_matmul(ctx, u->x_val, W), u->y_val);
+}
+
+START_TEST(unrolled_steps_second_order)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_rng rng;
+    hg_rng_seed(&rng, 21);
+    unroll u = {.steps = 2,
+                .y_train = hg_tensor_from(ctx, HG_I32, 1, SHAPE(4), (const int32_t[]){0, 2, 1, 2}),
+                .x_val = random_f64(ctx, &rng, 2, SHAPE(3, 3), -1, 1),
+                .y_val = hg_tensor_from(ctx, HG_I32, 1, SHAPE(3), (const int32_t[]){1, 0, 2})};
+    hg_tensor *in[3] = {random_f64(ctx, &rng, 2, SHAPE(4, 3), -1, 1), random_f64(ctx, &rng, 2, SHAPE(3, 3), -1, 1),
+                        hg_scalar(ctx, HG_F64, 0.3)};
+    u.cfg = (hg_opt_config){.kind = HG_OPT_SGD};
+    check_gradients(ctx, unrolled_loss, 3, in, &u, 2, "2 SGD steps");
+    u.cfg = (hg_opt_config){.kind = HG_OPT_MOMENTUM, .momentum = 0.9};
+    check_gradients(ctx, unrolled_loss, 3, in, &u, 2, "2 momentum steps");
+    /* Adam: every gradient entry here is far from 0 (|g| > 1e-3), so the
+     * sign-like step is smooth at the finite-difference scale; a large eps
+     * makes its data dependence substantial as well. */
+    u.cfg = (hg_opt_config){.kind = HG_OPT_ADAM, .eps = 1e-2};
+    check_gradients(ctx, unrolled_loss, 3, in, &u, 2, "2 Adam steps (eps 1e-2)");
+    u.cfg = (hg_opt_config){.kind = HG_OPT_ADAM};
+    check_gradients_tol(ctx, unrolled_loss, 3, in, &u, 1, 1e-6, 1e-4, "2 Adam steps (eps 1e-8)");
+    /* d(loss after K steps)/d(lr) alone, K = 3, against finite differences */
+    u.steps = 3;
+    u.cfg = (hg_opt_config){.kind = HG_OPT_SGD};
+    check_gradients(ctx, unrolled_loss, 3, in, &u, 2, "3 SGD steps");
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+/* Adam where a gradient entry is exactly 0 (an input feature that is 0):
+ * v = 0 there, and the hypergradient must be the finite closed form, not
+ * NaN. Scalar model: train loss (w x - y)^2 / 2 at x = 0 gives g = 0 and
+ * dg/dx = -y; step 1 has d(update)/dg = 1/eps at g = 0, so
+ * dE/dx = (w xv - yv) xv (lr / eps) y for E = (w1 xv - yv)^2 / 2. */
+START_TEST(adam_zero_gradient_is_finite)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    double w0 = 0.7, y0 = 1.3, xv = 0.4, yv = -0.2, lr = 1e-3, eps = 1e-8;
+    hg_tensor *x = hg_scalar(ctx, HG_F64, 0.0), *w = hg_scalar(ctx, HG_F64, w0);
+    hg_tensor *y = hg_scalar(ctx, HG_F64, y0);
+    hg_tape *outer = hg_tape_begin(ctx, 0);
+    hg_watch(outer, x);
+    hg_tape *inner = hg_tape_begin(ctx, 0);
+    hg_watch(inner, w);
+    hg_tensor *r = hg_sub(ctx, hg_mul(ctx, w, x), y);
+    hg_tensor *loss = hg_scale(ctx, hg_mul(ctx, r, r), 0.5);
+    hg_tape_end(inner);
+    hg_tensor *g, *w1, *state[2] = {NULL, NULL};
+    hg_gradient(inner, loss, 1, &w, NULL, &g);
+    ck_assert_double_eq(hg_item(g), 0.0);
+    hg_opt_config adam = {.kind = HG_OPT_ADAM, .lr = lr, .eps = eps};
+    hg_opt_step(ctx, &adam, NULL, 1, 1, &w, &g, state, &w1);
+    hg_tensor *rv = hg_add_scalar(ctx, hg_scale(ctx, w1, xv), -yv);
+    hg_tensor *E = hg_scale(ctx, hg_mul(ctx, rv, rv), 0.5);
+    hg_tape_end(outer);
+    hg_tensor *dx;
+    ck_assert_int_eq(hg_gradient(outer, E, 1, &x, NULL, &dx), HG_OK);
+    double want = (w0 * xv - yv) * xv * (lr / eps) * y0;
+    ck_assert_msg(isfinite(hg_item(dx)), "hypergradient is %g", hg_item(dx));
+    ck_assert_double_eq_tol(hg_item(dx), want, 1e-9 * fabs(want));
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+/* The same through an MLP with a dead ReLU unit and zero input features,
+ * over 3 Adam steps: every entry finite. */
+START_TEST(adam_dead_units_multi_step_finite)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_rng rng;
+    hg_rng_seed(&rng, 5);
+    hg_mlp spec = {2, {6, 5, 3}, HG_ACT_RELU};
+    hg_tensor *p[4];
+    hg_mlp_init(ctx, &spec, HG_F64, HG_INIT_HE, &rng, p);
+    double *b1 = hg_tensor_f64(p[1]);
+    b1[0] = -100; /* unit 0 is dead for every input */
+    hg_tensor *x = hg_rand_uniform(ctx, &rng, HG_F64, 2, SHAPE(4, 6), 0, 1);
+    double *xd = hg_tensor_f64(x);
+    for (int i = 0; i < 4; i++)
+        xd[i * 6 + 5] = 0; /* feature 5 is zero everywhere */
+    hg_tensor *y = hg_tensor_from(ctx, HG_I32, 1, SHAPE(4), (const int32_t[]){0, 1, 2, 1});
+    hg_tape *outer = hg_tape_begin(ctx, 0);
+    hg_watch(outer, x);
+    hg_tensor *state[8] = {0};
+    hg_opt_config adam = {.kind = HG_OPT_ADAM, .lr = 1e-3};
+    for (int k = 1; k <= 3; k++) {
+        hg_tape *inner = hg_tape_begin(ctx, 0);
+        hg_watch_n(inner, 4, p);
+        hg_tensor *loss = hg_softmax_cross_entropy(ctx, hg_mlp_forward(ctx, &spec, p, x), y);
+        hg_tape_end(inner);
+        hg_tensor *g[4], *next[4];
+        ck_assert_int_eq(hg_gradient(inner, loss, 4, p, NULL, g), HG_OK);
+        ck_assert_int_eq(hg_opt_step(ctx, &adam, NULL, k, 4, p, g, state, next), HG_OK);
+        memcpy(p, next, sizeof p);
+    }
+    hg_tensor *E = hg_softmax_cross_entropy(ctx, hg_mlp_forward(ctx, &spec, p, x), y);
+    hg_tape_end(outer);
+    hg_tensor *dx;
+    ck_assert_int_eq(hg_gradient(outer, E, 1, &x, NULL, &dx), HG_OK);
+    for (int i = 0; i < 24; i++)
+        ck_assert_msg(isfinite(hg_get(dx, i)), "dx[%d] = %g", i, hg_get(dx, i));
+    ck_assert_double_gt(fabs(hg_get(dx, 5)), 0.0); /* the zero feature's derivative is real and nonzero */
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+static Suite *optim_suite(void)
+{
+    Suite *s = suite_create("optim");
+    TCase *tc = tcase_create("optim");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, hand_computed_steps);
+    tcase_add_test(tc, training_form_matches_and_allocates_nothing);
+    tcase_add_test(tc, unrolled_steps_second_order);
+    tcase_add_test(tc, adam_zero_gradient_is_finite);
+    tcase_add_test(tc, adam_dead_units_multi_step_finite);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(optim_suite());
+}
