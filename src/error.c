@@ -4,31 +4,15 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-static hg_status set_error_v(hg_ctx *ctx, hg_status code, const char *fmt, va_list ap)
-{
-    if (!ctx || code == HG_OK)
-        return code;
-    if (ctx->status == HG_OK) {
-        ctx->status = code;
-        vsnprintf(ctx->message, sizeof ctx->message, fmt, ap);
-    }
-    return code;
-}
-
-hg_status hg_set_error(hg_ctx *ctx, hg_status code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    set_error_v(ctx, code, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
+/* The first error is kept; later ones only return their code. */
 hg_status hg_op_error(hg_ctx *ctx, hg_status code, const char *fmt, ...)
 {
+    if (!ctx || code == HG_OK || ctx->status != HG_OK)
+        return code;
+    ctx->status = code;
     va_list ap;
     va_start(ap, fmt);
-    set_error_v(ctx, code, fmt, ap);
+    vsnprintf(ctx->message, sizeof ctx->message, fmt, ap);
     va_end(ap);
     return code;
 }

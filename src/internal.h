@@ -116,12 +116,8 @@ bool hg_is_float(hg_dtype d);
 const char *hg_shape_str(int rank, const int64_t *shape, char *buf, size_t size);
 #define HG_SHAPE(t, buf) hg_shape_str((t)->rank, (t)->shape, (buf), sizeof(buf))
 
-/* error.c */
-hg_status hg_set_error(hg_ctx *ctx, hg_status code, const char *fmt, ...)
-#ifdef __GNUC__
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
+/* error.c: the library records errors through the public hg_op_error. */
+#define hg_set_error hg_op_error
 
 /* tape.c: node recorded on this tape (level bit set, serial inside its window)? */
 bool hg_tape_recorded(const hg_tape *tape, const hg_node *node);

@@ -369,12 +369,8 @@ START_TEST(idx_real_mnist)
         return;
     }
     hg_ctx *ctx = hg_ctx_new(NULL);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte.gz", dir);
-    hg_tensor *img = hg_idx_load(ctx, path, HG_F32, 1.0 / 255, 0);
-    snprintf(path, sizeof path, "%s/t10k-labels-idx1-ubyte.gz", dir);
-    hg_tensor *lab = hg_idx_load(ctx, path, HG_I32, 1, 0);
-    ck_assert_msg(img && lab, "%s", hg_ctx_error(ctx));
+    hg_tensor *img, *lab;
+    load_shared_mnist(ctx, dir, &img, &lab);
     ck_assert_int_eq(hg_tensor_dim(img, 0), 10000);
     ck_assert_int_eq(hg_tensor_dim(img, 1), 28);
     ck_assert_int_eq(hg_tensor_dim(img, 2), 28);

@@ -17,12 +17,8 @@ START_TEST(adam_reaches_93_percent)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     hg_ctx *ctx = hg_ctx_new(NULL);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte.gz", dir);
-    hg_tensor *img = hg_idx_load(ctx, path, HG_F32, 1.0 / 255, 0);
-    snprintf(path, sizeof path, "%s/t10k-labels-idx1-ubyte.gz", dir);
-    hg_tensor *lab = hg_idx_load(ctx, path, HG_I32, 1, 0);
-    ck_assert_msg(img && lab, "%s", hg_ctx_error(ctx));
+    hg_tensor *img, *lab;
+    load_shared_mnist(ctx, dir, &img, &lab);
     const float *x = hg_tensor_f32(img);
     const int32_t *y = hg_tensor_i32(lab);
     hg_tensor *x_val = hg_tensor_from(ctx, HG_F32, 2, SHAPE(2000, 784), x + 8000 * 784);

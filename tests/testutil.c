@@ -40,6 +40,16 @@ const char *shared_mnist_dir(void)
     return path;
 }
 
+void load_shared_mnist(hg_ctx *ctx, const char *dir, hg_tensor **images, hg_tensor **labels)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte.gz", dir);
+    *images = hg_idx_load(ctx, path, HG_F32, 1.0 / 255, 0);
+    snprintf(path, sizeof path, "%s/t10k-labels-idx1-ubyte.gz", dir);
+    *labels = hg_idx_load(ctx, path, HG_I32, 1, 0);
+    ck_assert_msg(*images && *labels, "%s", hg_ctx_error(ctx));
+}
+
 int run_suite(Suite *s)
 {
     SRunner *sr = srunner_create(s);

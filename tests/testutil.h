@@ -41,6 +41,10 @@ hg_tensor *random_f64(hg_ctx *ctx, hg_rng *rng, int rank, const int64_t *shape, 
  * absent (tests then skip and say so). */
 const char *shared_mnist_dir(void);
 
+/* The real MNIST test set from shared_mnist_dir(): images f32 [10000,28,28]
+ * scaled to [0,1] and labels i32 [10000]. Fails the test on a read error. */
+void load_shared_mnist(hg_ctx *ctx, const char *dir, hg_tensor **images, hg_tensor **labels);
+
 /* Run a suite; returns the process exit code. */
 int run_suite(Suite *s);
 
