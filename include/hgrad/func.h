@@ -32,8 +32,10 @@ HG_API hg_status hg_vjp(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, v
                         hg_tensor *cotangent, unsigned flags, hg_tensor **value, hg_tensor **grads);
 
 /* Forward-mode product: jv = sum_i J_i tangents[i] (f's output shape).
- * tangents[i] has inputs[i]'s shape (NULL: zero; ignored for i32). Exact, by
- * the double-vjp construction: jv = d/du <J^T u, t> (linear in u). */
+ * tangents[i] has inputs[i]'s shape and dtype (NULL: zero; ignored for i32).
+ * Exact, by the double-vjp construction: jv = d/du <J^T u, t> (linear in u),
+ * so every op with a composed vjp has it; through a once-differentiable op
+ * it fails with HG_ERR_ONCE_DIFF. */
 HG_API hg_status hg_jvp(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, void *user,
                         hg_tensor *const *tangents, unsigned flags, hg_tensor **value, hg_tensor **jv);
 
@@ -44,12 +46,17 @@ HG_API hg_status hg_hvp(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, v
 
 /* Jacobian of f, flattened: jac [numel(f), N] where N is the total element
  * count of the float inputs, concatenated in order (row-major each). Built
- * one row (one vjp) at a time. */
+ * one row (one sweep of a persistent tape) at a time; without create-graph
+ * each row's sweep is released once copied, so memory is jac plus one
+ * sweep. The float inputs must have f's output dtype (HG_ERR_DTYPE) and
+ * there must be at least one (HG_ERR_INVALID). */
 HG_API hg_status hg_jacobian(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, void *user,
                              unsigned flags, hg_tensor **jac);
 
 /* Hessian of a scalar f, flattened the same way: hess [N, N], symmetric up
- * to rounding; one hvp per row. */
+ * to rounding. The gradient is computed once under a persistent tape, then
+ * row r is one sweep of that tape seeded with e_r (an hvp per row without
+ * recomputing the gradient). Same dtype rules and memory as hg_jacobian. */
 HG_API hg_status hg_hessian(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, void *user,
                             unsigned flags, hg_tensor **hess);
 
