@@ -134,6 +134,191 @@ START_TEST(broadcast_derivatives)
 }
 END_TEST
 
+
+/* Naive broadcasting reference: element i of out (shape `shape`) reads
+ * element of t at the right-aligned, unit-collapsed multi-index. */
+static int64_t source_index(const hg_tensor *t, int rank, const int64_t *shape, int64_t i)
+{
+    int64_t idx = 0, stride = 1;
+    int tr = hg_tensor_rank(t);
+    const int64_t *ts = hg_tensor_shape(t);
+    for (int d = rank - 1; d >= 0; d--) {
+        int64_t coord = i % shape[d];
+        i /= shape[d];
+        int td = d - (rank - tr);
+        if (td >= 0) {
+            if (ts[td] != 1)
+                idx += coord * stride;
+            stride *= ts[td];
+        }
+    }
+    return idx;
+}
+
+static double reference_binary(int op, double x, double y)
+{
+    switch (op) {
+    case 0: return x + y;
+    case 1: return x - y;
+    case 2: return x * y;
+    case 3: return x / y;
+    case 4: return x >= y ? x : y;
+    case 5: return x <= y ? x : y;
+    case 6: return x > y;
+    default: return x >= y;
+    }
+}
+
+/* Every broadcasting pattern the iterator merges or splits, in f32 and f64,
+ * against the naive reference (and where with all three operands). */
+START_TEST(broadcast_patterns_against_reference)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_rng rng;
+    hg_rng_seed(&rng, 5);
+    static const struct {
+        int ra, rb, rm;
+        int64_t sa[4], sb[4], sm[4];
+    } cases[] = {
+        {2, 2, 2, {37, 19}, {37, 19}, {37, 19}},         /* same shape */
+        {2, 1, 1, {37, 19}, {19}, {19}},                /* bias row */
+        {2, 2, 2, {37, 19}, {37, 1}, {1, 19}},          /* column */
+        {0, 2, 0, {0}, {5, 7}, {0}},                    /* scalar */
+        {2, 0, 2, {5, 7}, {0}, {5, 1}},                 /* scalar on the right */
+        {3, 2, 1, {3, 1, 5}, {4, 1}, {5}},              /* both broadcast -> [3,4,5] */
+        {4, 3, 2, {2, 3, 4, 5}, {3, 1, 5}, {4, 1}},     /* rank 4 */
+        {1, 3, 3, {5}, {2, 1, 5}, {2, 1, 1}},
+        {3, 3, 1, {1, 1, 1}, {2, 3, 1}, {1}},           /* unit axes only */
+        {2, 2, 2, {0, 3}, {1, 3}, {0, 1}},              /* empty */
+    };
+    binary_fn fs[] = {hg_add, hg_sub, hg_mul, hg_div, hg_maximum, hg_minimum, hg_greater, hg_greater_equal};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        hg_tensor *a = random_f64(ctx, &rng, cases[c].ra, cases[c].sa, -2, 2);
+        hg_tensor *b = random_f64(ctx, &rng, cases[c].rb, cases[c].sb, 0.5, 2);
+        hg_tensor *m = hg_sign(ctx, random_f64(ctx, &rng, cases[c].rm, cases[c].sm, -1, 1));
+        ck_assert_ctx_ok(ctx);
+        for (int dt = 0; dt < 2; dt++) {
+            hg_dtype dtype = dt ? HG_F32 : HG_F64;
+            hg_tensor *ad = hg_cast(ctx, a, dtype), *bd = hg_cast(ctx, b, dtype), *md = hg_cast(ctx, m, dtype);
+            double tol = dt ? 1e-6 : 1e-15;
+            for (int op = 0; op < 8; op++) {
+                hg_tensor *y = fs[op](ctx, ad, bd);
+                ck_assert_msg(y != NULL, "case %zu op %d: %s", c, op, hg_ctx_error(ctx));
+                int r = hg_tensor_rank(y);
+                const int64_t *sh = hg_tensor_shape(y);
+                for (int64_t i = 0; i < hg_tensor_numel(y); i++) {
+                    double x = hg_get(ad, source_index(ad, r, sh, i)), z = hg_get(bd, source_index(bd, r, sh, i));
+                    double want = reference_binary(op, x, z);
+                    if (dt)
+                        want = (float)reference_binary(op, (float)x, (float)z);
+                    ck_assert_msg(fabs(hg_get(y, i) - want) <= tol * fmax(1, fabs(want)),
+                                  "case %zu op %d dtype %d element %lld: %.9g vs %.9g", c, op, dt, (long long)i,
+                                  hg_get(y, i), want);
+                }
+            }
+            hg_tensor *w = hg_where(ctx, md, ad, bd);
+            ck_assert_msg(w != NULL, "where case %zu: %s", c, hg_ctx_error(ctx));
+            int r = hg_tensor_rank(w);
+            const int64_t *sh = hg_tensor_shape(w);
+            for (int64_t i = 0; i < hg_tensor_numel(w); i++) {
+                double mv = hg_get(md, source_index(md, r, sh, i));
+                double want = mv != 0 ? hg_get(ad, source_index(ad, r, sh, i)) : hg_get(bd, source_index(bd, r, sh, i));
+                ck_assert_msg(hg_get(w, i) == want, "where case %zu element %lld", c, (long long)i);
+            }
+        }
+    }
+    ck_assert_ctx_ok(ctx);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(max_min_broadcast_derivatives)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    /* Entries chosen so that no pair ties. */
+    hg_tensor *m23 = T64(ctx, 2, SHAPE(2, 3), 0.7, -1.3, 2.1, 1.6, -0.4, 0.9);
+    hg_tensor *r3 = T64(ctx, 1, SHAPE(3), 0.15, -0.55, 1.25);
+    hg_tensor *c21 = T64(ctx, 2, SHAPE(2, 1), 0.35, -0.85);
+    hg_tensor *r13 = T64(ctx, 2, SHAPE(1, 3), 1.05, -0.25, 0.05);
+    hg_tensor *s = hg_scalar(ctx, HG_F64, 0.45);
+    hg_tensor *pairs[][2] = {{m23, r3}, {c21, r13}, {s, m23}, {m23, c21}};
+    binary_box fs[] = {{hg_maximum}, {hg_minimum}};
+    for (size_t c = 0; c < sizeof pairs / sizeof pairs[0]; c++)
+        for (int i = 0; i < 2; i++) {
+            char what[64];
+            snprintf(what, sizeof what, "%s broadcast case %zu", i ? "minimum" : "maximum", c);
+            check_gradients(ctx, call_binary, 2, pairs[c], &fs[i], 2, what);
+        }
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+/* Gradients of sum(f(a, b)) with respect to a and b, one tape. */
+static void grad_of_sum(hg_ctx *ctx, binary_fn f, hg_tensor *a, hg_tensor *b, hg_tensor **ga, hg_tensor **gb)
+{
+    hg_tape *t = hg_tape_begin(ctx, 0);
+    hg_watch(t, a);
+    hg_watch(t, b);
+    hg_tensor *y = hg_sum(ctx, f(ctx, a, b));
+    hg_tape_end(t);
+    hg_tensor *src[2] = {a, b}, *g[2];
+    ck_assert_int_eq(hg_gradient(t, y, 2, src, NULL, g), HG_OK);
+    *ga = g[0];
+    *gb = g[1];
+}
+
+/* Ties send the whole cotangent to a, for maximum and minimum. */
+START_TEST(ties_go_to_first_argument)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_tensor *a = T64(ctx, 1, SHAPE(3), 1, 2, 3);
+    hg_tensor *b = T64(ctx, 1, SHAPE(3), 1, 5, 0);
+    hg_tensor *ga, *gb;
+    grad_of_sum(ctx, hg_maximum, a, b, &ga, &gb);
+    const double max_a[3] = {1, 0, 1}, min_a[3] = {1, 1, 0};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_double_eq(hg_get(ga, i), max_a[i]);
+        ck_assert_double_eq(hg_get(gb, i), 1 - max_a[i]);
+    }
+    grad_of_sum(ctx, hg_minimum, a, b, &ga, &gb);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_double_eq(hg_get(ga, i), min_a[i]);
+        ck_assert_double_eq(hg_get(gb, i), 1 - min_a[i]);
+    }
+    ck_assert_ctx_ok(ctx);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+/* Comparisons are constants: not recorded, zero derivative; where's mask
+ * gets a zero cotangent. */
+START_TEST(constants_and_mask)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_tensor *x = T64(ctx, 1, SHAPE(4), -1.5, 0.5, 2.0, -0.25);
+    hg_tensor *zero = hg_scalar(ctx, HG_F64, 0);
+    hg_tape *t = hg_tape_begin(ctx, HG_TAPE_PERSISTENT);
+    hg_watch(t, x);
+    hg_tensor *gt = hg_greater(ctx, x, zero), *ge = hg_greater_equal(ctx, x, zero);
+    ck_assert(!hg_tape_tracks(t, gt));
+    ck_assert(!hg_tape_tracks(t, ge));
+    hg_tensor *y = hg_sum(ctx, hg_mul(ctx, x, gt)); /* sum of the positive entries */
+    hg_tensor *w = hg_sum(ctx, hg_where(ctx, x, x, zero));
+    hg_tape_end(t);
+    hg_tensor *gy, *gw;
+    ck_assert_int_eq(hg_gradient(t, y, 1, &x, NULL, &gy), HG_OK);
+    /* x is both the mask and a: only a's share flows back. */
+    ck_assert_int_eq(hg_gradient(t, w, 1, &x, NULL, &gw), HG_OK);
+    const double expect[4] = {0, 1, 1, 0};
+    for (int i = 0; i < 4; i++) {
+        ck_assert_double_eq(hg_get(gy, i), expect[i]);
+        ck_assert_double_eq(hg_get(gw, i), 1.0);
+    }
+    ck_assert_ctx_ok(ctx);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(errors)
 {
     hg_ctx *ctx = hg_ctx_new(NULL);
@@ -155,7 +340,25 @@ START_TEST(errors)
     hg_ctx_clear_error(ctx);
     ck_assert_ptr_null(hg_where(ctx, b, a, a));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "hg_where"));
     hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_where(ctx, hg_ones(ctx, HG_F32, 1, SHAPE(3)), a, a));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_DTYPE);
+    hg_ctx_clear_error(ctx);
+    /* Every binary op names itself and both shapes. */
+    for (size_t c = 0; c < sizeof binary_cases / sizeof binary_cases[0]; c++) {
+        char name[64];
+        snprintf(name, sizeof name, "hg_%s:", binary_cases[c].name);
+        ck_assert_ptr_null(binary_cases[c].f(ctx, a, b));
+        ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_SHAPE);
+        ck_assert_msg(strstr(hg_ctx_error(ctx), name) && strstr(hg_ctx_error(ctx), "[2,3] and [4]"), "%s",
+                      hg_ctx_error(ctx));
+        hg_ctx_clear_error(ctx);
+        ck_assert_ptr_null(binary_cases[c].f(ctx, i, i));
+        ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_DTYPE);
+        ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), name));
+        hg_ctx_clear_error(ctx);
+    }
     /* NULL input: NULL out, earlier error kept. */
     hg_div(ctx, a, b);
     char first[512];
@@ -167,6 +370,9 @@ START_TEST(errors)
     ck_assert_ptr_null(hg_add(ctx, NULL, a));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_NULL);
     ck_assert_ptr_null(hg_add(NULL, a, a));
+    ck_assert_ptr_null(hg_where(NULL, a, a, a));
+    ck_assert_ptr_null(hg_where(ctx, a, NULL, a));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_NULL);
     /* NaN and Inf propagate as IEEE. */
     hg_ctx_clear_error(ctx);
     hg_tensor *weird = T64(ctx, 1, SHAPE(3), NAN, INFINITY, -INFINITY);
@@ -187,6 +393,10 @@ static Suite *elementwise_suite(void)
     tcase_add_test(tc, broadcast_forward);
     tcase_add_test(tc, derivatives_to_third_order);
     tcase_add_test(tc, broadcast_derivatives);
+    tcase_add_test(tc, broadcast_patterns_against_reference);
+    tcase_add_test(tc, max_min_broadcast_derivatives);
+    tcase_add_test(tc, ties_go_to_first_argument);
+    tcase_add_test(tc, constants_and_mask);
     tcase_add_test(tc, errors);
     suite_add_tcase(s, tc);
     return s;
