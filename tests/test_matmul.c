@@ -1,5 +1,5 @@
 /* Matrix product: values, all four transpose variants to third order,
- * f32, zero-sized operands, errors. */
+ * f32 and f64 against a naive loop, zero-sized operands, errors. */
 #include "testutil.h"
 
 #include <string.h>
@@ -66,6 +66,67 @@ START_TEST(derivatives_all_transposes)
 }
 END_TEST
 
+/* Larger products in f32 and f64, all four flags, against a naive loop. */
+START_TEST(against_naive)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_rng rng;
+    hg_rng_seed(&rng, 21);
+    const int64_t m = 17, k = 23, n = 9;
+    for (int f32 = 0; f32 < 2; f32++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                hg_dtype dt = f32 ? HG_F32 : HG_F64;
+                hg_tensor *a = hg_rand_uniform(ctx, &rng, dt, 2, ta ? SHAPE(k, m) : SHAPE(m, k), -1, 1);
+                hg_tensor *b = hg_rand_uniform(ctx, &rng, dt, 2, tb ? SHAPE(n, k) : SHAPE(k, n), -1, 1);
+                hg_tensor *c = hg_matmul_t(ctx, a, b, ta, tb);
+                ck_assert_ctx_ok(ctx);
+                ck_assert_int_eq(hg_tensor_dtype(c), dt);
+                ck_assert_int_eq(hg_tensor_dim(c, 0), m);
+                ck_assert_int_eq(hg_tensor_dim(c, 1), n);
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t j = 0; j < n; j++) {
+                        double want = 0;
+                        for (int64_t p = 0; p < k; p++)
+                            want += hg_get(a, ta ? p * m + i : i * k + p) * hg_get(b, tb ? j * k + p : p * n + j);
+                        ck_assert_msg(fabs(hg_get(c, i * n + j) - want) <= (f32 ? 1e-5 : 1e-13),
+                                      "f32=%d ta=%d tb=%d (%lld,%lld)", f32, ta, tb, (long long)i, (long long)j);
+                    }
+            }
+    /* Zero-sized with transposes: [0,2]^T @ [0,3] = zeros [2,3]. */
+    hg_tensor *z = hg_matmul_t(ctx, hg_ones(ctx, HG_F32, 2, SHAPE(0, 2)), hg_ones(ctx, HG_F32, 2, SHAPE(0, 3)), 1, 0);
+    ck_assert_int_eq(hg_tensor_dim(z, 0), 2);
+    ck_assert_int_eq(hg_tensor_dim(z, 1), 3);
+    for (int i = 0; i < 6; i++)
+        ck_assert_float_eq(hg_tensor_f32(z)[i], 0.0f);
+    ck_assert_int_eq(hg_tensor_numel(hg_matmul_t(ctx, hg_ones(ctx, HG_F64, 2, SHAPE(3, 0)),
+                                                 hg_ones(ctx, HG_F64, 2, SHAPE(4, 3)), 1, 1)), 0);
+    ck_assert_ctx_ok(ctx);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+/* The gradient of a zero-sized product is a zero-sized tensor, and the
+ * gradient through [2,0] @ [0,3] is zero-sized too. */
+START_TEST(zero_sized_gradient)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_tensor *a = hg_ones(ctx, HG_F64, 2, SHAPE(2, 0)), *b = hg_ones(ctx, HG_F64, 2, SHAPE(0, 3));
+    hg_tape *t = hg_tape_begin(ctx, 0);
+    hg_tensor *src[2] = {a, b}, *g[2];
+    hg_watch_n(t, 2, src);
+    hg_tensor *y = hg_sum(ctx, hg_matmul(ctx, a, b));
+    hg_tape_end(t);
+    ck_assert_int_eq(hg_gradient(t, y, 2, src, NULL, g), HG_OK);
+    ck_assert_int_eq(hg_tensor_dim(g[0], 0), 2);
+    ck_assert_int_eq(hg_tensor_dim(g[0], 1), 0);
+    ck_assert_int_eq(hg_tensor_dim(g[1], 0), 0);
+    ck_assert_int_eq(hg_tensor_dim(g[1], 1), 3);
+    ck_assert_ctx_ok(ctx);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(errors)
 {
     hg_ctx *ctx = hg_ctx_new(NULL);
@@ -73,17 +134,39 @@ START_TEST(errors)
     hg_tensor *b = hg_ones(ctx, HG_F64, 2, SHAPE(4, 5));
     ck_assert_ptr_null(hg_matmul(ctx, a, b));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_SHAPE);
-    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "[2,3] @ [4,5]"));
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "hg_matmul: inner dimensions differ: [2,3] @ [4,5]"));
     hg_ctx_clear_error(ctx);
+    /* With flags the message shows the transposes. */
+    ck_assert_ptr_null(hg_matmul_t(ctx, a, a, 0, 0));
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "[2,3] @ [2,3]"));
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_matmul_t(ctx, a, a, 1, 1));
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "[2,3]^T @ [2,3]^T"));
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_nonnull(hg_matmul_t(ctx, a, a, 0, 1)); /* [2,3] @ [3,2] */
+    ck_assert_ptr_nonnull(hg_matmul_t(ctx, a, a, 1, 0)); /* [3,2] @ [2,3] */
     ck_assert_ptr_null(hg_matmul(ctx, a, hg_ones(ctx, HG_F64, 1, SHAPE(3))));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "hg_matmul"));
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "2-D"));
     hg_ctx_clear_error(ctx);
     ck_assert_ptr_null(hg_matmul(ctx, a, hg_ones(ctx, HG_F32, 2, SHAPE(3, 2))));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_DTYPE);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "hg_matmul: mixed dtypes f64 and f32"));
+    hg_ctx_clear_error(ctx);
+    hg_tensor *ia = hg_reshape(ctx, hg_arange(ctx, HG_I32, 6, 0, 1), 2, SHAPE(3, 2));
+    ck_assert_ptr_null(hg_matmul(ctx, ia, ia));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_DTYPE);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "i32"));
     hg_ctx_clear_error(ctx);
     ck_assert_ptr_null(hg_matmul(ctx, NULL, a));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_NULL);
-    ck_assert_ptr_null(hg_transpose(ctx, hg_ones(ctx, HG_F64, 1, SHAPE(3))));
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "hg_matmul"));
+    /* A NULL input keeps the first error. */
+    ck_assert_ptr_null(hg_matmul(ctx, a, b));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_NULL);
+    ck_assert_ptr_null(hg_matmul(NULL, a, a));
+    ck_assert_ptr_null(hg_matmul_t(NULL, a, a, 0, 1));
     hg_ctx_free(ctx);
 }
 END_TEST
@@ -95,6 +178,8 @@ static Suite *matmul_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, values);
     tcase_add_test(tc, derivatives_all_transposes);
+    tcase_add_test(tc, against_naive);
+    tcase_add_test(tc, zero_sized_gradient);
     tcase_add_test(tc, errors);
     suite_add_tcase(s, tc);
     return s;

@@ -112,6 +112,42 @@ START_TEST(cast_gradient_crosses_dtypes)
 }
 END_TEST
 
+/* Every axis of rank-3 tensors, f32 and f64, against a direct formula;
+ * the [3,2,300] case sweeps more columns than one block. */
+START_TEST(softmax_against_naive)
+{
+    static const int64_t shapes[][3] = {{2, 3, 4}, {4, 1, 5}, {3, 2, 300}, {1, 6, 1}};
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_rng rng;
+    hg_rng_seed(&rng, 31);
+    for (size_t c = 0; c < 4; c++)
+        for (int axis = -1; axis < 3; axis++)
+            for (int f32 = 0; f32 < 2; f32++) {
+                const int64_t *sh = shapes[c];
+                hg_tensor *x = hg_rand_uniform(ctx, &rng, f32 ? HG_F32 : HG_F64, 3, sh, -30, 30);
+                hg_tensor *y = hg_softmax(ctx, x, axis), *ly = hg_log_softmax(ctx, x, axis);
+                ck_assert_ctx_ok(ctx);
+                int ax = axis < 0 ? axis + 3 : axis;
+                int64_t st[3] = {sh[1] * sh[2], sh[2], 1};
+                for (int64_t i = 0; i < hg_tensor_numel(x); i++) {
+                    int64_t pos = i / st[ax] % sh[ax], base = i - pos * st[ax];
+                    double mx = -INFINITY, z = 0;
+                    for (int64_t k = 0; k < sh[ax]; k++)
+                        mx = fmax(mx, hg_get(x, base + k * st[ax]));
+                    for (int64_t k = 0; k < sh[ax]; k++)
+                        z += exp(hg_get(x, base + k * st[ax]) - mx);
+                    double want_log = hg_get(x, i) - mx - log(z);
+                    double tol = f32 ? 1e-5 : 1e-13;
+                    ck_assert_msg(fabs(hg_get(y, i) - exp(want_log)) <= tol, "shape %zu axis %d f32 %d elem %lld", c,
+                                  axis, f32, (long long)i);
+                    ck_assert_msg(fabs(hg_get(ly, i) - want_log) <= tol * fmax(1, fabs(want_log)),
+                                  "log: shape %zu axis %d f32 %d elem %lld", c, axis, f32, (long long)i);
+                }
+            }
+    hg_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(errors)
 {
     hg_ctx *ctx = hg_ctx_new(NULL);
@@ -120,12 +156,22 @@ START_TEST(errors)
     ck_assert_ptr_null(hg_gather(ctx, x, lab));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_RANGE);
     ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "hg_gather"));
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "index 4"));
     ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "position 1"));
+    hg_ctx_clear_error(ctx);
+    hg_tensor *neg = hg_tensor_from(ctx, HG_I32, 1, SHAPE(3), (const int32_t[]){0, 1, -1});
+    ck_assert_ptr_null(hg_gather(ctx, x, neg));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_RANGE);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "index -1 at position 2"));
     hg_ctx_clear_error(ctx);
     ck_assert_ptr_null(hg_one_hot(ctx, lab, 4, HG_F64));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_RANGE);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "hg_one_hot"));
     hg_ctx_clear_error(ctx);
     ck_assert_ptr_null(hg_one_hot(ctx, x, 4, HG_F64));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_DTYPE);
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_one_hot(ctx, lab, 5, HG_I32));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_DTYPE);
     hg_ctx_clear_error(ctx);
     ck_assert_ptr_null(hg_one_hot(ctx, lab, 0, HG_F64));
@@ -133,18 +179,50 @@ START_TEST(errors)
     hg_ctx_clear_error(ctx);
     ck_assert_ptr_null(hg_gather(ctx, x, hg_arange(ctx, HG_I32, 2, 0, 1)));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "hg_gather"));
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "[3,4] and [2]"));
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_gather(ctx, hg_cast(ctx, lab, HG_F64), lab));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_SHAPE);
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_gather(ctx, x, hg_cast(ctx, lab, HG_F64)));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_DTYPE);
     hg_ctx_clear_error(ctx);
     ck_assert_ptr_null(hg_softmax(ctx, x, 2));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_RANGE);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "hg_softmax: axis 2 out of range for shape [3,4]"));
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_log_softmax(ctx, x, -3));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_RANGE);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "hg_log_softmax: axis -3"));
     hg_ctx_clear_error(ctx);
     ck_assert_ptr_null(hg_log_softmax(ctx, lab, 0));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_DTYPE);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "hg_log_softmax"));
     hg_ctx_clear_error(ctx);
     ck_assert_ptr_null(hg_cast(ctx, x, HG_I32));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_DTYPE);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "hg_cast"));
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_cast(ctx, x, (hg_dtype)7));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_DTYPE);
     hg_ctx_clear_error(ctx);
     ck_assert_ptr_null(hg_softmax(ctx, NULL, 0));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_NULL);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "hg_softmax"));
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_gather(ctx, x, NULL));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_NULL);
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_cast(ctx, NULL, HG_F32));
+    ck_assert_ptr_null(hg_one_hot(ctx, NULL, 3, HG_F32));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_NULL);
+    /* NULL ctx */
+    ck_assert_ptr_null(hg_softmax(NULL, x, 0));
+    ck_assert_ptr_null(hg_log_softmax(NULL, x, 0));
+    ck_assert_ptr_null(hg_gather(NULL, x, lab));
+    ck_assert_ptr_null(hg_one_hot(NULL, lab, 5, HG_F64));
+    ck_assert_ptr_null(hg_cast(NULL, x, HG_F32));
     hg_ctx_free(ctx);
 }
 END_TEST
@@ -157,6 +235,7 @@ static Suite *softmax_index_suite(void)
     tcase_add_test(tc, values);
     tcase_add_test(tc, derivatives);
     tcase_add_test(tc, cast_gradient_crosses_dtypes);
+    tcase_add_test(tc, softmax_against_naive);
     tcase_add_test(tc, errors);
     suite_add_tcase(s, tc);
     return s;

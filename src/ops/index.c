@@ -1,5 +1,7 @@
-/* Index ops: one_hot (constant), gather (differentiable in x), cast. */
-#include "../kernels/kernels.h"
+/* Index ops: one_hot (constant), gather (differentiable in x), and the
+ * dtype cast (f32 <-> f64 differentiable, i32 -> float a constant, float ->
+ * i32 refused with HG_ERR_DTYPE). */
+#include "../internal.h"
 
 #include <string.h>
 
@@ -105,6 +107,8 @@ static hg_status gather_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *co
 static hg_status gather_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
 {
     hg_tensor *x = hg_node_input(node, 0), *idx = hg_node_input(node, 1);
+    if (!hg_node_needs_grad(node, 0))
+        return HG_OK;
     int64_t col[2] = {x->shape[0], 1};
     gin[0] = hg_mul(ctx, hg_one_hot(ctx, idx, x->shape[1], x->dtype), hg_reshape(ctx, gout[0], 2, col));
     return gin[0] ? HG_OK : hg_ctx_status(ctx);
@@ -158,19 +162,22 @@ static hg_status cast_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *cons
     return HG_OK;
 }
 
-/* dx = cast(g, dtype(x)) (i32 inputs are not differentiable) */
+/* dx = cast(g, dtype(x)) */
 static hg_status cast_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
 {
     hg_tensor *x = hg_node_input(node, 0);
-    if (!hg_is_float(x->dtype))
+    if (!hg_node_needs_grad(node, 0))
         return HG_OK;
     gin[0] = hg_cast(ctx, gout[0], x->dtype);
     return gin[0] ? HG_OK : hg_ctx_status(ctx);
 }
 
 static const hg_opdef cast_def = {"hg_cast", 1, 1, sizeof(hg_dtype), cast_shape, cast_forward, cast_vjp, NULL};
+/* From i32: labels become float constants (no vjp, never recorded). */
+static const hg_opdef cast_const_def = {"hg_cast", 1, 1, sizeof(hg_dtype), cast_shape, cast_forward, NULL, NULL};
 
 hg_tensor *hg_cast(hg_ctx *ctx, hg_tensor *x, hg_dtype dtype)
 {
-    return hg_apply(ctx, &cast_def, &x, &dtype);
+    bool from_int = hg_tensor_check(x) == HG_OK && x->dtype == HG_I32;
+    return hg_apply(ctx, from_int ? &cast_const_def : &cast_def, &x, &dtype);
 }

@@ -66,8 +66,15 @@ static hg_status matmul_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *
     return HG_OK;
 }
 
-static const hg_opdef matmul_def = {"hg_matmul", 2, 1, sizeof(matmul_attr), matmul_shape, matmul_forward,
-                                    matmul_vjp, NULL};
+static const hg_opdef matmul_def = {
+    .name = "hg_matmul",
+    .n_inputs = 2,
+    .n_outputs = 1,
+    .attr_size = sizeof(matmul_attr),
+    .shape = matmul_shape,
+    .forward = matmul_forward,
+    .vjp = matmul_vjp,
+};
 
 hg_tensor *hg_matmul_t(hg_ctx *ctx, hg_tensor *a, hg_tensor *b, int trans_a, int trans_b)
 {

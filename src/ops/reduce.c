@@ -1,6 +1,7 @@
-/* Reductions: sum_to (the one reduction kernel), sum and mean over all
- * elements or one axis. */
-#include "../kernels/kernels.h"
+/* Reductions. One op, sum_to (sum down to a shape that broadcasts to x's);
+ * sum, mean, sum_axis and mean_axis are built from it, hg_scale and
+ * hg_reshape, so their derivatives come for free. */
+#include "../kernels/layout.h"
 
 #include <math.h>
 #include <string.h>
@@ -27,15 +28,16 @@ static hg_status sum_to_shape(hg_ctx *ctx, hg_tensor *const *in, const void *att
 {
     const shape_attr *a = attr;
     char x[160], t[160];
-    if (!hg_is_float(in[0]->dtype))
-        return hg_op_error(ctx, HG_ERR_DTYPE, "hg_sum_to: input is %s, expected f32 or f64",
-                           hg_dtype_name(in[0]->dtype));
+    hg_status s = hg_check_float_same(ctx, "hg_sum_to", 1, in);
+    if (s != HG_OK)
+        return s;
     if (!broadcasts_to(a->rank, a->shape, in[0]->rank, in[0]->shape))
         return hg_op_error(ctx, HG_ERR_SHAPE, "hg_sum_to: cannot sum %s down to %s", HG_SHAPE(in[0], x),
                            hg_shape_str(a->rank, a->shape, t, sizeof t));
     out->dtype = in[0]->dtype;
     out->rank = a->rank;
-    memcpy(out->shape, a->shape, sizeof(int64_t) * (size_t)a->rank);
+    if (a->rank)
+        memcpy(out->shape, a->shape, sizeof(int64_t) * (size_t)a->rank);
     return HG_OK;
 }
 
@@ -43,7 +45,7 @@ static hg_status sum_to_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *co
 {
     (void)ctx;
     (void)attr;
-    hg_kernel_sum_to(out[0], in[0]);
+    hg_layout_sum_to(out[0], in[0]);
     return HG_OK;
 }
 
@@ -51,20 +53,32 @@ static hg_status sum_to_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *co
 static hg_status sum_to_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
 {
     hg_tensor *x = hg_node_input(node, 0);
+    if (!hg_node_needs_grad(node, 0))
+        return HG_OK;
     gin[0] = hg_broadcast_to(ctx, gout[0], x->rank, x->shape);
     return gin[0] ? HG_OK : hg_ctx_status(ctx);
 }
 
-static const hg_opdef sum_to_def = {"hg_sum_to", 1, 1, sizeof(shape_attr), sum_to_shape, sum_to_forward,
-                                    sum_to_vjp, NULL};
+static const hg_opdef sum_to_def = {
+    .name = "hg_sum_to",
+    .n_inputs = 1,
+    .n_outputs = 1,
+    .attr_size = sizeof(shape_attr),
+    .shape = sum_to_shape,
+    .forward = sum_to_forward,
+    .vjp = sum_to_vjp,
+};
 
 hg_tensor *hg_sum_to(hg_ctx *ctx, hg_tensor *x, int rank, const int64_t *shape)
 {
     if (!ctx)
         return NULL;
-    if (rank < 0 || rank > HG_MAX_RANK || (rank > 0 && !shape)) {
-        hg_op_error(ctx, rank > 0 && !shape ? HG_ERR_NULL : HG_ERR_SHAPE, "hg_sum_to: invalid target rank %d",
-                    rank);
+    if (rank < 0 || rank > HG_MAX_RANK) {
+        hg_op_error(ctx, HG_ERR_SHAPE, "hg_sum_to: target rank %d outside 0..%d", rank, HG_MAX_RANK);
+        return NULL;
+    }
+    if (rank > 0 && !shape) {
+        hg_op_error(ctx, HG_ERR_NULL, "hg_sum_to: shape is NULL for rank %d", rank);
         return NULL;
     }
     shape_attr a = {rank, {0}};
@@ -73,17 +87,25 @@ hg_tensor *hg_sum_to(hg_ctx *ctx, hg_tensor *x, int rank, const int64_t *shape)
     return hg_apply(ctx, &sum_to_def, &x, &a);
 }
 
+/* Checks shared by the wrappers below: live float tensor of ctx. */
+static bool check_input(hg_ctx *ctx, const char *who, hg_tensor *x)
+{
+    if (!ctx || hg_tensor_validate(ctx, x, who) != HG_OK)
+        return false;
+    return hg_check_float_same(ctx, who, 1, &x) == HG_OK;
+}
+
 hg_tensor *hg_sum(hg_ctx *ctx, hg_tensor *x)
 {
     return hg_sum_to(ctx, x, 0, NULL);
 }
 
+/* mean = sum / numel (NaN for an empty tensor, as in NumPy). */
 hg_tensor *hg_mean(hg_ctx *ctx, hg_tensor *x)
 {
-    hg_tensor *s = hg_sum(ctx, x);
-    if (!s)
+    if (!check_input(ctx, "hg_mean", x))
         return NULL;
-    return hg_scale(ctx, s, x->numel ? 1.0 / (double)x->numel : NAN);
+    return hg_scale(ctx, hg_sum(ctx, x), x->numel ? 1.0 / (double)x->numel : NAN);
 }
 
 /* Resolve a possibly negative axis; error naming `who` if out of range. */
@@ -98,11 +120,11 @@ static int resolve_axis(hg_ctx *ctx, const char *who, const hg_tensor *x, int ax
     return r;
 }
 
+/* sum_to the shape with axis set to 1, then (without keepdim) drop it. A
+ * leading axis needs no reshape: [n,m] sums straight to [m]. */
 static hg_tensor *sum_axis(hg_ctx *ctx, const char *who, hg_tensor *x, int axis, int keepdim, bool mean)
 {
-    if (!ctx)
-        return NULL;
-    if (hg_tensor_validate(ctx, x, who) != HG_OK)
+    if (!check_input(ctx, who, x))
         return NULL;
     int ax = resolve_axis(ctx, who, x, axis);
     if (ax < 0)
@@ -114,11 +136,16 @@ static hg_tensor *sum_axis(hg_ctx *ctx, const char *who, hg_tensor *x, int axis,
         if (i != ax)
             dropped[nd++] = x->shape[i];
     }
-    hg_tensor *s = hg_sum_to(ctx, x, x->rank, kept);
-    if (s && mean)
+    hg_tensor *s;
+    if (!keepdim && ax == 0) {
+        s = hg_sum_to(ctx, x, nd, dropped);
+    } else {
+        s = hg_sum_to(ctx, x, x->rank, kept);
+        if (!keepdim)
+            s = hg_reshape(ctx, s, nd, dropped);
+    }
+    if (mean)
         s = hg_scale(ctx, s, x->shape[ax] ? 1.0 / (double)x->shape[ax] : NAN);
-    if (s && !keepdim)
-        s = hg_reshape(ctx, s, nd, dropped);
     return s;
 }
 

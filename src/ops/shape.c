@@ -1,7 +1,9 @@
-/* Shape ops: broadcast_to, reshape, transpose, permute. All copy into a new
- * contiguous tensor. */
-#include "../kernels/kernels.h"
+/* Shape ops: broadcast_to, reshape, transpose, permute. Each makes a new
+ * contiguous tensor (tensors never alias: their data is writable). The
+ * loops are in kernels/layout.c. */
+#include "../kernels/layout.h"
 
+#include <stdio.h>
 #include <string.h>
 
 typedef struct shape_attr {
@@ -48,7 +50,7 @@ static hg_status broadcast_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor 
 {
     (void)ctx;
     (void)attr;
-    hg_kernel_broadcast(out[0], in[0]);
+    hg_layout_broadcast(out[0], in[0]);
     return HG_OK;
 }
 
@@ -56,6 +58,8 @@ static hg_status broadcast_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor 
 static hg_status broadcast_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
 {
     hg_tensor *x = hg_node_input(node, 0);
+    if (!hg_node_needs_grad(node, 0))
+        return HG_OK;
     gin[0] = hg_sum_to(ctx, gout[0], x->rank, x->shape);
     return gin[0] ? HG_OK : hg_ctx_status(ctx);
 }
@@ -120,6 +124,8 @@ static hg_status reshape_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *c
 static hg_status reshape_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
 {
     hg_tensor *x = hg_node_input(node, 0);
+    if (!hg_node_needs_grad(node, 0))
+        return HG_OK;
     gin[0] = hg_reshape(ctx, gout[0], x->rank, x->shape);
     return gin[0] ? HG_OK : hg_ctx_status(ctx);
 }
@@ -151,9 +157,14 @@ static hg_status permute_shape(hg_ctx *ctx, hg_tensor *const *in, const void *at
                            HG_SHAPE(in[0], x));
     bool seen[HG_MAX_RANK] = {false};
     for (int i = 0; i < p->rank; i++) {
-        if (p->perm[i] < 0 || p->perm[i] >= p->rank || seen[p->perm[i]])
-            return hg_op_error(ctx, HG_ERR_RANGE, "hg_permute: invalid permutation for shape %s",
+        if (p->perm[i] < 0 || p->perm[i] >= p->rank || seen[p->perm[i]]) {
+            char list[64];
+            size_t len = 0;
+            for (int k = 0; k < p->rank && len < sizeof list; k++)
+                len += (size_t)snprintf(list + len, sizeof list - len, "%s%d", k ? "," : "", p->perm[k]);
+            return hg_op_error(ctx, HG_ERR_RANGE, "hg_permute: (%s) is not a permutation of the axes of %s", list,
                                HG_SHAPE(in[0], x));
+        }
         seen[p->perm[i]] = true;
         out->shape[i] = in[0]->shape[p->perm[i]];
     }
@@ -165,33 +176,7 @@ static hg_status permute_shape(hg_ctx *ctx, hg_tensor *const *in, const void *at
 static hg_status permute_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)
 {
     (void)ctx;
-    const perm_attr *p = attr;
-    const hg_tensor *x = in[0];
-    hg_tensor *y = out[0];
-    if (y->numel == 0)
-        return HG_OK;
-    /* Element strides of x, taken in output axis order. */
-    int64_t xs[HG_MAX_RANK], s = 1, st[HG_MAX_RANK];
-    for (int d = x->rank - 1; d >= 0; d--) {
-        xs[d] = s;
-        s *= x->shape[d];
-    }
-    for (int d = 0; d < y->rank; d++)
-        st[d] = xs[p->perm[d]];
-    size_t es = hg_dtype_size(x->dtype);
-    int64_t idx[HG_MAX_RANK] = {0}, off = 0;
-    const unsigned char *src = x->data;
-    unsigned char *dst = y->data;
-    for (int64_t i = 0; i < y->numel; i++) {
-        memcpy(dst + (size_t)i * es, src + (size_t)off * es, es);
-        for (int d = y->rank - 1; d >= 0; d--) {
-            off += st[d];
-            if (++idx[d] < y->shape[d])
-                break;
-            off -= st[d] * y->shape[d];
-            idx[d] = 0;
-        }
-    }
+    hg_layout_permute(out[0], in[0], ((const perm_attr *)attr)->perm);
     return HG_OK;
 }
 
@@ -199,6 +184,8 @@ static hg_status permute_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *c
 static hg_status permute_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
 {
     const perm_attr *p = hg_node_attr(node);
+    if (!hg_node_needs_grad(node, 0))
+        return HG_OK;
     int inverse[HG_MAX_RANK];
     for (int i = 0; i < p->rank; i++)
         inverse[p->perm[i]] = i;
