@@ -82,11 +82,7 @@ extern const hg_unary_kernel hg_unary_copy;
 
 void hg_kernel_unary(const hg_unary_kernel *kernel, double p, hg_tensor *out, const hg_tensor *x);
 
-/* ---- reduction and expansion along broadcast axes ----------------------- */
-
-/* out (shape broadcastable to x's) = sum of x over the broadcast axes. */
-void hg_kernel_sum_to(hg_tensor *out, const hg_tensor *x);
-/* out = x broadcast to out's shape. */
-void hg_kernel_broadcast(hg_tensor *out, const hg_tensor *x);
+/* Reductions and expansions along broadcast axes (sum_to, broadcast_to)
+ * and permutations are in layout.h. */
 
 #endif
