@@ -1,0 +1,223 @@
+/* GEMM tracing by interposition: see gemm_trace.h. This file deliberately
+ * does not include <cblas.h>: the enums are passed as int, which is what
+ * every CBLAS's ABI does. */
+#define _GNU_SOURCE
+#include "gemm_trace.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float,
+                         float *, int);
+typedef void (*dgemm_fn)(int, int, int, int, int, int, double, const double *, int, const double *, int, double,
+                         double *, int);
+
+static sgemm_fn real_sgemm;
+static dgemm_fn real_dgemm;
+static int tracing;
+static gemm_call *calls;
+static size_t n_calls, cap_calls;
+static double inside_seconds;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int gemm_trace_init(void)
+{
+    if (!real_sgemm)
+        *(void **)&real_sgemm = dlsym(RTLD_NEXT, "cblas_sgemm");
+    if (!real_dgemm)
+        *(void **)&real_dgemm = dlsym(RTLD_NEXT, "cblas_dgemm");
+    if (!real_sgemm || !real_dgemm) {
+        fprintf(stderr, "gemm_trace: the BLAS's cblas_sgemm/cblas_dgemm not found (%s)\n", dlerror());
+        return -1;
+    }
+    return 0;
+}
+
+static void record(int dtype, int order, int ta, int tb, int m, int n, int k, double alpha, int lda, int ldb,
+                   double beta, int ldc)
+{
+    if (n_calls == cap_calls) {
+        size_t ncap = cap_calls ? 2 * cap_calls : 1024;
+        gemm_call *p = realloc(calls, ncap * sizeof *p);
+        if (!p) {
+            tracing = 0;
+            return;
+        }
+        calls = p;
+        cap_calls = ncap;
+    }
+    calls[n_calls++] = (gemm_call){dtype, order, ta, tb, m, n, k, lda, ldb, ldc, alpha, beta};
+}
+
+void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                 const float *b, int ldb, float beta, float *c, int ldc);
+void cblas_dgemm(int order, int ta, int tb, int m, int n, int k, double alpha, const double *a, int lda,
+                 const double *b, int ldb, double beta, double *c, int ldc);
+
+void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                 const float *b, int ldb, float beta, float *c, int ldc)
+{
+    if (!real_sgemm && gemm_trace_init() != 0)
+        abort();
+    if (!tracing) {
+        real_sgemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    record(0, order, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc);
+    double t0 = now();
+    real_sgemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    inside_seconds += now() - t0;
+}
+
+void cblas_dgemm(int order, int ta, int tb, int m, int n, int k, double alpha, const double *a, int lda,
+                 const double *b, int ldb, double beta, double *c, int ldc)
+{
+    if (!real_dgemm && gemm_trace_init() != 0)
+        abort();
+    if (!tracing) {
+        real_dgemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    record(1, order, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc);
+    double t0 = now();
+    real_dgemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    inside_seconds += now() - t0;
+}
+
+void gemm_trace_start(void)
+{
+    n_calls = 0;
+    inside_seconds = 0;
+    tracing = 1;
+}
+
+void gemm_trace_stop(void)
+{
+    tracing = 0;
+}
+
+size_t gemm_trace_count(void)
+{
+    return n_calls;
+}
+
+const gemm_call *gemm_trace_calls(void)
+{
+    return calls;
+}
+
+double gemm_trace_seconds(void)
+{
+    return inside_seconds;
+}
+
+double gemm_trace_flops(void)
+{
+    double f = 0;
+    for (size_t i = 0; i < n_calls; i++)
+        f += (double)calls[i].m * calls[i].n * calls[i].k;
+    return f;
+}
+
+/* Elements spanned by a stored operand whose op() is rows x cols
+ * (CblasRowMajor 101, CblasColMajor 102, CblasNoTrans 111). */
+static size_t stored(int order, int trans, int rows, int cols, int ld)
+{
+    int notrans = trans == 111;
+    int lines = order == 101 ? (notrans ? rows : cols) : (notrans ? cols : rows);
+    return (size_t)lines * (size_t)ld;
+}
+
+double gemm_replay(void)
+{
+    if (!n_calls || (!real_sgemm && gemm_trace_init() != 0))
+        return -1;
+    size_t max_a = 1, max_b = 1, max_c = 1;
+    for (size_t i = 0; i < n_calls; i++) {
+        const gemm_call *g = &calls[i];
+        size_t sa = stored(g->order, g->trans_a, g->m, g->k, g->lda);
+        size_t sb = stored(g->order, g->trans_b, g->k, g->n, g->ldb);
+        size_t sc = stored(g->order, 111, g->m, g->n, g->ldc);
+        max_a = sa > max_a ? sa : max_a;
+        max_b = sb > max_b ? sb : max_b;
+        max_c = sc > max_c ? sc : max_c;
+    }
+    /* Separate buffers per dtype, 8-byte elements (enough for both). */
+    double *a = aligned_alloc(64, (max_a * 8 + 63) / 64 * 64);
+    double *b = aligned_alloc(64, (max_b * 8 + 63) / 64 * 64);
+    double *c = aligned_alloc(64, (max_c * 8 + 63) / 64 * 64);
+    if (!a || !b || !c) {
+        free(a);
+        free(b);
+        free(c);
+        return -1;
+    }
+    float *af = (float *)a, *bf = (float *)b, *cf = (float *)c;
+    for (size_t i = 0; i < max_a; i++)
+        a[i] = 0.001 * (double)(i % 97);
+    for (size_t i = 0; i < max_b; i++)
+        b[i] = 0.001 * (double)(i % 89);
+    memset(c, 0, max_c * 8);
+    /* The f32 calls read the same bytes as floats: make them sane values. */
+    int any_f32 = 0;
+    for (size_t i = 0; i < n_calls; i++)
+        any_f32 |= calls[i].dtype == 0;
+    if (any_f32) {
+        for (size_t i = 0; i < max_a; i++)
+            af[i] = 0.001f * (float)(i % 97);
+        for (size_t i = 0; i < max_b; i++)
+            bf[i] = 0.001f * (float)(i % 89);
+    }
+    double t0 = now();
+    for (size_t i = 0; i < n_calls; i++) {
+        const gemm_call *g = &calls[i];
+        if (g->dtype == 0)
+            real_sgemm(g->order, g->trans_a, g->trans_b, g->m, g->n, g->k, (float)g->alpha, af, g->lda, bf, g->ldb,
+                       (float)g->beta, cf, g->ldc);
+        else
+            real_dgemm(g->order, g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, a, g->lda, b, g->ldb, g->beta,
+                       c, g->ldc);
+    }
+    double t = now() - t0;
+    free(a);
+    free(b);
+    free(c);
+    return t;
+}
+
+void blas_set_threads(int n)
+{
+    void (*set)(int);
+    *(void **)&set = dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+    if (set)
+        set(n);
+}
+
+const char *blas_description(void)
+{
+    static char buf[256];
+    char *(*config)(void), *(*core)(void);
+    *(void **)&config = dlsym(RTLD_DEFAULT, "openblas_get_config");
+    *(void **)&core = dlsym(RTLD_DEFAULT, "openblas_get_corename");
+    if (!config) {
+        Dl_info info;
+        void *addr = NULL;
+        memcpy(&addr, &real_dgemm, sizeof addr);
+        if (addr && dladdr(addr, &info) && info.dli_fname)
+            snprintf(buf, sizeof buf, "CBLAS from %s", info.dli_fname);
+        else
+            snprintf(buf, sizeof buf, "unknown CBLAS");
+        return buf;
+    }
+    snprintf(buf, sizeof buf, "%s (core %s)", config(), core ? core() : "?");
+    return buf;
+}
