@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef HGRAD_SOURCE_ROOT
 #define HGRAD_SOURCE_ROOT "."
@@ -314,6 +315,10 @@ static hg_opt_config opt_config(const bench_case *c)
     return cfg;
 }
 
+/* Arena bytes in use when the recorded forward computation (steps and
+ * E_val) is complete, before the outer sweep. */
+static size_t forward_bytes_in_use;
+
 /* dE_val/dx_train through c->steps unrolled steps (nested tapes). */
 static hg_status hypergradient(hg_ctx *ctx, const problem *p, const bench_case *c, int steps, hg_tensor **dx,
                                double *val_loss)
@@ -343,6 +348,7 @@ static hg_status hypergradient(hg_ctx *ctx, const problem *p, const bench_case *
     if (!E)
         return hg_ctx_status(ctx);
     *val_loss = hg_item(E);
+    forward_bytes_in_use = hg_ctx_get_stats(ctx).bytes_in_use;
     return hg_gradient(outer, E, 1, &p->x_train, NULL, dx);
 }
 
@@ -355,6 +361,7 @@ typedef struct result {
     size_t gemm_calls;
     double gemm_madds;
     size_t peak_bytes;
+    size_t forward_bytes; /* of peak_bytes: held by the recorded forward (before the outer sweep) */
     double val_loss;
     int repeats;
     /* training only */
@@ -387,13 +394,15 @@ static void print_result(const bench_case *c, hg_dtype dt, const result *r, int 
                "time/GEMM limit %.2fx\n",
                1e3 * r->gemm_limit, r->gemm_calls, r->gemm_madds / 1e6, 1e3 * r->gemm_inrun,
                r->gemm_limit > 0 ? r->time.median / r->gemm_limit : 0.0);
-        printf("          arena peak %.2f MB (%zu bytes); E_val %.12g\n", r->peak_bytes / 1e6, r->peak_bytes,
-               r->val_loss);
+        printf("          arena peak %.2f MB (%zu bytes; %.2f MB recorded forward, %.2f MB outer sweep); "
+               "E_val %.12g\n",
+               r->peak_bytes / 1e6, r->peak_bytes, r->forward_bytes / 1e6,
+               (double)(r->peak_bytes - r->forward_bytes) / 1e6, r->val_loss);
     }
     printf("RESULT case=%s dtype=%s repeats=%d steps=%d median_s=%.9g min_s=%.9g max_s=%.9g q1_s=%.9g q3_s=%.9g "
-           "gemm_limit_s=%.9g gemm_inrun_s=%.9g gemm_calls=%zu peak_bytes=%zu val_loss=%.17g",
+           "gemm_limit_s=%.9g gemm_inrun_s=%.9g gemm_calls=%zu peak_bytes=%zu forward_bytes=%zu val_loss=%.17g",
            c->name, d, r->repeats, steps, r->time.median, r->time.min, r->time.max, r->time.q1, r->time.q3,
-           r->gemm_limit, r->gemm_inrun, r->gemm_calls, r->peak_bytes, r->val_loss);
+           r->gemm_limit, r->gemm_inrun, r->gemm_calls, r->peak_bytes, r->forward_bytes, r->val_loss);
     if (c->training)
         printf(" steps_per_s=%.6g steady_chunk_allocs=%lld steady_bytes_reserved=%lld steady_in_use_drift=%lld",
                r->steps_per_s.median, r->steady_chunk_allocs, r->steady_bytes_reserved, r->steady_in_use_drift);
@@ -446,6 +455,7 @@ static result run_hyper_case(const options *o, const bench_case *c, const proble
         if (s != HG_OK)
             die_ctx(ctx, c->name);
         r.peak_bytes = hg_ctx_get_stats(ctx).peak_bytes - base;
+        r.forward_bytes = forward_bytes_in_use - base;
     }
     if (!o->no_gemm) {
         r.gemm_calls = gemm_trace_count();
@@ -721,9 +731,17 @@ static void parse(int argc, char **argv, options *o)
 
 int main(int argc, char **argv)
 {
+    /* One BLAS thread. OpenBLAS starts its thread pool when it is loaded,
+     * from OPENBLAS_NUM_THREADS: if that is not 1, set it and start again,
+     * so that no idle BLAS threads compete for the cores. */
+    const char *env = getenv("OPENBLAS_NUM_THREADS");
+    if (!env || strcmp(env, "1") != 0) {
+        setenv("OPENBLAS_NUM_THREADS", "1", 1);
+        setenv("OMP_NUM_THREADS", "1", 1);
+        execv("/proc/self/exe", argv); /* returns only on failure: carry on */
+    }
     options o;
     parse(argc, argv, &o);
-    setenv("OPENBLAS_NUM_THREADS", "1", 1); /* for any BLAS that reads it late */
     blas_set_threads(1);
     if (!o.no_gemm && gemm_trace_init() != 0)
         o.no_gemm = true;
