@@ -13,7 +13,7 @@ training) and dtype (f32, f64) this script
      on one thread, and reports the median of each side's round medians and
      their ratio;
   3. checks that both give the same dx = dE_val/dx_train (max |a-b| / max |b|
-     at most 1e-10 in f64; f32 is reported). PyTorch's double backward
+     at most 1e-10 in f64, else exit status 1; f32 is only reported). PyTorch's double backward
      through Adam gives NaN where v = 0 (one training sample: see
      ../shared/NUMERICS.md, item 1); the script says so and compares only the
      finite entries.
@@ -252,13 +252,13 @@ def main():
                 theirs, E_t = hypergradient(*inputs, steps, opt, lr)
                 theirs = theirs.detach().double().numpy()
                 rel, frac = compare_dx(ours, theirs)
-                tol = 1e-10 if dt == "f64" else 1e-3
+                tol = 1e-10
                 if rel is None:
                     dxmsg = ("PyTorch's dx is all NaN (double backward through Adam's sqrt at v = 0, "
                              "NUMERICS.md 1); hgrad's is finite" if np.isfinite(ours).all()
                              else "both dx contain NaN")
                     row["dx"] = "torch all-NaN"
-                else:
+                elif dt == "f64":
                     ok = rel <= tol
                     dxmsg = (f"dx max rel diff {rel:.2e} ({'ok' if ok else 'ABOVE'} {tol:g})")
                     if frac < 1:
@@ -266,6 +266,11 @@ def main():
                                   f"(the rest NaN: NUMERICS.md 1)")
                     row["dx"] = f"{rel:.1e}" + ("" if frac == 1 else f" ({100 * frac:.0f}% finite)")
                     row["dx_ok"] = ok
+                else:  # f32: rounding differences grow through the steps; reported, not checked
+                    dxmsg = f"dx max rel diff {rel:.2e} (f32: reported, not checked)"
+                    if frac < 1:
+                        dxmsg += f" over the {100 * frac:.1f}% finite entries of PyTorch's dx"
+                    row["dx"] = f"{rel:.1e}" + ("" if frac == 1 else f" ({100 * frac:.0f}% finite)")
                 print(f"  {dt}: hgrad {1e3 * hm:.3f} ms, PyTorch {1e3 * tm:.3f} ms: {ratio:.2f}x faster "
                       f"(rounds {min(ratios):.2f}-{max(ratios):.2f}); time/GEMM limit {row['gemm_ratio']:.2f}; "
                       f"peak {int(first['peak_bytes']) / 1e6:.1f} MB; E_val {float(first['val_loss']):.10f} "

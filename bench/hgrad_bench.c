@@ -73,6 +73,7 @@ typedef struct options {
     int train_steps;
     int batch;
     bool no_gemm;
+    hg_ctx_options ctx_opts; /* chunk_bytes from --chunk-mb */
 } options;
 
 /* One problem's inputs (constants in some ctx). */
@@ -433,7 +434,7 @@ static result run_hyper_case(const options *o, const bench_case *c, const proble
     memset(&r, 0, sizeof r);
     r.gemm_limit = -1;
     int repeat = o->repeat > 0 ? o->repeat : c->default_repeat;
-    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_ctx *ctx = hg_ctx_new(&o->ctx_opts);
     if (!ctx)
         die_ctx(NULL, "ctx");
     problem p;
@@ -515,7 +516,7 @@ static result run_training_case(const options *o, const bench_case *c, const pro
     r.gemm_limit = -1;
     int repeat = o->repeat > 0 ? o->repeat : c->default_repeat;
     int batch = o->batch;
-    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_ctx *ctx = hg_ctx_new(&o->ctx_opts);
     if (!ctx)
         die_ctx(NULL, "ctx");
     problem p;
@@ -624,6 +625,8 @@ static void usage(FILE *f)
             "  --data DIR        MNIST directory (default ../shared/data/mnist, then random data)\n"
             "  --train-steps N   timed steps per training repeat (default 200)\n"
             "  --batch N         training batch size (default 32)\n"
+            "  --chunk-mb X      arena chunk size in MiB (default: the library's, 1 MiB); the\n"
+            "                    unused tail of each chunk counts in the peak\n"
             "  --no-gemm         skip the GEMM trace and replay\n");
 }
 
@@ -706,6 +709,8 @@ static void parse(int argc, char **argv, options *o)
             o->train_steps = atoi(v);
         } else if (!strcmp(a, "--batch")) {
             o->batch = atoi(v);
+        } else if (!strcmp(a, "--chunk-mb")) {
+            o->ctx_opts.chunk_bytes = (size_t)(atof(v) * 1048576.0);
         } else {
             fprintf(stderr, "hgrad_bench: unknown option %s\n", a);
             usage(stderr);
