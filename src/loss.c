@@ -58,9 +58,11 @@ static hg_status ce_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const 
     return HG_OK;
 }
 
-/* dz = (softmax(z) - one_hot(y)) * reshape(g, [n, 1]) */
+/* dz = (softmax(z) - one_hot(y)) * reshape(g, [n, 1]); labels: none */
 static hg_status ce_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
 {
+    if (!hg_node_needs_grad(node, 0))
+        return HG_OK;
     hg_tensor *z = hg_node_input(node, 0), *y = hg_node_input(node, 1);
     int64_t col[2] = {z->shape[0], 1};
     hg_tensor *p = hg_softmax(ctx, z, 1);
@@ -69,7 +71,14 @@ static hg_status ce_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout
     return gin[0] ? HG_OK : hg_ctx_status(ctx);
 }
 
-static const hg_opdef ce_def = {"hg_softmax_cross_entropy", 2, 1, 0, ce_shape, ce_forward, ce_vjp, NULL};
+static const hg_opdef ce_def = {
+    .name = "hg_softmax_cross_entropy",
+    .n_inputs = 2,
+    .n_outputs = 1,
+    .shape = ce_shape,
+    .forward = ce_forward,
+    .vjp = ce_vjp,
+};
 
 hg_tensor *hg_softmax_cross_entropy_each(hg_ctx *ctx, hg_tensor *logits, hg_tensor *labels)
 {

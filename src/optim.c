@@ -4,6 +4,12 @@
 #include <math.h>
 #include <string.h>
 
+/* The training form must round exactly like the recorded ops: no fused
+ * multiply-adds (GCC does not contract in ISO C mode; clang would). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 static const char *const opt_names[] = {"sgd", "momentum", "adam"};
 
 const char *hg_opt_name(hg_opt_kind kind)
@@ -45,6 +51,8 @@ static hg_opt_config resolved(const hg_opt_config *cfg)
     return c;
 }
 
+/* Kind, count and values (after defaults): finite lr and momentum, Adam's
+ * betas in [0, 1) and eps > 0. */
 static hg_status check_config(hg_ctx *ctx, const char *who, const hg_opt_config *cfg, int n)
 {
     if (!cfg)
@@ -53,7 +61,34 @@ static hg_status check_config(hg_ctx *ctx, const char *who, const hg_opt_config 
         return hg_set_error(ctx, HG_ERR_INVALID, "%s: unknown optimizer kind %d", who, (int)cfg->kind);
     if (n < 0)
         return hg_set_error(ctx, HG_ERR_INVALID, "%s: negative parameter count %d", who, n);
+    hg_opt_config c = resolved(cfg);
+    if (!isfinite(c.lr) || !isfinite(c.momentum))
+        return hg_set_error(ctx, HG_ERR_RANGE, "%s: lr %g and momentum %g must be finite", who, c.lr, c.momentum);
+    if (c.kind == HG_OPT_ADAM && !(c.beta1 >= 0 && c.beta1 < 1 && c.beta2 >= 0 && c.beta2 < 1 && c.eps > 0 &&
+                                   isfinite(c.eps)))
+        return hg_set_error(ctx, HG_ERR_RANGE, "%s: Adam needs beta1, beta2 in [0, 1) and eps > 0, got %g, %g, %g",
+                            who, c.beta1, c.beta2, c.eps);
     return HG_OK;
+}
+
+/* p and g (and s, when given) live float tensors of one shape and dtype. */
+static hg_status check_pair(hg_ctx *ctx, const char *who, int i, const hg_tensor *p, const hg_tensor *g,
+                            const hg_tensor *s)
+{
+    hg_status st;
+    if ((st = hg_tensor_validate(ctx, p, who)) != HG_OK || (st = hg_tensor_validate(ctx, g, who)) != HG_OK ||
+        (s && (st = hg_tensor_validate(ctx, s, who)) != HG_OK))
+        return st;
+    if (!hg_is_float(p->dtype))
+        return hg_set_error(ctx, HG_ERR_DTYPE, "%s: parameter %d is %s, not f32/f64", who, i,
+                            hg_dtype_name(p->dtype));
+    const hg_tensor *o = s && (!hg_same_shape(s, p) || s->dtype != p->dtype) ? s : g;
+    if (hg_same_shape(o, p) && o->dtype == p->dtype)
+        return HG_OK;
+    char a[160], b[160];
+    return hg_set_error(ctx, hg_same_shape(o, p) ? HG_ERR_DTYPE : HG_ERR_SHAPE,
+                        "%s: %s %d is %s %s, parameter is %s %s", who, o == g ? "gradient" : "state", i,
+                        HG_SHAPE(o, a), hg_dtype_name(o->dtype), HG_SHAPE(p, b), hg_dtype_name(p->dtype));
 }
 
 /* ---- training form ------------------------------------------------------ */
@@ -75,15 +110,9 @@ hg_optimizer *hg_optimizer_new(hg_ctx *ctx, const hg_opt_config *cfg, int n, hg_
         hg_set_error(ctx, HG_ERR_NULL, "hg_optimizer_new: params is NULL");
         return NULL;
     }
-    for (int i = 0; i < n; i++) {
-        if (hg_tensor_validate(ctx, params[i], "hg_optimizer_new") != HG_OK)
+    for (int i = 0; i < n; i++)
+        if (check_pair(ctx, "hg_optimizer_new", i, params[i], params[i], NULL) != HG_OK)
             return NULL;
-        if (!hg_is_float(params[i]->dtype)) {
-            hg_set_error(ctx, HG_ERR_DTYPE, "hg_optimizer_new: parameter %d is %s", i,
-                         hg_dtype_name(params[i]->dtype));
-            return NULL;
-        }
-    }
     int ns = hg_opt_state_count(cfg->kind, n);
     hg_optimizer *opt = hg_arena_alloc(ctx, sizeof *opt + (size_t)(n + ns) * sizeof(hg_tensor *));
     if (!opt) {
@@ -104,19 +133,20 @@ hg_optimizer *hg_optimizer_new(hg_ctx *ctx, const hg_opt_config *cfg, int n, hg_
     return opt;
 }
 
-/* Coefficients are rounded once from double (a1 = (T)(1 - beta1), ...),
- * exactly as the recorded form's hg_scale does, so that both forms agree to
- * the last bit. */
+/* One loop per rule and dtype. Coefficients are rounded once from double
+ * (a1 = (T)(1 - beta1), c1 = (T)(1/(1 - beta1^t)), ...) and the operations
+ * run in the same order as the recorded form's ops (hg_scale rounds its
+ * scalar the same way), so both forms agree to the last bit. */
 #define DEFINE_UPDATE(T, SQRT)                                                                                     \
     static void update_##T(const hg_opt_config *c, int t, T *p, const T *g, T *s1, T *s2, int64_t len)             \
     {                                                                                                              \
         const T lr = (T)c->lr;                                                                                     \
         switch (c->kind) {                                                                                         \
-        case HG_OPT_SGD:                                                                                           \
+        case HG_OPT_SGD: /* p' = p - lr g */                                                                       \
             for (int64_t i = 0; i < len; i++)                                                                      \
                 p[i] -= lr * g[i];                                                                                 \
             break;                                                                                                 \
-        case HG_OPT_MOMENTUM: {                                                                                    \
+        case HG_OPT_MOMENTUM: { /* u' = mu u + g; p' = p - lr u' */                                                \
             const T mu = (T)c->momentum;                                                                           \
             for (int64_t i = 0; i < len; i++) {                                                                    \
                 s1[i] = mu * s1[i] + g[i];                                                                         \
@@ -124,14 +154,14 @@ hg_optimizer *hg_optimizer_new(hg_ctx *ctx, const hg_opt_config *cfg, int n, hg_
             }                                                                                                      \
             break;                                                                                                 \
         }                                                                                                          \
-        case HG_OPT_ADAM: {                                                                                        \
-            const T b1 = (T)c->beta1, b2 = (T)c->beta2, eps = (T)c->eps;                                       \
-            const T a1 = (T)(1 - c->beta1), a2 = (T)(1 - c->beta2);                                           \
+        case HG_OPT_ADAM: { /* m' = b1 m + (1-b1) g; v' = b2 v + (1-b2) g^2; p' = p - lr m^/(sqrt(v^) + eps) */    \
+            const T b1 = (T)c->beta1, b2 = (T)c->beta2, eps = (T)c->eps;                                           \
+            const T a1 = (T)(1 - c->beta1), a2 = (T)(1 - c->beta2);                                                \
             const T c1 = (T)(1.0 / (1.0 - pow(c->beta1, t))), c2 = (T)(1.0 / (1.0 - pow(c->beta2, t)));           \
             for (int64_t i = 0; i < len; i++) {                                                                    \
                 s1[i] = b1 * s1[i] + a1 * g[i];                                                                    \
-                s2[i] = b2 * s2[i] + a2 * (g[i] * g[i]);                                                       \
-                p[i] -= lr * ((s1[i] * c1) / (SQRT(s2[i] * c2) + eps));                                              \
+                s2[i] = b2 * s2[i] + a2 * (g[i] * g[i]);                                                           \
+                p[i] -= lr * ((s1[i] * c1) / (SQRT(s2[i] * c2) + eps));                                            \
             }                                                                                                      \
             break;                                                                                                 \
         }                                                                                                          \
@@ -146,28 +176,24 @@ hg_status hg_optimizer_step(hg_optimizer *opt, hg_tensor *const *grads)
     if (!opt)
         return HG_ERR_NULL;
     hg_ctx *ctx = opt->ctx;
+    const char *who = "hg_optimizer_step";
     if (opt->n > 0 && !grads)
-        return hg_set_error(ctx, HG_ERR_NULL, "hg_optimizer_step: grads is NULL");
+        return hg_set_error(ctx, HG_ERR_NULL, "%s: grads is NULL", who);
     /* Validate everything before changing anything. */
+    bool two = opt->cfg.kind == HG_OPT_ADAM;
     for (int i = 0; i < opt->n; i++) {
-        hg_status s = hg_tensor_validate(ctx, grads[i], "hg_optimizer_step (gradient)");
-        if (s == HG_OK)
-            s = hg_tensor_validate(ctx, opt->params[i], "hg_optimizer_step (parameter)");
+        hg_tensor *s1 = opt->cfg.kind == HG_OPT_SGD ? NULL : opt->state[i];
+        hg_status s = check_pair(ctx, who, i, opt->params[i], grads[i], s1);
+        if (s == HG_OK && two)
+            s = check_pair(ctx, who, i, opt->params[i], grads[i], opt->state[opt->n + i]);
         if (s != HG_OK)
             return s;
-        if (!hg_same_shape(grads[i], opt->params[i]) || grads[i]->dtype != opt->params[i]->dtype) {
-            char a[160], b[160];
-            return hg_set_error(ctx, hg_same_shape(grads[i], opt->params[i]) ? HG_ERR_DTYPE : HG_ERR_SHAPE,
-                                "hg_optimizer_step: gradient %d is %s %s, parameter is %s %s", i,
-                                HG_SHAPE(grads[i], a), hg_dtype_name(grads[i]->dtype), HG_SHAPE(opt->params[i], b),
-                                hg_dtype_name(opt->params[i]->dtype));
-        }
     }
     int t = ++opt->steps;
     for (int i = 0; i < opt->n; i++) {
         hg_tensor *p = opt->params[i];
         void *s1 = opt->cfg.kind == HG_OPT_SGD ? NULL : opt->state[i]->data;
-        void *s2 = opt->cfg.kind == HG_OPT_ADAM ? opt->state[opt->n + i]->data : NULL;
+        void *s2 = two ? opt->state[opt->n + i]->data : NULL;
         if (p->dtype == HG_F32)
             update_float(&opt->cfg, t, p->data, grads[i]->data, s1, s2, p->numel);
         else
@@ -194,48 +220,63 @@ hg_status hg_opt_step(hg_ctx *ctx, const hg_opt_config *cfg, hg_tensor *lr, int 
 {
     if (!ctx)
         return HG_ERR_NULL;
-    hg_status s = check_config(ctx, "hg_opt_step", cfg, n);
+    const char *who = "hg_opt_step";
+    hg_status s = check_config(ctx, who, cfg, n);
     if (s != HG_OK)
         return s;
     if (n > 0 && (!params || !grads || !new_params || (cfg->kind != HG_OPT_SGD && !state)))
-        return hg_set_error(ctx, HG_ERR_NULL, "hg_opt_step: params, grads, state or new_params is NULL");
+        return hg_set_error(ctx, HG_ERR_NULL, "%s: params, grads, state or new_params is NULL", who);
+    for (int i = 0; i < n; i++)
+        new_params[i] = NULL;
     if (cfg->kind == HG_OPT_ADAM && t < 1)
-        return hg_set_error(ctx, HG_ERR_RANGE, "hg_opt_step: Adam step number %d must be >= 1", t);
+        return hg_set_error(ctx, HG_ERR_RANGE, "%s: Adam step number %d must be >= 1", who, t);
+    int ns = hg_opt_state_count(cfg->kind, n);
+    for (int i = 0; i < n; i++) {
+        if ((s = check_pair(ctx, who, i, params[i], grads[i], NULL)) != HG_OK)
+            return s;
+        for (int j = i; j < ns; j += n)
+            if (state[j] && (s = check_pair(ctx, who, i, params[i], params[i], state[j])) != HG_OK)
+                return s;
+    }
     if (lr) {
         if ((s = hg_tensor_validate(ctx, lr, "hg_opt_step (lr)")) != HG_OK)
             return s;
-        if (lr->numel != 1 || lr->rank != 0 || (n > 0 && params[0] && lr->dtype != params[0]->dtype)) {
+        if (lr->rank != 0 || (n > 0 && lr->dtype != params[0]->dtype) || !hg_is_float(lr->dtype)) {
             char a[160];
-            return hg_set_error(ctx, HG_ERR_SHAPE, "hg_opt_step: lr must be a rank-0 tensor of the params' dtype, got %s %s",
-                                HG_SHAPE(lr, a), hg_dtype_name(lr->dtype));
+            return hg_set_error(ctx, lr->rank != 0 ? HG_ERR_SHAPE : HG_ERR_DTYPE,
+                                "%s: lr must be a rank-0 tensor of the params' dtype (%s), got %s %s", who,
+                                n > 0 ? hg_dtype_name(params[0]->dtype) : "f32/f64", HG_SHAPE(lr, a),
+                                hg_dtype_name(lr->dtype));
         }
     }
-    for (int i = 0; i < n; i++)
-        new_params[i] = NULL;
+    /* Results go to scratch first: on error neither state nor new_params
+     * changes (new_params stays NULL). */
+    hg_tensor **out = hg_arena_alloc(ctx, (size_t)(n + ns + 1) * sizeof *out);
+    if (!out)
+        return hg_set_error(ctx, HG_ERR_OOM, "%s: out of memory", who);
+    hg_tensor **st = out + n;
     hg_opt_config c = resolved(cfg);
-    hg_tensor *out[64];
-    if (n > 64)
-        return hg_set_error(ctx, HG_ERR_RANGE, "hg_opt_step: at most 64 parameter tensors per call, got %d", n);
     for (int i = 0; i < n; i++) {
         hg_tensor *p = params[i], *g = grads[i], *upd = NULL;
         switch (c.kind) {
         case HG_OPT_SGD: /* p' = p - lr g */
             upd = g;
             break;
-        case HG_OPT_MOMENTUM: { /* u' = mu u + g; p' = p - lr u' */
+        case HG_OPT_MOMENTUM: { /* u' = mu u + g (u = 0: u' = g); p' = p - lr u' */
             hg_tensor *u = state[i];
-            hg_tensor *u1 = u ? hg_add(ctx, hg_scale(ctx, u, c.momentum), g) : hg_identity(ctx, g);
-            state[i] = u1;
-            upd = u1;
+            upd = st[i] = u ? hg_add(ctx, hg_scale(ctx, u, c.momentum), g) : hg_identity(ctx, g);
             break;
         }
-        case HG_OPT_ADAM: { /* m' = b1 m + (1-b1) g; v' = b2 v + (1-b2) g^2; p' = p - lr m^/(sqrt(v^) + eps) */
+        case HG_OPT_ADAM: {
+            /* m' = b1 m + (1-b1) g; v' = b2 v + (1-b2) g^2;
+             * p' = p - lr m^ / (sqrt(v^) + eps), m^ = m'/(1-b1^t), v^ = v'/(1-b2^t).
+             * Standard Adam. Where v^ is exactly 0 (g exactly 0 so far), hg_sqrt's
+             * derivative at 0 is 0, so the recorded derivative is d(upd) = dm^/eps,
+             * the true one, instead of 0 * inf = NaN. */
             hg_tensor *m = state[i], *v = state[n + i];
             hg_tensor *gm = hg_scale(ctx, g, 1 - c.beta1), *gv = hg_scale(ctx, hg_mul(ctx, g, g), 1 - c.beta2);
-            hg_tensor *m1 = m ? hg_add(ctx, hg_scale(ctx, m, c.beta1), gm) : gm;
-            hg_tensor *v1 = v ? hg_add(ctx, hg_scale(ctx, v, c.beta2), gv) : gv;
-            state[i] = m1;
-            state[n + i] = v1;
+            hg_tensor *m1 = st[i] = m ? hg_add(ctx, hg_scale(ctx, m, c.beta1), gm) : gm;
+            hg_tensor *v1 = st[n + i] = v ? hg_add(ctx, hg_scale(ctx, v, c.beta2), gv) : gv;
             hg_tensor *mhat = hg_scale(ctx, m1, 1.0 / (1.0 - pow(c.beta1, t)));
             hg_tensor *vhat = hg_scale(ctx, v1, 1.0 / (1.0 - pow(c.beta2, t)));
             upd = hg_div(ctx, mhat, hg_add_scalar(ctx, hg_sqrt(ctx, vhat), c.eps));
@@ -244,8 +285,11 @@ hg_status hg_opt_step(hg_ctx *ctx, const hg_opt_config *cfg, hg_tensor *lr, int 
         }
         out[i] = hg_sub(ctx, p, times_lr(ctx, lr, c.lr, upd));
         if (!out[i])
-            return hg_ctx_status(ctx) != HG_OK ? hg_ctx_status(ctx) : HG_ERR_INVALID;
+            return hg_ctx_status(ctx) != HG_OK ? hg_ctx_status(ctx)
+                                               : hg_set_error(ctx, HG_ERR_INVALID, "%s: step %d failed", who, i);
     }
+    for (int j = 0; j < ns; j++)
+        state[j] = st[j];
     for (int i = 0; i < n; i++)
         new_params[i] = out[i];
     return HG_OK;

@@ -59,6 +59,12 @@ START_TEST(numpy_written_fixtures)
     hg_tensor *v2 = hg_npy_load(ctx, fixture("v2.npy"));
     ck_assert_msg(v2 != NULL, "%s", hg_ctx_error(ctx));
     ck_assert_double_eq(hg_get(v2, 5), -7.0);
+    hg_tensor *v3 = hg_npy_load(ctx, fixture("v3.npy"));
+    ck_assert_msg(v3 != NULL, "%s", hg_ctx_error(ctx));
+    ck_assert_int_eq(hg_tensor_dim(v3, 0), 3);
+    ck_assert_int_eq(hg_tensor_dim(v3, 1), 2);
+    for (int k = 0; k < 6; k++)
+        ck_assert_int_eq(hg_tensor_i32(v3)[k], k);
     ck_assert_ctx_ok(ctx);
     /* Rejected with clean errors. */
     ck_assert_ptr_null(hg_npy_load(ctx, fixture("big_i8.npy")));
@@ -135,13 +141,21 @@ START_TEST(numpy_reads_our_files)
     ck_assert_int_eq(hg_npy_save(tmp("py_f8.npy"), f), HG_OK);
     ck_assert_int_eq(hg_npy_save_as(tmp("py_i8.npy"), i, HG_NPY_I64), HG_OK);
     ck_assert_int_eq(hg_npy_save_as(tmp("py_f4.npy"), f, HG_NPY_F32), HG_OK);
+    ck_assert_int_eq(hg_npy_save(tmp("py_i4.npy"), i), HG_OK);
+    hg_tensor *u = hg_tensor_from(ctx, HG_I32, 2, SHAPE(1, 3), (const int32_t[]){0, 255, 17});
+    ck_assert_int_eq(hg_npy_save_as(tmp("py_u1.npy"), u, HG_NPY_U8), HG_OK);
+    ck_assert_int_eq(hg_npy_save(tmp("py_0d.npy"), hg_scalar(ctx, HG_F64, -0.25)), HG_OK);
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
              "/usr/bin/python3 -c \"import numpy as np; d='%s';"
              "a=np.load(d+'/py_f8.npy'); b=np.load(d+'/py_i8.npy'); c=np.load(d+'/py_f4.npy');"
              "assert a.dtype=='<f8' and a.shape==(2,2) and a.tolist()==[[0.5,-1.0],[1e10,3.0]];"
              "assert b.dtype=='<i8' and b.tolist()==[-5,0,9];"
-             "assert c.dtype=='<f4' and c[1,0]==np.float32(1e10)\"",
+             "assert c.dtype=='<f4' and c[1,0]==np.float32(1e10);"
+             "e=np.load(d+'/py_i4.npy'); u=np.load(d+'/py_u1.npy'); z=np.load(d+'/py_0d.npy');"
+             "assert e.dtype=='<i4' and e.tolist()==[-5,0,9];"
+             "assert u.dtype=='u1' and u.shape==(1,3) and u.tolist()==[[0,255,17]];"
+             "assert z.dtype=='<f8' and z.shape==() and z==-0.25\"",
              tmpdir);
     ck_assert_int_eq(system(cmd), 0);
     hg_ctx_free(ctx);
@@ -228,6 +242,42 @@ START_TEST(malformed_npy)
     }
     ck_assert_ptr_null(hg_npy_load_buffer(ctx, NULL, 10));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_NULL);
+    hg_ctx_clear_error(ctx);
+    /* Format 2.0 and 3.0 headers (4-byte length): read, and a length past the end refused. */
+    const char *dict = "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }\n";
+    size_t n = strlen(dict);
+    for (int major = 2; major <= 3; major++) {
+        memcpy(buf, "\x93NUMPY", 6);
+        buf[6] = (unsigned char)major;
+        buf[7] = 0;
+        buf[8] = (unsigned char)n;
+        buf[9] = buf[10] = buf[11] = 0;
+        memcpy(buf + 12, dict, n);
+        const int32_t vals[2] = {-7, 123456};
+        memcpy(buf + 12 + n, vals, 8); /* little-endian host assumed by this line only */
+        hg_tensor *t = hg_npy_load_buffer(ctx, buf, 12 + n + 8);
+        ck_assert_msg(t != NULL, "version %d: %s", major, hg_ctx_error(ctx));
+        ck_assert_int_eq(hg_tensor_i32(t)[0], -7);
+        ck_assert_int_eq(hg_tensor_i32(t)[1], 123456);
+        buf[11] = 0x80; /* header length 2^31 + n */
+        ck_assert_ptr_null(hg_npy_load_buffer(ctx, buf, 12 + n + 8));
+        ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_FORMAT);
+        hg_ctx_clear_error(ctx);
+        ck_assert_ptr_null(hg_npy_load_buffer(ctx, buf, 11)); /* shorter than a 2.0 preamble */
+        ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_FORMAT);
+        hg_ctx_clear_error(ctx);
+    }
+    /* Every single-byte corruption of a valid file gives a tensor or a clean error. */
+    len = npy_bytes(buf, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }\n", 16);
+    for (size_t at = 0; at < len; at++)
+        for (int v = 0; v < 256; v += 51) {
+            unsigned char copy[1024];
+            memcpy(copy, buf, len);
+            copy[at] = (unsigned char)v;
+            hg_tensor *t = hg_npy_load_buffer(ctx, copy, len);
+            ck_assert((t != NULL) == (hg_ctx_status(ctx) == HG_OK));
+            hg_ctx_clear_error(ctx);
+        }
     hg_ctx_free(ctx);
 }
 END_TEST
@@ -354,6 +404,23 @@ START_TEST(idx_malformed)
     ck_assert_ptr_null(hg_idx_load_buffer(ctx, gz, gzlen, HG_I32, 1, 10));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "limit"));
+    hg_ctx_clear_error(ctx);
+    memcpy(bad, gz, gzlen);
+    memcpy(bad + gzlen, "junk", 4);
+    ck_assert_ptr_nonnull(hg_idx_load_buffer(ctx, gz, gzlen, HG_I32, 1, 0));
+    ck_assert_ptr_null(hg_idx_load_buffer(ctx, bad, gzlen + 4, HG_I32, 1, 0));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "trailing"));
+    hg_ctx_clear_error(ctx);
+    /* raw data above max_bytes; an unsupported result dtype; NULL buffer */
+    ck_assert_ptr_null(hg_idx_load_buffer(ctx, buf, len, HG_I32, 1, len - 1));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_FORMAT);
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_idx_load_buffer(ctx, buf, len, (hg_dtype)7, 1, 0));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_DTYPE);
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_idx_load_buffer(ctx, NULL, len, HG_I32, 1, 0));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_NULL);
     hg_ctx_clear_error(ctx);
     ck_assert_ptr_null(hg_idx_load(ctx, tmp("missing.idx"), HG_I32, 1, 0));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_IO);

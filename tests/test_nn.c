@@ -95,6 +95,106 @@ START_TEST(cross_entropy_values)
 }
 END_TEST
 
+/* d(mean CE)/dz = (softmax(z) - onehot(y)) / n, by hand. */
+START_TEST(cross_entropy_gradient_by_hand)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_tensor *z = T64(ctx, 2, SHAPE(2, 3), 1, 2, 3, 0, 0, 0);
+    hg_tensor *y = hg_tensor_from(ctx, HG_I32, 1, SHAPE(2), (const int32_t[]){0, 2});
+    hg_tape *t = hg_tape_begin(ctx, 0);
+    hg_watch(t, z);
+    hg_tensor *loss = hg_softmax_cross_entropy(ctx, z, y);
+    hg_tape_end(t);
+    hg_tensor *dz;
+    ck_assert_int_eq(hg_gradient(t, loss, 1, &z, NULL, &dz), HG_OK);
+    double s = exp(1) + exp(2) + exp(3);
+    const double want[6] = {(exp(1) / s - 1) / 2, exp(2) / s / 2, exp(3) / s / 2,
+                            1.0 / 6, 1.0 / 6, (1.0 / 3 - 1) / 2};
+    for (int i = 0; i < 6; i++)
+        ck_assert_double_eq_tol(hg_get(dz, i), want[i], 1e-15);
+    /* f32 with huge logits stays finite and matches f64 */
+    hg_tensor *big = T64(ctx, 2, SHAPE(1, 3), 1e4, -1e4, 3e4);
+    hg_tensor *y0 = hg_tensor_from(ctx, HG_I32, 1, SHAPE(1), (const int32_t[]){0});
+    hg_tensor *l32 = hg_softmax_cross_entropy_each(ctx, hg_cast(ctx, big, HG_F32), y0);
+    ck_assert_float_eq(hg_tensor_f32(l32)[0], 2e4f);
+    ck_assert_ctx_ok(ctx);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+/* Every entry point rejects bad input with a clean error (never aborts). */
+START_TEST(nn_errors)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_tensor *x = T64(ctx, 2, SHAPE(2, 2), 1, 2, 3, 4);
+    hg_tensor *W = T64(ctx, 2, SHAPE(2, 3), 1, 0, -1, 0, 1, 1);
+    hg_tensor *b = T64(ctx, 1, SHAPE(3), 0.5, -0.5, 0);
+    /* hg_dense: bias of the wrong shape (would broadcast), mixed dtypes, NULL */
+    ck_assert_ptr_null(hg_dense(ctx, x, W, hg_zeros(ctx, HG_F64, 2, SHAPE(2, 3))));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "hg_dense"));
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_dense(ctx, x, hg_cast(ctx, W, HG_F32), NULL));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_DTYPE);
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_dense(ctx, NULL, W, b));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_NULL);
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_dense(NULL, x, W, b));
+    ck_assert_ptr_null(hg_activate(ctx, NULL, HG_ACT_NONE));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_NULL);
+    hg_ctx_clear_error(ctx);
+    /* hg_mlp_forward: parameters that multiply but do not match the spec */
+    hg_mlp spec = {2, {2, 3, 2}, HG_ACT_RELU};
+    hg_tensor *p[4] = {W, b, hg_zeros(ctx, HG_F64, 2, SHAPE(3, 4)), hg_zeros(ctx, HG_F64, 1, SHAPE(4))};
+    ck_assert_ptr_null(hg_mlp_forward(ctx, &spec, p, x));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "layer 2"));
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_mlp_forward(ctx, &spec, NULL, x));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_NULL);
+    hg_ctx_clear_error(ctx);
+    hg_mlp bad_act = {2, {2, 3, 2}, (hg_activation)9};
+    ck_assert_int_eq(hg_mlp_param_count(&bad_act), -1);
+    ck_assert_ptr_null(hg_mlp_forward(ctx, &bad_act, p, x));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_INVALID);
+    hg_ctx_clear_error(ctx);
+    hg_mlp too_deep = {HG_MLP_MAX_LAYERS + 1, {1}, HG_ACT_RELU};
+    ck_assert_int_eq(hg_mlp_param_count(&too_deep), -1);
+    ck_assert_int_eq(hg_mlp_param_count(NULL), -1);
+    hg_rng rng;
+    hg_rng_seed(&rng, 3);
+    ck_assert_int_eq(hg_mlp_init(ctx, &spec, HG_F64, (hg_init)5, &rng, p), HG_ERR_INVALID);
+    hg_ctx_clear_error(ctx);
+    ck_assert_int_eq(hg_mlp_init(NULL, &spec, HG_F64, HG_INIT_HE, &rng, p), HG_ERR_NULL);
+    /* losses: NULL inputs, rank, NaN accuracy for an empty batch */
+    hg_tensor *y = hg_tensor_from(ctx, HG_I32, 1, SHAPE(2), (const int32_t[]){0, 1});
+    ck_assert_ptr_null(hg_softmax_cross_entropy(ctx, NULL, y));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_NULL);
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_softmax_cross_entropy(ctx, hg_reshape(ctx, x, 1, SHAPE(4)), y));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_SHAPE);
+    hg_ctx_clear_error(ctx);
+    hg_tensor *neg = hg_tensor_from(ctx, HG_I32, 1, SHAPE(2), (const int32_t[]){-1, 0});
+    ck_assert_ptr_null(hg_softmax_cross_entropy(ctx, x, neg));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_RANGE);
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_mse(ctx, x, NULL));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_NULL);
+    hg_ctx_clear_error(ctx);
+    ck_assert(isnan(hg_accuracy(ctx, hg_zeros(ctx, HG_F64, 2, SHAPE(0, 3)),
+                                hg_tensor_from(ctx, HG_I32, 1, SHAPE(0), (const int32_t[]){0}))));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_SHAPE);
+    hg_ctx_clear_error(ctx);
+    ck_assert(isnan(hg_accuracy(NULL, x, y)));
+    /* f32 accuracy, with a tie going to the first class */
+    hg_tensor *z32 = hg_cast(ctx, T64(ctx, 2, SHAPE(2, 2), 1, 1, 0, 2), HG_F32);
+    ck_assert_double_eq(hg_accuracy(ctx, z32, y), 1.0);
+    ck_assert_ctx_ok(ctx);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
 static hg_tensor *ce_fn(hg_ctx *ctx, hg_tensor *const *in, void *user)
 {
     (void)user;
@@ -143,6 +243,8 @@ static Suite *nn_suite(void)
     tcase_add_test(tc, dense_and_mlp);
     tcase_add_test(tc, cross_entropy_values);
     tcase_add_test(tc, loss_derivatives);
+    tcase_add_test(tc, cross_entropy_gradient_by_hand);
+    tcase_add_test(tc, nn_errors);
     suite_add_tcase(s, tc);
     return s;
 }

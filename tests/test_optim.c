@@ -60,8 +60,8 @@ START_TEST(hand_computed_steps)
 }
 END_TEST
 
-/* The in-place training form equals the recorded form, step by step, and
- * allocates nothing per step. */
+/* The in-place training form equals the recorded form bitwise, step by
+ * step (same roundings, no contraction), and allocates nothing per step. */
 START_TEST(training_form_matches_and_allocates_nothing)
 {
     hg_ctx *ctx = hg_ctx_new(NULL);
@@ -89,7 +89,7 @@ START_TEST(training_form_matches_and_allocates_nothing)
                 ck_assert_uint_eq(after.bytes_in_use, before.bytes_in_use);
                 ck_assert_uint_eq(after.chunk_allocs, before.chunk_allocs);
                 for (int i = 0; i < 12; i++)
-                    ck_assert_msg(fabs(hg_get(cur, i) - hg_get(pb, i)) <= (dt ? 1e-15 : 1e-6) * fmax(1, fabs(hg_get(cur, i))),
+                    ck_assert_msg(hg_get(cur, i) == hg_get(pb, i), /* bitwise: same roundings */
                                   "kind %d dtype %d step %d element %d: %.17g vs %.17g", kind, dt, s, i,
                                   hg_get(cur, i), hg_get(pb, i));
             }
@@ -155,8 +155,11 @@ START_TEST(unrolled_steps_second_order)
      * makes its data dependence substantial as well. */
     u.cfg = (hg_opt_config){.kind = HG_OPT_ADAM, .eps = 1e-2};
     check_gradients(ctx, unrolled_loss, 3, in, &u, 2, "2 Adam steps (eps 1e-2)");
+    /* Standard eps 1e-8: every |g| here is above 1e-3, far from the stiff
+     * region near g = 0 (NUMERICS.md), so central differences with h = 1e-6
+     * are accurate; checked to second order as well. */
     u.cfg = (hg_opt_config){.kind = HG_OPT_ADAM};
-    check_gradients_tol(ctx, unrolled_loss, 3, in, &u, 1, 1e-6, 1e-4, "2 Adam steps (eps 1e-8)");
+    check_gradients_tol(ctx, unrolled_loss, 3, in, &u, 2, 1e-6, 1e-4, "2 Adam steps (eps 1e-8)");
     /* d(loss after K steps)/d(lr) alone, K = 3, against finite differences */
     u.steps = 3;
     u.cfg = (hg_opt_config){.kind = HG_OPT_SGD};
@@ -242,6 +245,128 @@ START_TEST(adam_dead_units_multi_step_finite)
 }
 END_TEST
 
+/* Bad configurations and inputs: clean errors, and on error neither the
+ * state nor new_params change. */
+START_TEST(errors_leave_state_alone)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_tensor *p[2] = {T64(ctx, 1, SHAPE(2), 1, 2), T64(ctx, 2, SHAPE(1, 3), 1, 2, 3)};
+    hg_tensor *g[2] = {T64(ctx, 1, SHAPE(2), 0.5, 0.5), T64(ctx, 2, SHAPE(1, 3), 1, 1, 1)};
+    hg_tensor *st[4] = {NULL, NULL, NULL, NULL}, *np[2];
+    const struct {
+        hg_opt_config cfg;
+        hg_status want;
+    } cfgs[] = {
+        {{.kind = HG_OPT_ADAM, .lr = 0.1, .beta1 = 1.0}, HG_ERR_RANGE},
+        {{.kind = HG_OPT_ADAM, .lr = 0.1, .beta2 = -0.5}, HG_ERR_RANGE},
+        {{.kind = HG_OPT_ADAM, .lr = 0.1, .eps = -1e-8}, HG_ERR_RANGE},
+        {{.kind = HG_OPT_SGD, .lr = NAN}, HG_ERR_RANGE},
+        {{.kind = HG_OPT_MOMENTUM, .lr = 0.1, .momentum = INFINITY}, HG_ERR_RANGE},
+        {{.kind = (hg_opt_kind)7, .lr = 0.1}, HG_ERR_INVALID},
+    };
+    for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
+        ck_assert_int_eq(hg_opt_step(ctx, &cfgs[c].cfg, NULL, 1, 2, p, g, st, np), cfgs[c].want);
+        hg_ctx_clear_error(ctx);
+        ck_assert_ptr_null(hg_optimizer_new(ctx, &cfgs[c].cfg, 2, p));
+        ck_assert_int_eq(hg_ctx_status(ctx), cfgs[c].want);
+        hg_ctx_clear_error(ctx);
+    }
+    hg_opt_config adam = {.kind = HG_OPT_ADAM, .lr = 0.1};
+    /* second gradient of the wrong shape: nothing changes */
+    hg_tensor *bad_g[2] = {g[0], T64(ctx, 1, SHAPE(3), 1, 1, 1)};
+    np[0] = np[1] = p[0];
+    ck_assert_int_eq(hg_opt_step(ctx, &adam, NULL, 1, 2, p, bad_g, st, np), HG_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "gradient 1"));
+    hg_ctx_clear_error(ctx);
+    for (int j = 0; j < 4; j++)
+        ck_assert_ptr_null(st[j]);
+    ck_assert_ptr_null(np[0]);
+    ck_assert_ptr_null(np[1]);
+    /* a state tensor of the wrong shape or dtype */
+    st[3] = T64(ctx, 1, SHAPE(2), 0, 0);
+    ck_assert_int_eq(hg_opt_step(ctx, &adam, NULL, 1, 2, p, g, st, np), HG_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "state 1"));
+    hg_ctx_clear_error(ctx);
+    st[3] = hg_zeros(ctx, HG_F32, 2, SHAPE(1, 3));
+    ck_assert_int_eq(hg_opt_step(ctx, &adam, NULL, 1, 2, p, g, st, np), HG_ERR_DTYPE);
+    hg_ctx_clear_error(ctx);
+    st[3] = NULL;
+    /* lr of another dtype or rank, integer parameters, NULL and stale tensors */
+    ck_assert_int_eq(hg_opt_step(ctx, &adam, hg_scalar(ctx, HG_F32, 0.1f), 1, 2, p, g, st, np), HG_ERR_DTYPE);
+    hg_ctx_clear_error(ctx);
+    hg_tensor *ip = hg_tensor_from(ctx, HG_I32, 1, SHAPE(2), (const int32_t[]){1, 2});
+    ck_assert_int_eq(hg_opt_step(ctx, &adam, NULL, 1, 1, &ip, &ip, st, np), HG_ERR_DTYPE);
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_optimizer_new(ctx, &adam, 1, &ip));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_DTYPE);
+    hg_ctx_clear_error(ctx);
+    hg_tensor *null_g[2] = {g[0], NULL};
+    ck_assert_int_eq(hg_opt_step(ctx, &adam, NULL, 1, 2, p, null_g, st, np), HG_ERR_NULL);
+    hg_ctx_clear_error(ctx);
+    hg_mark m = hg_ctx_mark(ctx);
+    hg_tensor *gone = hg_ones(ctx, HG_F64, 1, SHAPE(2));
+    hg_ctx_rewind(ctx, m);
+    ck_assert_int_eq(hg_opt_step(ctx, &adam, NULL, 1, 1, &gone, &g[0], st, np), HG_ERR_STALE);
+    hg_ctx_clear_error(ctx);
+    ck_assert_int_eq(hg_opt_step(NULL, &adam, NULL, 1, 2, p, g, st, np), HG_ERR_NULL);
+    /* still fine afterwards, and more than 64 tensors in one call */
+    ck_assert_int_eq(hg_opt_step(ctx, &adam, NULL, 1, 2, p, g, st, np), HG_OK);
+    ck_assert_ptr_nonnull(st[0]);
+    ck_assert_ptr_nonnull(st[3]);
+    enum { N = 100 };
+    hg_tensor *many[N], *mg[N], *ms[N], *mn[N];
+    for (int i = 0; i < N; i++) {
+        many[i] = hg_scalar(ctx, HG_F64, i);
+        mg[i] = hg_scalar(ctx, HG_F64, 1);
+        ms[i] = NULL;
+    }
+    hg_opt_config mom = {.kind = HG_OPT_MOMENTUM, .lr = 0.5, .momentum = 0.9};
+    ck_assert_int_eq(hg_opt_step(ctx, &mom, NULL, 1, N, many, mg, ms, mn), HG_OK);
+    ck_assert_double_eq(hg_item(mn[N - 1]), N - 1 - 0.5);
+    ck_assert_ctx_ok(ctx);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+/* The training form against hand-computed values, f32 and f64. */
+START_TEST(training_form_hand_computed)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    for (int dt = 0; dt < 2; dt++) {
+        hg_dtype dtype = dt ? HG_F64 : HG_F32;
+        double tol = dt ? 1e-15 : 1e-6;
+        hg_tensor *p = hg_cast(ctx, T64(ctx, 1, SHAPE(2), 1.0, -2.0), dtype);
+        hg_tensor *g = hg_cast(ctx, T64(ctx, 1, SHAPE(2), 0.5, -4.0), dtype);
+        hg_opt_config adam = {.kind = HG_OPT_ADAM, .lr = 0.01};
+        hg_optimizer *opt = hg_optimizer_new(ctx, &adam, 1, &p);
+        ck_assert_int_eq(hg_optimizer_step(opt, &g), HG_OK);
+        ck_assert_close(hg_get(p, 0), 1.0 - 0.01 * 0.5 / (0.5 + 1e-8), tol);
+        ck_assert_close(hg_get(p, 1), -2.0 + 0.01 * 4.0 / (4.0 + 1e-8), tol);
+        /* step 2 with the same gradient: m^ = g, v^ = g^2, so again lr g/(|g| + eps) */
+        ck_assert_int_eq(hg_optimizer_step(opt, &g), HG_OK);
+        ck_assert_close(hg_get(p, 0), 1.0 - 2 * 0.01 * 0.5 / (0.5 + 1e-8), tol);
+        hg_tensor *q = hg_cast(ctx, T64(ctx, 1, SHAPE(2), 1.0, -2.0), dtype);
+        hg_opt_config mom = {.kind = HG_OPT_MOMENTUM, .lr = 0.1, .momentum = 0.9};
+        opt = hg_optimizer_new(ctx, &mom, 1, &q);
+        hg_optimizer_step(opt, &g);
+        hg_optimizer_step(opt, &g);
+        ck_assert_close(hg_get(q, 0), 1.0 - 0.1 * 0.5 - 0.1 * 1.9 * 0.5, tol);
+        hg_opt_config sgd = {.kind = HG_OPT_SGD, .lr = 0.1};
+        opt = hg_optimizer_new(ctx, &sgd, 1, &q);
+        hg_optimizer_step(opt, &g);
+        ck_assert_close(hg_get(q, 1), -2.0 + 0.4 + 0.1 * 1.9 * 4.0 + 0.4, tol);
+        ck_assert_int_eq(hg_optimizer_steps(opt), 1);
+    }
+    /* n = 0 is a valid, empty optimizer */
+    hg_opt_config sgd = {.kind = HG_OPT_SGD, .lr = 0.1};
+    hg_optimizer *empty = hg_optimizer_new(ctx, &sgd, 0, NULL);
+    ck_assert_ptr_nonnull(empty);
+    ck_assert_int_eq(hg_optimizer_step(empty, NULL), HG_OK);
+    ck_assert_ctx_ok(ctx);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
 static Suite *optim_suite(void)
 {
     Suite *s = suite_create("optim");
@@ -252,6 +377,8 @@ static Suite *optim_suite(void)
     tcase_add_test(tc, unrolled_steps_second_order);
     tcase_add_test(tc, adam_zero_gradient_is_finite);
     tcase_add_test(tc, adam_dead_units_multi_step_finite);
+    tcase_add_test(tc, errors_leave_state_alone);
+    tcase_add_test(tc, training_form_hand_computed);
     suite_add_tcase(s, tc);
     return s;
 }

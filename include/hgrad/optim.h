@@ -28,6 +28,8 @@ extern "C" {
 
 typedef enum hg_opt_kind { HG_OPT_SGD = 0, HG_OPT_MOMENTUM, HG_OPT_ADAM } hg_opt_kind;
 
+/* Checked by every call below: lr and momentum finite; for Adam, beta1 and
+ * beta2 in [0, 1) and eps > 0 after the defaults (else HG_ERR_RANGE). */
 typedef struct hg_opt_config {
     hg_opt_kind kind;
     double lr;
@@ -44,13 +46,17 @@ HG_API int hg_opt_parse(const char *name, hg_opt_kind *kind);
 /* ---- training form ---------------------------------------------------- */
 typedef struct hg_optimizer hg_optimizer;
 
-/* Optimizer for n parameter tensors (float, any shapes), its state (zeros)
- * allocated in ctx now. Keep ctx positions made before per-step marks.
- * Errors: NULL return, error on ctx. */
+/* Optimizer for n parameter tensors (f32 or f64, any shapes; it keeps the
+ * pointers, the caller keeps ownership), its state (zeros) allocated in ctx
+ * now. The optimizer lives in ctx's arena: create it before the per-step
+ * mark and never rewind past it. Errors: NULL return, error on ctx
+ * (HG_ERR_NULL, HG_ERR_INVALID, HG_ERR_RANGE, HG_ERR_DTYPE, HG_ERR_STALE,
+ * HG_ERR_OOM). */
 HG_API hg_optimizer *hg_optimizer_new(hg_ctx *ctx, const hg_opt_config *cfg, int n, hg_tensor *const *params);
 /* One in-place update with grads[i] (same shape/dtype as params[i]). No
  * recording, no allocation. Errors: HG_ERR_NULL, HG_ERR_SHAPE, HG_ERR_DTYPE,
- * HG_ERR_STALE; on error no parameter is changed. */
+ * HG_ERR_STALE; on error no parameter or state is changed and the step is
+ * not counted. */
 HG_API hg_status hg_optimizer_step(hg_optimizer *opt, hg_tensor *const *grads);
 /* Steps taken so far. */
 HG_API int hg_optimizer_steps(const hg_optimizer *opt);
@@ -61,11 +67,16 @@ HG_API int hg_optimizer_steps(const hg_optimizer *opt);
  * Adam 2n (m then v). */
 HG_API int hg_opt_state_count(hg_opt_kind kind, int n);
 
-/* One recorded step. lr: rank-0 tensor of the params' dtype (differentiable)
- * or NULL to use cfg->lr as a constant. t: 1-based step number (Adam's bias
- * correction). state: in/out array of hg_opt_state_count entries; NULL
- * entries mean zeros (the first step); they are replaced by the new state.
- * new_params[i] receives p'. Errors: status, first error on ctx. */
+/* One recorded step. params[i], grads[i]: f32/f64 tensors of one shape and
+ * dtype. lr: rank-0 tensor of the params' dtype (differentiable) or NULL to
+ * use cfg->lr as a constant. t: 1-based step number (Adam's bias
+ * correction; ignored by SGD and momentum). state: in/out array of
+ * hg_opt_state_count entries (may be NULL for SGD); NULL entries mean zeros
+ * (the first step), others have their parameter's shape and dtype; they are
+ * replaced by the new state. new_params[i] receives p'. All results are new
+ * tensors in ctx. Errors: HG_ERR_NULL, HG_ERR_SHAPE, HG_ERR_DTYPE,
+ * HG_ERR_RANGE (t < 1 for Adam, bad config), HG_ERR_STALE, HG_ERR_OOM; first
+ * error on ctx; on error state is unchanged and new_params[i] are NULL. */
 HG_API hg_status hg_opt_step(hg_ctx *ctx, const hg_opt_config *cfg, hg_tensor *lr, int t, int n,
                              hg_tensor *const *params, hg_tensor *const *grads, hg_tensor **state,
                              hg_tensor **new_params);

@@ -69,6 +69,9 @@ static hg_status gunzip(hg_ctx *ctx, const unsigned char *in, size_t in_len, siz
             break;
         }
     }
+    if (s == HG_OK && zs.avail_in != 0)
+        s = hg_set_error(ctx, HG_ERR_FORMAT, "hg_idx_load: %u bytes of trailing data after the gzip stream",
+                         zs.avail_in);
     inflateEnd(&zs);
     if (s == HG_OK && used > max_bytes)
         s = hg_set_error(ctx, HG_ERR_FORMAT, "hg_idx_load: decompressed data exceeds the limit of %zu bytes",
@@ -107,12 +110,13 @@ static hg_tensor *parse_idx(hg_ctx *ctx, const unsigned char *b, size_t len, hg_
     uint64_t numel = 1;
     for (int i = 0; i < rank; i++) {
         const unsigned char *d = b + 4 + 4 * i;
-        shape[i] = (int64_t)((uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3]);
-        numel *= (uint64_t)shape[i]; /* at most (2^32)^4 would overflow: checked below */
-        if (shape[i] && numel / (uint64_t)shape[i] > UINT64_MAX / 0xffffffffull) {
+        uint32_t dim = (uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3];
+        if (dim && numel > UINT64_MAX / dim) {
             hg_set_error(ctx, HG_ERR_FORMAT, "hg_idx_load: dimensions overflow");
             return NULL;
         }
+        shape[i] = dim;
+        numel *= dim;
     }
     size_t at = 4 + 4 * (size_t)rank;
     if (numel != len - at) {
@@ -124,19 +128,24 @@ static hg_tensor *parse_idx(hg_ctx *ctx, const unsigned char *b, size_t len, hg_
     if (!t)
         return NULL;
     const unsigned char *d = b + at;
-    switch (dtype) {
-    case HG_I32:
+    if (dtype == HG_I32) {
+        int32_t *o = t->data;
         for (uint64_t i = 0; i < numel; i++)
-            ((int32_t *)t->data)[i] = d[i];
-        break;
-    case HG_F32:
+            o[i] = d[i];
+    } else if (dtype == HG_F32) {
+        float lut[256]; /* byte value -> scaled value */
+        for (int v = 0; v < 256; v++)
+            lut[v] = (float)(v * scale);
+        float *o = t->data;
         for (uint64_t i = 0; i < numel; i++)
-            ((float *)t->data)[i] = (float)(d[i] * scale);
-        break;
-    case HG_F64:
+            o[i] = lut[d[i]];
+    } else {
+        double lut[256];
+        for (int v = 0; v < 256; v++)
+            lut[v] = v * scale;
+        double *o = t->data;
         for (uint64_t i = 0; i < numel; i++)
-            ((double *)t->data)[i] = d[i] * scale;
-        break;
+            o[i] = lut[d[i]];
     }
     return t;
 }
@@ -150,8 +159,8 @@ hg_tensor *hg_idx_load_buffer(hg_ctx *ctx, const void *buffer, size_t len, hg_dt
         hg_set_error(ctx, HG_ERR_NULL, "hg_idx_load: buffer is NULL");
         return NULL;
     }
-    if (hg_dtype_size(dtype) == 0) {
-        hg_set_error(ctx, HG_ERR_DTYPE, "hg_idx_load: invalid dtype %d", (int)dtype);
+    if (dtype != HG_I32 && dtype != HG_F32 && dtype != HG_F64) {
+        hg_set_error(ctx, HG_ERR_DTYPE, "hg_idx_load: invalid dtype %d (i32, f32 or f64)", (int)dtype);
         return NULL;
     }
     if (!max_bytes)

@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NPY_MAX_FILE ((size_t)1 << 34) /* 16 GiB */
+/* Largest file read: 16 GiB (less where size_t is smaller). */
+#define NPY_MAX_FILE (SIZE_MAX / 4 < ((uint64_t)1 << 34) ? SIZE_MAX / 4 : (size_t)((uint64_t)1 << 34))
 
 typedef struct npy_header {
     hg_npy_type type;
@@ -186,6 +187,14 @@ static void write_le(unsigned char *p, uint64_t v, size_t n)
         p[i] = (unsigned char)(v >> (8 * i));
 }
 
+static bool host_little_endian(void)
+{
+    const uint16_t one = 1;
+    unsigned char b;
+    memcpy(&b, &one, 1);
+    return b == 1;
+}
+
 hg_tensor *hg_npy_load_buffer(hg_ctx *ctx, const void *buffer, size_t len)
 {
     if (!ctx)
@@ -242,6 +251,11 @@ hg_tensor *hg_npy_load_buffer(hg_ctx *ctx, const void *buffer, size_t len)
     if (!t)
         return NULL;
     const unsigned char *d = b + data_at;
+    if (host_little_endian() && (h.type == HG_NPY_F32 || h.type == HG_NPY_F64 || h.type == HG_NPY_I32)) {
+        if (numel)
+            memcpy(t->data, d, (size_t)numel * isz); /* same layout as ours */
+        return t;
+    }
     for (uint64_t i = 0; i < numel; i++) {
         uint64_t raw = read_le(d + i * isz, isz);
         switch (h.type) {
@@ -319,17 +333,18 @@ hg_status hg_npy_save_as(const char *path, const hg_tensor *t, hg_npy_type type)
             if (((const int32_t *)t->data)[i] < 0 || ((const int32_t *)t->data)[i] > 255)
                 return hg_set_error(ctx, HG_ERR_RANGE, "hg_npy_save: value %d at %lld does not fit in u8",
                                     ((const int32_t *)t->data)[i], (long long)i);
-    char dict[512];
+    char dict[256];
     int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", npy_descr(type));
     for (int i = 0; i < t->rank; i++)
         n += snprintf(dict + n, sizeof dict - (size_t)n, "%lld,%s", (long long)t->shape[i],
                       i + 1 < t->rank ? " " : "");
     n += snprintf(dict + n, sizeof dict - (size_t)n, "), }");
-    /* Pad with spaces and a newline so the data starts 64-byte aligned. */
+    /* Pad with spaces and a newline so the data starts 64-byte aligned. (At
+     * most 52 + 6 * 21 + 4 characters: dict never truncates, head fits.) */
     size_t total = 10 + (size_t)n + 1;
     size_t padded = (total + 63) / 64 * 64;
     size_t hlen = padded - 10;
-    unsigned char head[10 + 512];
+    unsigned char head[10 + sizeof dict + 64];
     memcpy(head, "\x93NUMPY\x01\x00", 8);
     write_le(head + 8, hlen, 2);
     memcpy(head + 10, dict, (size_t)n);
@@ -340,29 +355,44 @@ hg_status hg_npy_save_as(const char *path, const hg_tensor *t, hg_npy_type type)
         return hg_set_error(ctx, HG_ERR_IO, "hg_npy_save: cannot open %s: %s", path, strerror(errno));
     bool ok = fwrite(head, 1, padded, f) == padded;
     size_t isz = npy_itemsize(type);
-    unsigned char item[8];
-    for (int64_t i = 0; ok && i < t->numel; i++) {
-        uint64_t raw = 0;
-        if (t->dtype == HG_F32 || t->dtype == HG_F64) {
-            double v = t->dtype == HG_F32 ? ((const float *)t->data)[i] : ((const double *)t->data)[i];
-            if (type == HG_NPY_F32) {
-                float fv = (float)v;
-                uint32_t u;
-                memcpy(&u, &fv, 4);
-                raw = u;
+    bool same = (t->dtype == HG_F32 && type == HG_NPY_F32) || (t->dtype == HG_F64 && type == HG_NPY_F64) ||
+                (t->dtype == HG_I32 && type == HG_NPY_I32);
+    if (same && host_little_endian()) {
+        size_t bytes = (size_t)t->numel * isz;
+        ok = ok && fwrite(t->data, 1, bytes, f) == bytes;
+    } else {
+        /* Convert through a block buffer (one fwrite per 8 KiB). */
+        unsigned char block[8192];
+        size_t used = 0;
+        for (int64_t i = 0; ok && i < t->numel; i++) {
+            uint64_t raw = 0;
+            if (t->dtype == HG_F32 || t->dtype == HG_F64) {
+                double v = t->dtype == HG_F32 ? ((const float *)t->data)[i] : ((const double *)t->data)[i];
+                if (type == HG_NPY_F32) {
+                    float fv = (float)v;
+                    uint32_t u;
+                    memcpy(&u, &fv, 4);
+                    raw = u;
+                } else {
+                    memcpy(&raw, &v, 8);
+                }
             } else {
-                memcpy(&raw, &v, 8);
+                raw = (uint64_t)(int64_t)((const int32_t *)t->data)[i];
             }
-        } else {
-            raw = (uint64_t)(int64_t)((const int32_t *)t->data)[i];
+            write_le(block + used, raw, isz);
+            used += isz;
+            if (used + 8 > sizeof block || i + 1 == t->numel) {
+                ok = fwrite(block, 1, used, f) == used;
+                used = 0;
+            }
         }
-        write_le(item, raw, isz);
-        ok = fwrite(item, 1, isz, f) == isz;
     }
     if (fclose(f) != 0)
         ok = false;
-    if (!ok)
+    if (!ok) {
+        remove(path); /* no partial file left behind */
         return hg_set_error(ctx, HG_ERR_IO, "hg_npy_save: write to %s failed", path);
+    }
     return HG_OK;
 }
 

@@ -2,7 +2,7 @@
 """Write the .npy fixtures of tests/test_io.c with NumPy.
 
 Run from this folder with Debian's python3-numpy:  python3 make_npy_fixtures.py
-The expected contents are spelled out in tests/test_io.c (npy_fixtures).
+The expected contents are spelled out in tests/test_io.c (numpy_written_fixtures).
 """
 import numpy as np
 
@@ -18,3 +18,5 @@ np.save("fortran.npy", np.asfortranarray(values))
 np.save("big_endian.npy", values.astype(">f8"))
 with open("v2.npy", "wb") as f:  # format 2.0 header
     np.lib.format.write_array(f, values, version=(2, 0))
+with open("v3.npy", "wb") as f:  # format 3.0 header (utf-8 dict)
+    np.lib.format.write_array(f, np.arange(6, dtype="<i4").reshape(3, 2), version=(3, 0))
