@@ -1,5 +1,6 @@
 /* Optimizers: in-place training form and recorded, differentiable form. */
 #include "internal.h"
+#include "simd.h"
 
 #include <math.h>
 #include <string.h>
@@ -137,18 +138,7 @@ hg_optimizer *hg_optimizer_new(hg_ctx *ctx, const hg_opt_config *cfg, int n, hg_
  * (a1 = (T)(1 - beta1), c1 = (T)(1/(1 - beta1^t)), ...) and the operations
  * run in the same order as the recorded form's ops (hg_scale rounds its
  * scalar the same way), so both forms agree to the last bit. */
-/* The in-place loops are the training step's hot spot: on x86-64 they are
- * also compiled for AVX2 and AVX-512 (4 and 8 doubles a vector) and picked at load time. The
- * same IEEE operations run in either clone, so results do not change. */
-#if defined(__x86_64__) && defined(__has_attribute)
-#if __has_attribute(target_clones) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-#define HG_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-#endif
-#ifndef HG_SIMD_CLONES
-#define HG_SIMD_CLONES
-#endif
-
+/* The in-place loops are the training step's hot spot (HG_SIMD_CLONES). */
 #define DEFINE_UPDATE(T, SQRT)                                                                                     \
     HG_SIMD_CLONES static void update_##T(const hg_opt_config *c, int t, T *p, const T *g, T *s1, T *s2, int64_t len)             \
     {                                                                                                              \

@@ -3,6 +3,7 @@
  * the compiler can vectorise; the op's formula is written once per kernel
  * and instantiated for both dtypes by a macro. No allocation. */
 #include "kernels.h"
+#include "../simd.h"
 
 #include <math.h>
 #include <string.h>
@@ -111,7 +112,8 @@ void hg_iter_rows(const hg_iter *it, hg_row_fn row, void *user)
  * stride cases (both contiguous, b scalar, a scalar) are separate loops so
  * each vectorises. */
 #define BINARY_ROW(T, name, EXPR)                                                                                   \
-    static void name##_row_##T(T *restrict o, const T *restrict a, int64_t sa, const T *restrict b, int64_t sb,     \
+    HG_SIMD_CLONES static void name##_row_##T(T *restrict o, const T *restrict a, int64_t sa, const T *restrict b,  \
+                                              int64_t sb,                                                          \
                                int64_t n)                                                                           \
     {                                                                                                               \
         if (sa && sb) {                                                                                             \
@@ -188,7 +190,8 @@ void hg_kernel_binary(const hg_binary_kernel *kernel, hg_tensor *out, const hg_t
 /* A row of o = m != 0 ? a : b; the common stride cases get their own loop.
  * Both values are loaded before the select so that it is branch-free. */
 #define WHERE_ROW(T)                                                                                                \
-    static void where_row_##T(T *restrict o, const T *restrict m, int64_t sm, const T *restrict a, int64_t sa,      \
+    HG_SIMD_CLONES static void where_row_##T(T *restrict o, const T *restrict m, int64_t sm, const T *restrict a,   \
+                                             int64_t sa,                                                           \
                               const T *restrict b, int64_t sb, int64_t n)                                           \
     {                                                                                                               \
         if (sm && sa && sb) {                                                                                       \
@@ -316,7 +319,7 @@ static inline float tanh_f32(float x)
 /* y[i] = EXPR(v) with v = x[i] (and the parameter p), for both dtypes:
  * F32 and F64 are the same formula with float and double math. */
 #define UNARY_LOOP(T, name, EXPR)                                                                                   \
-    static void name##_##T(T *restrict y, const T *restrict x, int64_t n, T p)                                      \
+    HG_SIMD_CLONES static void name##_##T(T *restrict y, const T *restrict x, int64_t n, T p)                       \
     {                                                                                                               \
         (void)p;                                                                                                    \
         FOR_EACH(i, n, const T v = x[i]; y[i] = (T)(EXPR););                                                        \
@@ -341,7 +344,7 @@ DEFINE_UNARY(sign, (v > 0) - (v < 0), (v > 0) - (v < 0))
 /* Loops that need more than one expression. */
 #define SELECT_F64(cond, a, b) ((cond) ? (a) : (b))
 #define SPECIAL_UNARY(T, EXP, FABS, POW, SELECT)                                                                            \
-    static void sigmoid_##T(T *restrict y, const T *restrict x, int64_t n, T p)                                     \
+    HG_SIMD_CLONES static void sigmoid_##T(T *restrict y, const T *restrict x, int64_t n, T p)                      \
     {                                                                                                               \
         (void)p;                                                                                                    \
         /* e = exp(-|x|) <= 1: stable on both tails */                                                              \
