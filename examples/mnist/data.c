@@ -1,6 +1,7 @@
 /* Data for mnist_hypergrad: MNIST-format IDX files or a synthetic set. */
 #include "data.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,30 @@ static void synthetic(hg_ctx *ctx, uint64_t seed, int64_t n, hg_tensor **x, hg_t
     }
 }
 
+/* Case-insensitive search for "fashion" in the folder's path. */
+static bool looks_fashion(const char *dir)
+{
+    for (const char *s = dir; *s; s++) {
+        const char *a = s, *b = "fashion";
+        while (*a && *b && tolower((unsigned char)*a) == *b)
+            a++, b++;
+        if (!*b)
+            return true;
+    }
+    return false;
+}
+
+const char *dataset_class_name(const dataset *d, int label, char *buf, size_t size)
+{
+    static const char *const fashion[10] = {"t-shirt/top", "trouser", "pullover", "dress", "coat",
+                                            "sandal",      "shirt",   "sneaker",  "bag",   "ankle boot"};
+    if (d->fashion && label >= 0 && label < 10)
+        snprintf(buf, size, "%s", fashion[label]);
+    else
+        snprintf(buf, size, d->synthetic ? "bar %d" : "%d", label);
+    return buf;
+}
+
 int dataset_load(hg_ctx *ctx, const char *dir_option, int64_t train_limit, uint64_t seed, dataset *d)
 {
     memset(d, 0, sizeof *d);
@@ -100,10 +125,13 @@ int dataset_load(hg_ctx *ctx, const char *dir_option, int64_t train_limit, uint6
         if (has_test_files(candidates[i]))
             dir = candidates[i];
         else if (i == 0) {
-            fprintf(stderr, "error: --data %s holds no t10k-images-idx3-ubyte[.gz] / t10k-labels-idx1-ubyte[.gz]\n",
+            fprintf(stderr,
+                    "error: --data %s holds no t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz]\n"
+                    "       (MNIST-format IDX files, gzip or raw; train-* files are optional)\n",
                     candidates[i]);
             return -1;
-        }
+        } else if (i == 1)
+            printf("  note: $HGRAD_DATA=%s holds no MNIST-format files; trying the default\n", candidates[i]);
     }
     if (!dir) {
         printf("No MNIST-format data found. Looked in:\n");
@@ -143,6 +171,8 @@ int dataset_load(hg_ctx *ctx, const char *dir_option, int64_t train_limit, uint6
         d->x_train = rows_f32(ctx, d->x_train, 0, train_limit);
         d->y_train = rows_i32(ctx, d->y_train, 0, train_limit);
     }
-    snprintf(d->source, sizeof d->source, "%s (%s)", dir, d->split_from_test ? "t10k split 80/20" : "train + t10k");
+    d->fashion = looks_fashion(dir);
+    snprintf(d->source, sizeof d->source, "%s%s (%s)", dir, d->fashion ? ", Fashion-MNIST" : "",
+             d->split_from_test ? "only the t10k files, split 80% for training, 20% held out" : "train + t10k files");
     return hg_ctx_status(ctx) == HG_OK ? 0 : -1;
 }

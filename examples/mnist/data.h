@@ -12,7 +12,11 @@ typedef struct dataset {
     char source[512];             /* where it came from, for the output */
     bool synthetic;
     bool split_from_test;         /* only t10k files: split into train/test */
+    bool fashion;                 /* Fashion-MNIST (by its folder name): class names */
 } dataset;
+
+/* "7" for digits, "sneaker" for Fashion-MNIST, "bar 3" for synthetic data. */
+const char *dataset_class_name(const dataset *d, int label, char *buf, size_t size);
 
 /* Directory from --data, else $HGRAD_DATA, else Debian's Fashion-MNIST.
  * Loads train-* and t10k-* (gzip or raw); if only t10k-* exist, splits them

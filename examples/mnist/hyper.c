@@ -22,9 +22,9 @@ hg_status hyper_run(hg_ctx *ctx, const hyper_problem *p, bool want_dx, bool want
     memset(out, 0, sizeof *out);
     hg_dtype dt = hg_tensor_dtype(p->x_train);
     int64_t n = hg_tensor_dim(p->x_train, 0);
-    hg_tensor *w = hg_ones(ctx, dt, 1, &n); /* per-sample loss weights */
+    hg_tensor *w = p->w ? p->w : want_dw ? hg_ones(ctx, dt, 1, &n) : NULL; /* per-sample loss weights */
     hg_tape *outer = hg_tape_begin(ctx, 0);
-    if (!outer || !w)
+    if (!outer || (want_dw && !w))
         return hg_ctx_status(ctx);
     if (want_dx)
         hg_watch(outer, p->x_train);
@@ -36,8 +36,8 @@ hg_status hyper_run(hg_ctx *ctx, const hyper_problem *p, bool want_dx, bool want
         hg_tape *inner = hg_tape_begin(ctx, 0);
         hg_watch_n(inner, N_PARAMS, params);
         hg_tensor *logits = hg_mlp_forward(ctx, &p->spec, params, p->x_train);
-        hg_tensor *each = hg_softmax_cross_entropy_each(ctx, logits, p->y_train);
-        hg_tensor *loss = hg_mean(ctx, hg_mul(ctx, w, each));
+        hg_tensor *loss = w ? hg_mean(ctx, hg_mul(ctx, w, hg_softmax_cross_entropy_each(ctx, logits, p->y_train)))
+                            : hg_softmax_cross_entropy(ctx, logits, p->y_train);
         hg_tape_end(inner);
         hg_tensor *grads[N_PARAMS], *next[N_PARAMS];
         if (hg_gradient(inner, loss, N_PARAMS, params, NULL, grads) != HG_OK ||
@@ -100,6 +100,7 @@ hg_status hyper_convert(hg_ctx *ctx, const hyper_problem *p, hg_dtype dtype, hyp
         out->params[i] = converted(ctx, p->params[i], dtype);
     out->x_train = converted(ctx, p->x_train, dtype);
     out->x_val = converted(ctx, p->x_val, dtype);
+    out->w = converted(ctx, p->w, dtype);
     out->y_train = converted(ctx, p->y_train, dtype);
     out->y_val = converted(ctx, p->y_val, dtype);
     return hg_ctx_status(ctx);

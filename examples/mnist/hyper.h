@@ -18,6 +18,7 @@ typedef struct hyper_problem {
     hg_tensor *y_train;          /* i32 [n] */
     hg_tensor *x_val;            /* [m, 784] */
     hg_tensor *y_val;            /* i32 [m] */
+    hg_tensor *w;                /* per-sample loss weights [n], or NULL (all 1) */
     hg_opt_config opt;
     int steps;
     val_loss_kind loss;
@@ -29,10 +30,12 @@ typedef struct hyper_result {
     hg_tensor *dw;    /* dE_val/dw [n] for per-sample loss weights at w = 1 */
 } hyper_result;
 
-/* Runs the K steps (training loss mean_i w_i CE_i with w = 1) and E_val.
- * want_dx / want_dw select the outer sweep's sources; with neither, only
- * the value is computed (the inner gradients are still taken). Results
- * live in ctx. Returns the ctx status. */
+/* Runs the K steps and E_val. The training loss is mean_i CE_i, or
+ * mean_i w_i CE_i when p->w is set or want_dw is asked (then w = 1 unless
+ * p->w gives other values). want_dx / want_dw select the outer sweep's
+ * sources; with neither, only the value is computed (the inner gradients
+ * are still taken, nothing is recorded on the outer tape). Results live in
+ * ctx. Returns the ctx status. */
 hg_status hyper_run(hg_ctx *ctx, const hyper_problem *p, bool want_dx, bool want_dw, hyper_result *out);
 
 /* The same problem converted to dtype (copies in ctx). */

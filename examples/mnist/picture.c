@@ -1,9 +1,13 @@
 /* PNG grid: for each chosen training sample, its image above its heat map
- * of dE_val/dx (blue: raising the pixel lowers the validation loss; red:
- * raises it), with the label and influence printed in a tiny bitmap font. */
+ * of dE_val/dx (diverging colours, symmetric scale: blue where brightening
+ * the pixel lowers the validation loss, red where it raises it, white where
+ * it does nothing), with the image's outline drawn over the heat map and
+ * the class, influence and colour scale written below in a small bitmap
+ * font. */
 #include "picture.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,20 +18,33 @@
 
 #define ZOOM 4
 #define CELL (28 * ZOOM)
-#define GAP 12
-#define MARGIN 16
+#define GAP 16
+#define MARGIN 20
 #define TEXT_SCALE 2
+#define LINE (7 * TEXT_SCALE)
+
+typedef unsigned char rgb[3];
+
+static const rgb black = {0, 0, 0}, grey = {90, 90, 90}, outline = {40, 40, 40};
+static const rgb blue_end = {33, 102, 172}, red_end = {178, 24, 43};
 
 typedef struct canvas {
     int w, h;
-    unsigned char *rgb;
+    unsigned char *px;
 } canvas;
 
-static void put(canvas *c, int x, int y, const unsigned char col[3])
+static void put(canvas *c, int x, int y, const rgb col)
 {
     if (x < 0 || y < 0 || x >= c->w || y >= c->h)
         return;
-    memcpy(c->rgb + 3 * ((size_t)y * (size_t)c->w + (size_t)x), col, 3);
+    memcpy(c->px + 3 * ((size_t)y * (size_t)c->w + (size_t)x), col, 3);
+}
+
+static void rect(canvas *c, int x0, int y0, int w, int h, const rgb col)
+{
+    for (int y = y0; y < y0 + h; y++)
+        for (int x = x0; x < x0 + w; x++)
+            put(c, x, y, col);
 }
 
 /* 3x5 glyphs, rows top to bottom, 3 bits each (MSB left). */
@@ -43,7 +60,8 @@ static unsigned glyph(char ch)
         {'L', 044447}, {'M', 057755}, {'N', 065555}, {'O', 025552}, {'P', 065644}, {'Q', 025563}, {'R', 065655},
         {'S', 034216}, {'T', 072222}, {'U', 055557}, {'V', 055552}, {'W', 055775}, {'X', 055255}, {'Y', 055222},
         {'Z', 071247}, {'.', 000002}, {'-', 000700}, {'+', 002720}, {':', 002020}, {'/', 011244}, {'=', 007070},
-        {'(', 024442}, {')', 021112}, {',', 000024}, {'_', 000007},
+        {'(', 024442}, {')', 021112}, {',', 000024}, {'_', 000007}, {'#', 057575}, {'%', 051245}, {'<', 012421},
+        {'>', 042124}, {'|', 022222}, {'*', 005250},
     };
     for (size_t i = 0; i < sizeof font / sizeof font[0]; i++)
         if (font[i].c == ch)
@@ -51,39 +69,32 @@ static unsigned glyph(char ch)
     return 0;
 }
 
-static void text(canvas *c, int x, int y, const char *s, const unsigned char col[3])
+/* Text in capitals at (x, y), top-left; returns its width in pixels. */
+static int text(canvas *c, int x, int y, const char *s, const rgb col)
 {
+    int x0 = x;
     for (; *s; s++, x += 4 * TEXT_SCALE) {
         char ch = *s >= 'a' && *s <= 'z' ? (char)(*s - 32) : *s;
         unsigned bits = glyph(ch);
         for (int r = 0; r < 5; r++)
             for (int q = 0; q < 3; q++)
                 if (bits >> (3 * (4 - r) + (2 - q)) & 1u)
-                    for (int dy = 0; dy < TEXT_SCALE; dy++)
-                        for (int dx = 0; dx < TEXT_SCALE; dx++)
-                            put(c, x + q * TEXT_SCALE + dx, y + r * TEXT_SCALE + dy, col);
+                    rect(c, x + q * TEXT_SCALE, y + r * TEXT_SCALE, TEXT_SCALE, TEXT_SCALE, col);
     }
+    return x - x0;
 }
 
 /* Diverging map: -1 blue, 0 white, +1 red. */
-static void diverging(double v, unsigned char out[3])
+static void diverging(double v, rgb out)
 {
-    v = v < -1 ? -1 : v > 1 ? 1 : v;
+    v = v < -1 ? -1 : v > 1 ? 1 : isnan(v) ? 0 : v;
+    const unsigned char *end = v < 0 ? blue_end : red_end;
     double a = fabs(v);
-    unsigned char fade = (unsigned char)lround(255 * (1 - a));
-    if (v < 0) {
-        out[0] = fade;
-        out[1] = (unsigned char)lround(255 * (1 - 0.75 * a));
-        out[2] = 255;
-    } else {
-        out[0] = 255;
-        out[1] = (unsigned char)lround(255 * (1 - 0.85 * a));
-        out[2] = fade;
-    }
-    (void)fade;
+    for (int k = 0; k < 3; k++)
+        out[k] = (unsigned char)lround(255 + a * (end[k] - 255));
 }
 
-static int by_abs(const void *a, const void *b)
+static int by_value(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -96,30 +107,61 @@ static double scale_of(const double *dx)
     double v[784];
     for (int i = 0; i < 784; i++)
         v[i] = fabs(dx[i]);
-    qsort(v, 784, sizeof v[0], by_abs);
-    return v[775] > 0 ? v[775] : (v[783] > 0 ? v[783] : 1);
+    qsort(v, 784, sizeof v[0], by_value);
+    return v[776] > 0 ? v[776] : (v[783] > 0 ? v[783] : 1);
+}
+
+static bool ink(const float *img, int r, int q)
+{
+    return r >= 0 && r < 28 && q >= 0 && q < 28 && img[r * 28 + q] >= 0.5f;
 }
 
 static void draw_sample(canvas *c, int x0, int y0, const picture_sample *s)
 {
-    static const unsigned char black[3] = {0, 0, 0};
     double sc = scale_of(s->dx);
+    int hy = y0 + CELL + 4; /* top of the heat map */
     for (int r = 0; r < 28; r++)
         for (int q = 0; q < 28; q++) {
-            unsigned char g = (unsigned char)lround(255 * (1 - s->image[r * 28 + q]));
-            unsigned char gray[3] = {g, g, g}, heat[3];
+            unsigned char g = (unsigned char)lround(255 * (1 - fmin(fmax(s->image[r * 28 + q], 0), 1)));
+            rgb grey_px = {g, g, g}, heat;
             diverging(s->dx[r * 28 + q] / sc, heat);
-            for (int dy = 0; dy < ZOOM; dy++)
-                for (int dx = 0; dx < ZOOM; dx++) {
-                    put(c, x0 + q * ZOOM + dx, y0 + r * ZOOM + dy, gray);
-                    put(c, x0 + q * ZOOM + dx, y0 + CELL + 4 + r * ZOOM + dy, heat);
-                }
+            rect(c, x0 + q * ZOOM, y0 + r * ZOOM, ZOOM, ZOOM, grey_px);
+            rect(c, x0 + q * ZOOM, hy + r * ZOOM, ZOOM, ZOOM, heat);
+        }
+    /* the image's outline (ink at half intensity) over the heat map */
+    for (int r = 0; r < 28; r++)
+        for (int q = 0; q <= 28; q++) {
+            if (ink(s->image, r, q - 1) != ink(s->image, r, q))
+                rect(c, x0 + q * ZOOM - (q == 28), hy + r * ZOOM, 1, ZOOM, outline);
+            if (ink(s->image, q - 1, r) != ink(s->image, q, r))
+                rect(c, x0 + r * ZOOM, hy + q * ZOOM - (q == 28), ZOOM, 1, outline);
         }
     char line[64];
-    snprintf(line, sizeof line, "LABEL %d", s->label);
-    text(c, x0, y0 + 2 * CELL + 10, line, black);
-    snprintf(line, sizeof line, "%+.2E", s->influence);
-    text(c, x0, y0 + 2 * CELL + 24, line, black);
+    int ty = hy + CELL + 6;
+    text(c, x0, ty, s->caption, black);
+    snprintf(line, sizeof line, "DW %+.1E", s->influence);
+    text(c, x0, ty + LINE, line, black);
+    snprintf(line, sizeof line, "SCALE %.0E", sc);
+    text(c, x0, ty + 2 * LINE, line, grey);
+}
+
+#define SECTION (24 + 2 * CELL + 4 + 6 + 3 * LINE + 12)
+
+static void colour_bar(canvas *c, int x0, int y0)
+{
+    int w = 320, h = 14;
+    for (int x = 0; x < w; x++) {
+        rgb col;
+        diverging(2.0 * x / (w - 1) - 1, col);
+        rect(c, x0 + x, y0, 1, h, col);
+    }
+    rect(c, x0 - 1, y0 - 1, w + 2, 1, grey);
+    rect(c, x0 - 1, y0 + h, w + 2, 1, grey);
+    rect(c, x0 - 1, y0 - 1, 1, h + 2, grey);
+    rect(c, x0 + w, y0 - 1, 1, h + 2, grey);
+    text(c, x0, y0 + h + 5, "-SCALE", black);
+    text(c, x0 + w / 2 - 4, y0 + h + 5, "0", black);
+    text(c, x0 + w - 6 * 4 * TEXT_SCALE, y0 + h + 5, "+SCALE", black);
 }
 
 #ifdef HAVE_PNG
@@ -127,7 +169,8 @@ static int save_png(const char *path, const canvas *c)
 {
     FILE *f = fopen(path, "wb");
     if (!f) {
-        perror(path);
+        fprintf(stderr, "error: cannot write the picture %s: ", path);
+        perror(NULL);
         return -1;
     }
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
@@ -143,10 +186,14 @@ static int save_png(const char *path, const canvas *c)
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
     for (int y = 0; y < c->h; y++)
-        png_write_row(png, c->rgb + 3 * (size_t)y * (size_t)c->w);
+        png_write_row(png, c->px + 3 * (size_t)y * (size_t)c->w);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    return fclose(f) == 0 ? 0 : -1;
+    if (fclose(f) != 0) {
+        fprintf(stderr, "error: cannot finish writing %s\n", path);
+        return -1;
+    }
+    return 0;
 }
 #endif
 
@@ -160,42 +207,51 @@ int picture_write(const char *path, const char *title, const picture_sample *hel
     (void)n_helpful;
     (void)harmful;
     (void)n_harmful;
-    fprintf(stderr, "note: built without libpng (-Dpng=disabled): no picture written\n");
+    printf("  (built without libpng, -Dpng=disabled: no picture written)\n");
     return 1;
 #else
-    static const unsigned char black[3] = {0, 0, 0}, blue[3] = {30, 70, 200}, red[3] = {200, 40, 30};
+    static const rgb blue_text = {33, 102, 172}, red_text = {178, 24, 43};
+    n_helpful = n_helpful < PICTURE_MAX_COLUMNS ? n_helpful : PICTURE_MAX_COLUMNS;
+    n_harmful = n_harmful < PICTURE_MAX_COLUMNS ? n_harmful : PICTURE_MAX_COLUMNS;
     int cols = n_helpful > n_harmful ? n_helpful : n_harmful;
     if (cols < 1)
         cols = 1;
-    int block = 2 * CELL + 4 + 40; /* image, heat map, two text lines */
     canvas c;
     c.w = 2 * MARGIN + cols * CELL + (cols - 1) * GAP;
-    if (c.w < 760)
-        c.w = 760;
-    c.h = MARGIN + 30 + 2 * (24 + block) + 40;
-    c.rgb = malloc(3 * (size_t)c.w * (size_t)c.h);
-    if (!c.rgb) {
+    if (c.w < 1000)
+        c.w = 1000;
+    c.h = MARGIN + 2 * LINE + 10 + 2 * SECTION + 4 * LINE + 50;
+    c.px = malloc(3 * (size_t)c.w * (size_t)c.h);
+    if (!c.px) {
         fprintf(stderr, "error: out of memory for the picture\n");
         return -1;
     }
-    memset(c.rgb, 255, 3 * (size_t)c.w * (size_t)c.h);
+    memset(c.px, 255, 3 * (size_t)c.w * (size_t)c.h);
     int y = MARGIN;
-    text(&c, MARGIN, y, title, black);
-    y += 30;
-    text(&c, MARGIN, y, "MOST HELPFUL TRAINING SAMPLES (UPWEIGHTING LOWERS E_VAL)", blue);
-    y += 24;
+    char first[256];
+    snprintf(first, sizeof first, "%s", title);
+    char *second = strchr(first, '\n');
+    if (second)
+        *second++ = '\0';
+    text(&c, MARGIN, y, first, black);
+    if (second)
+        text(&c, MARGIN, y + LINE, second, black);
+    y += 2 * LINE + 10;
+    text(&c, MARGIN, y, "MOST HELPFUL TRAINING SAMPLES: UPWEIGHTING THEM LOWERS E_VAL (DW < 0)", blue_text);
     for (int i = 0; i < n_helpful; i++)
-        draw_sample(&c, MARGIN + i * (CELL + GAP), y, &helpful[i]);
-    y += block;
-    text(&c, MARGIN, y, "MOST HARMFUL TRAINING SAMPLES (UPWEIGHTING RAISES E_VAL)", red);
-    y += 24;
+        draw_sample(&c, MARGIN + i * (CELL + GAP), y + 24, &helpful[i]);
+    y += SECTION;
+    text(&c, MARGIN, y, "MOST HARMFUL TRAINING SAMPLES: UPWEIGHTING THEM RAISES E_VAL (DW > 0)", red_text);
     for (int i = 0; i < n_harmful; i++)
-        draw_sample(&c, MARGIN + i * (CELL + GAP), y, &harmful[i]);
-    y += block;
-    text(&c, MARGIN, y + 4, "TOP: IMAGE. BELOW: DE_VAL/DX, BLUE = BRIGHTER LOWERS E_VAL, RED = RAISES", black);
-    text(&c, MARGIN, y + 20, "NUMBER: DE_VAL/DW, THE INFLUENCE OF THE SAMPLE", black);
+        draw_sample(&c, MARGIN + i * (CELL + GAP), y + 24, &harmful[i]);
+    y += SECTION;
+    text(&c, MARGIN, y, "TOP: THE TRAINING IMAGE.  BELOW: ITS HEAT MAP OF DE_VAL/DX, THE IMAGE OUTLINED:", black);
+    text(&c, MARGIN, y + LINE, "BLUE = BRIGHTENING THE PIXEL LOWERS THE VALIDATION LOSS, RED = RAISES IT.", black);
+    text(&c, MARGIN, y + 2 * LINE, "EACH MAP HAS ITS OWN SYMMETRIC SCALE (99TH PERCENTILE OF |DX|, PRINTED BELOW IT).", black);
+    text(&c, MARGIN, y + 3 * LINE, "DW = DE_VAL/DW: HOW E_VAL MOVES IF THE SAMPLE WEIGHS MORE IN THE TRAINING LOSS.", black);
+    colour_bar(&c, MARGIN, y + 4 * LINE + 12);
     int rc = save_png(path, &c);
-    free(c.rgb);
+    free(c.px);
     return rc;
 #endif
 }

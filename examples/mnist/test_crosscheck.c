@@ -1,7 +1,9 @@
 /* Test of mnist_hypergrad's cross-check mode: writes a tiny random case as
  * .npy files, runs `mnist_hypergrad --case DIR`, and compares DIR/dx.npy
  * with central finite differences of the validation loss (SGD and Adam,
- * f64). Usage: test_crosscheck PATH_TO_MNIST_HYPERGRAD */
+ * f64) on a ladder of steps (fd.h), to 1e-6 relative where the finite
+ * differences resolve the derivative. Usage: test_crosscheck PATH_TO_MNIST_HYPERGRAD */
+#include "fd.h"
 #include "hyper.h"
 
 #include <math.h>
@@ -17,6 +19,21 @@ static int save(const char *dir, const char *name, hg_tensor *t, hg_npy_type typ
     char path[4096];
     snprintf(path, sizeof path, "%s/%s.npy", dir, name);
     return hg_npy_save_as(path, t, type) == HG_OK ? 0 : -1;
+}
+
+typedef struct target {
+    hg_ctx *ctx;
+    const hyper_problem *p;
+} target;
+
+static double val_loss(void *user)
+{
+    const target *t = user;
+    hg_mark m = hg_ctx_mark(t->ctx);
+    hyper_result r;
+    double e = hyper_run(t->ctx, t->p, false, false, &r) == HG_OK ? r.val_loss : NAN;
+    hg_ctx_rewind(t->ctx, m);
+    return e;
 }
 
 static int check(const char *exe, const char *dir, hg_ctx *ctx, hyper_problem *p, const char *opt, int steps)
@@ -40,27 +57,24 @@ static int check(const char *exe, const char *dir, hg_ctx *ctx, hyper_problem *p
     hg_opt_parse(opt, &kind);
     p->opt = (hg_opt_config){.kind = kind, .lr = kind == HG_OPT_ADAM ? 1e-3 : 0.1};
     p->steps = steps;
-    double *x = hg_tensor_f64(p->x_train), h = 1e-4, worst = 0;
+    target t = {ctx, p};
+    double *x = hg_tensor_f64(p->x_train), worst = 0;
     int64_t n = hg_tensor_numel(p->x_train);
-    for (int64_t k = 0; k < n; k += 37) {
-        /* 4th-order central differences */
-        double saved = x[k], e[4];
-        const double offsets[4] = {2, 1, -1, -2};
-        for (int s = 0; s < 4; s++) {
-            hg_mark m = hg_ctx_mark(ctx);
-            hyper_result r;
-            x[k] = saved + offsets[s] * h;
-            e[s] = hyper_run(ctx, p, false, false, &r) == HG_OK ? r.val_loss : NAN;
-            hg_ctx_rewind(ctx, m);
+    int checked = 0, unresolved = 0;
+    for (int64_t k = 5; k < n; k += 97) {
+        fd_estimate fd = fd_derivative(&x[k], val_loss, &t, 1e-2, 1e-7);
+        if (!(fd.uncertainty <= 3e-7 * fabs(fd.value))) {
+            unresolved++;
+            continue;
         }
-        x[k] = saved;
-        double fd = (-e[0] + 8 * e[1] - 8 * e[2] + e[3]) / (12 * h), exact = hg_get(dx, k);
-        double err = fabs(fd - exact) / fmax(fabs(fd), 1e-6);
-        worst = fmax(worst, err);
+        checked++;
+        worst = fmax(worst, fd_relative_error(fd.value, hg_get(dx, k)));
     }
-    printf("%s, %d steps: worst relative error against finite differences %.2e\n", opt, steps, worst);
-    if (!(worst < 1e-5)) {
-        printf("FAIL: dx.npy does not match finite differences\n");
+    printf("%s, %d step%s: %d pixels, worst relative error against finite differences %.2e"
+           " (%d more not resolved by finite differences)\n",
+           opt, steps, steps > 1 ? "s" : "", checked, worst, unresolved);
+    if (checked < 10 || !(worst <= 1e-6)) {
+        printf("FAIL: dx.npy does not match finite differences to 1e-6\n");
         return 1;
     }
     return 0;
@@ -96,8 +110,13 @@ int main(int argc, char **argv)
         rc = save(dir, "x_train", p.x_train, HG_NPY_F64) || save(dir, "x_val", p.x_val, HG_NPY_F64) ||
              save(dir, "y_train", p.y_train, HG_NPY_I64) || save(dir, "y_val", p.y_val, HG_NPY_I64);
     if (rc == 0)
-        rc = check(argv[1], dir, ctx, &p, "sgd", 2) || check(argv[1], dir, ctx, &p, "adam", 1) ||
-             check(argv[1], dir, ctx, &p, "adam", 3);
+        /* Adam from 2 steps on: on this case every gradient entry is far
+         * from 0, so one Adam step from a fresh state is saturated
+         * (lr * sign(g)) and its hypergradient is ~lr eps / g^2, below what
+         * finite differences resolve; the example's own check covers one
+         * step on real images, where small gradients exist. */
+        rc = check(argv[1], dir, ctx, &p, "sgd", 1) || check(argv[1], dir, ctx, &p, "sgd", 3) ||
+             check(argv[1], dir, ctx, &p, "adam", 2) || check(argv[1], dir, ctx, &p, "adam", 3);
     if (rc)
         printf("error state: %s\n", hg_ctx_error(ctx));
     hg_ctx_free(ctx);
