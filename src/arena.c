@@ -196,6 +196,18 @@ hg_status hg_ctx_rewind(hg_ctx *ctx, hg_mark mark)
         if (ctx->tapes[i]->begin_serial > mark.serial)
             return hg_set_error(ctx, HG_ERR_TAPE,
                                 "hg_ctx_rewind: tape at level %d was begun after the mark and is still active", i);
+    /* Tapes begun after the mark die with it. A surviving tape forgets the
+     * watches made after the mark, as if they had not happened: their records
+     * are in the released memory (all of it still intact here). */
+    while (ctx->newest_tape && ctx->newest_tape->begin_serial > mark.serial)
+        ctx->newest_tape = ctx->newest_tape->older;
+    for (hg_tape *t = ctx->newest_tape; t; t = t->older) {
+        if (t->ended && t->end_serial < mark.serial)
+            continue;
+        for (; t->watched && t->watched->serial > mark.serial; t->watched = t->watched->next)
+            if (t->watched->t->track[t->level] == t->id)
+                t->watched->t->track[t->level] = 0;
+    }
     for (hg_object *o = ctx->last_object; o && o != mark.last_object; o = o->prev) {
         if (o->magic == HG_TENSOR_MAGIC)
             ctx->n_tensors--;

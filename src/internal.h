@@ -59,11 +59,13 @@ struct hg_tape {
     bool ended;
     int gradients_taken;
     uint64_t begin_serial, end_serial;
-    struct hg_watch_rec *watched;
+    struct hg_watch_rec *watched; /* newest first */
+    struct hg_tape *older;        /* the ctx's tapes, newest first */
 };
 
 typedef struct hg_watch_rec {
     hg_tensor *t;
+    uint64_t serial; /* a rewind to an older mark drops the record */
     struct hg_watch_rec *next;
 } hg_watch_rec;
 
@@ -98,6 +100,7 @@ struct hg_ctx {
     bool in_sweep;
     hg_tape *tapes[HG_MAX_TAPES];
     int depth;
+    hg_tape *newest_tape; /* every live tape, through hg_tape.older */
     hg_status status;
     char message[512];
 };

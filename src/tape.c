@@ -42,6 +42,8 @@ hg_tape *hg_tape_begin(hg_ctx *ctx, unsigned flags)
     tape->level = ctx->depth;
     tape->flags = flags;
     tape->begin_serial = ++ctx->serial;
+    tape->older = ctx->newest_tape;
+    ctx->newest_tape = tape;
     ctx->tapes[ctx->depth++] = tape;
     return tape;
 }
@@ -85,6 +87,7 @@ hg_status hg_watch(hg_tape *tape, hg_tensor *t)
     if (!rec)
         return hg_set_error(ctx, HG_ERR_OOM, "hg_watch: out of memory");
     rec->t = t;
+    rec->serial = ++ctx->serial;
     rec->next = tape->watched;
     tape->watched = rec;
     t->track[tape->level] = tape->id;
