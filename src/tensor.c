@@ -75,7 +75,10 @@ hg_tensor *hg_tensor_alloc(hg_ctx *ctx, const char *who, hg_dtype dtype, int ran
         hg_set_error(ctx, HG_ERR_DTYPE, "%s: invalid dtype %d", who, (int)dtype);
         return NULL;
     }
-    int64_t numel = 1;
+    /* The product of the nonzero extents must fit too, even when another
+     * extent is 0 (as NumPy requires): kernels multiply sub-extents of empty
+     * tensors, and [0, 2^62, 4] must not overflow them. */
+    int64_t numel = 1, nonzero = 1;
     for (int i = 0; i < rank; i++) {
         if (shape[i] < 0) {
             char s[160];
@@ -83,15 +86,18 @@ hg_tensor *hg_tensor_alloc(hg_ctx *ctx, const char *who, hg_dtype dtype, int ran
                          hg_shape_str(rank, shape, s, sizeof s));
             return NULL;
         }
-        if (shape[i] && numel > INT64_MAX / shape[i]) {
+        if (shape[i] && nonzero > INT64_MAX / shape[i]) {
             hg_set_error(ctx, HG_ERR_OVERFLOW, "%s: element count overflows", who);
             return NULL;
         }
         numel *= shape[i];
+        if (shape[i])
+            nonzero *= shape[i];
     }
-    if ((uint64_t)numel > (SIZE_MAX - 2 * HG_ALIGN - sizeof(hg_tensor)) / esize) {
-        hg_set_error(ctx, HG_ERR_OVERFLOW, "%s: %lld elements of %s overflow the byte count", who,
-                     (long long)numel, hg_dtype_name(dtype));
+    if ((uint64_t)nonzero > (SIZE_MAX - 2 * HG_ALIGN - sizeof(hg_tensor)) / esize) {
+        char s[160];
+        hg_set_error(ctx, HG_ERR_OVERFLOW, "%s: shape %s of %s overflows the byte count", who,
+                     hg_shape_str(rank, shape, s, sizeof s), hg_dtype_name(dtype));
         return NULL;
     }
     size_t header = (sizeof(hg_tensor) + HG_ALIGN - 1) & ~(size_t)(HG_ALIGN - 1);
@@ -135,6 +141,19 @@ hg_tensor *hg_tensor_from(hg_ctx *ctx, hg_dtype dtype, int rank, const int64_t *
     return t;
 }
 
+/* double -> int32_t without undefined behaviour: truncates toward zero,
+ * saturates out-of-range values, NaN gives 0. */
+static int32_t to_i32(double v)
+{
+    if (v != v)
+        return 0;
+    if (v >= 2147483647.0)
+        return INT32_MAX;
+    if (v <= -2147483648.0)
+        return INT32_MIN;
+    return (int32_t)v;
+}
+
 static void fill(hg_tensor *t, double v)
 {
     switch (t->dtype) {
@@ -152,8 +171,9 @@ static void fill(hg_tensor *t, double v)
     }
     case HG_I32: {
         int32_t *p = t->data;
+        const int32_t iv = to_i32(v);
         for (int64_t i = 0; i < t->numel; i++)
-            p[i] = (int32_t)v;
+            p[i] = iv;
         break;
     }
     }
@@ -201,7 +221,7 @@ hg_tensor *hg_arange(hg_ctx *ctx, hg_dtype dtype, int64_t n, double start, doubl
         switch (dtype) {
         case HG_F32: ((float *)t->data)[i] = (float)v; break;
         case HG_F64: ((double *)t->data)[i] = v; break;
-        case HG_I32: ((int32_t *)t->data)[i] = (int32_t)v; break;
+        case HG_I32: ((int32_t *)t->data)[i] = to_i32(v); break;
         }
     }
     return t;

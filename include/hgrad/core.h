@@ -134,6 +134,8 @@ HG_API hg_tensor *hg_tensor_new(hg_ctx *ctx, hg_dtype dtype, int rank, const int
 HG_API hg_tensor *hg_tensor_from(hg_ctx *ctx, hg_dtype dtype, int rank, const int64_t *shape, const void *data);
 HG_API hg_tensor *hg_zeros(hg_ctx *ctx, hg_dtype dtype, int rank, const int64_t *shape);
 HG_API hg_tensor *hg_ones(hg_ctx *ctx, hg_dtype dtype, int rank, const int64_t *shape);
+/* For i32, values (here and in hg_scalar, hg_arange) are truncated toward
+ * zero and saturated to the int32 range; NaN gives 0. */
 HG_API hg_tensor *hg_full(hg_ctx *ctx, hg_dtype dtype, int rank, const int64_t *shape, double value);
 /* Rank-0 tensor holding value. */
 HG_API hg_tensor *hg_scalar(hg_ctx *ctx, hg_dtype dtype, double value);
