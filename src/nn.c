@@ -127,6 +127,11 @@ hg_tensor *hg_mlp_forward(hg_ctx *ctx, const hg_mlp *spec, hg_tensor *const *par
             return NULL;
         }
     }
+    if (!x) {
+        /* Keeps an earlier error; without one, a NULL result still says why. */
+        hg_set_error(ctx, HG_ERR_NULL, "hg_mlp_forward: x is NULL");
+        return NULL;
+    }
     hg_tensor *h = x;
     for (int l = 0; l < spec->n_layers && h; l++) {
         h = hg_dense(ctx, h, params[2 * l], params[2 * l + 1]);
