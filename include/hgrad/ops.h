@@ -50,7 +50,7 @@ HG_API hg_tensor *hg_tanh(hg_ctx *ctx, hg_tensor *x);
 HG_API hg_tensor *hg_sigmoid(hg_ctx *ctx, hg_tensor *x);
 HG_API hg_tensor *hg_relu(hg_ctx *ctx, hg_tensor *x);
 HG_API hg_tensor *hg_abs(hg_ctx *ctx, hg_tensor *x);
-/* -1, 0, 1 (constant). */
+/* -1, 0, 1 (constant); NaN stays NaN. */
 HG_API hg_tensor *hg_sign(hg_ctx *ctx, hg_tensor *x);
 /* Identity copy that is recorded (a new tensor with the same values). */
 HG_API hg_tensor *hg_identity(hg_ctx *ctx, hg_tensor *x);
