@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Build the libFuzzer targets with clang, ASan and UBSan, compiling the
+# library's sources directly into each target (no meson needed).
+#   tests/fuzz/build.sh [OUTDIR]        (default: build-fuzz)
+# Needs clang and libFuzzer (Debian: clang libclang-rt-14-dev), a CBLAS
+# (libopenblas-dev or libblas-dev) and zlib1g-dev.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+out=${1:-$root/build-fuzz}
+mkdir -p "$out"
+CC=${CC:-clang}
+
+blas_libs=$(pkg-config --libs openblas 2>/dev/null || pkg-config --libs blas-netlib 2>/dev/null || echo -lblas)
+blas_cflags=$(pkg-config --cflags openblas 2>/dev/null || pkg-config --cflags blas-netlib 2>/dev/null || true)
+zlib_libs=$(pkg-config --libs zlib 2>/dev/null || echo -lz)
+
+cflags=(-std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fno-omit-frame-pointer
+        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+        -I"$root/include" -I"$root/src" $blas_cflags)
+srcs=()
+for f in "$root"/src/*.c "$root"/src/ops/*.c "$root"/src/kernels/*.c "$root"/src/io/*.c; do
+    [ -f "$f" ] && srcs+=("$f")
+done
+
+# Objects once (with -fsanitize=fuzzer-no-link), then one link per target.
+objdir="$out/obj"
+mkdir -p "$objdir"
+lib_cflags=("${cflags[@]/-fsanitize=fuzzer,address,undefined/-fsanitize=fuzzer-no-link,address,undefined}")
+objs=()
+pids=()
+for f in "${srcs[@]}"; do
+    rel=${f#"$root"/src/}
+    o="$objdir/${rel//\//_}.o"
+    objs+=("$o")
+    if [ ! -f "$o" ] || [ "$f" -nt "$o" ] || [ "$root/src/internal.h" -nt "$o" ]; then
+        "$CC" "${lib_cflags[@]}" -c "$f" -o "$o" &
+        pids+=($!)
+    fi
+done
+for p in "${pids[@]}"; do wait "$p"; done
+
+for target in fuzz_npy fuzz_idx fuzz_ops; do
+    "$CC" "${cflags[@]}" "$here/$target.c" "${objs[@]}" $blas_libs $zlib_libs -lm -o "$out/$target"
+    echo "built $out/$target"
+done

@@ -1,0 +1,435 @@
+/* Allocation-failure injection through the hg_allocator hook.
+ *
+ * For each representative program (a training step with the training-form
+ * optimizer, a two-step hypergradient through SGD and through Adam with
+ * nested tapes, .npy and IDX loads from files written here, the func helpers
+ * and gradcheck), the n-th allocation is made to fail for every n from 1 until
+ * the program needs fewer than n allocations. Every failure must:
+ *  - end in an error: the program reports failure and the ctx holds
+ *    HG_ERR_OOM (the first error) with a message; nothing crashes;
+ *  - leave the ctx usable: after rewinding to a mark taken at the start and
+ *    clearing the error, the same program succeeds and gives bitwise the
+ *    results of a run without failures;
+ *  - leak nothing: the counting allocator is back to zero live blocks after
+ *    hg_ctx_free.
+ * A small chunk size (4096 bytes) makes the arena call the allocator often. */
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define MAX_OUT 4096
+
+typedef struct counting {
+    long calls;
+    long fail_at; /* 0: never fail */
+    int sticky;   /* 1: every allocation from fail_at on fails too */
+    long live;
+    size_t live_bytes;
+    int size_mismatch;
+} counting;
+
+static void *c_alloc(size_t size, void *user)
+{
+    counting *c = user;
+    ++c->calls;
+    if (c->fail_at && (c->calls == c->fail_at || (c->sticky && c->calls > c->fail_at)))
+        return NULL;
+    size_t *p = malloc(size + 16);
+    if (!p)
+        return NULL;
+    p[0] = size;
+    c->live++;
+    c->live_bytes += size;
+    return (char *)p + 16;
+}
+
+static void c_free(void *ptr, size_t size, void *user)
+{
+    counting *c = user;
+    if (!ptr)
+        return;
+    size_t *p = (size_t *)((char *)ptr - 16);
+    if (p[0] != size)
+        c->size_mismatch = 1; /* the hook's free must get the size given to alloc */
+    c->live--;
+    c->live_bytes -= size;
+    free(p);
+}
+
+/* A program writes its results (as doubles) into out and returns HG_OK, or
+ * an error status; it ends every tape it begins, also on failure. */
+typedef hg_status (*program)(hg_ctx *ctx, double *out, size_t *n_out);
+
+static void copy_out(hg_tensor *t, double *out, size_t *n_out)
+{
+    int64_t n = hg_tensor_numel(t);
+    for (int64_t i = 0; i < n && *n_out < MAX_OUT; i++)
+        out[(*n_out)++] = hg_get(t, i);
+}
+
+static hg_tensor *labels(hg_ctx *ctx, int64_t n, int classes)
+{
+    hg_tensor *y = hg_tensor_new(ctx, HG_I32, 1, &n);
+    int32_t *d = hg_tensor_i32(y);
+    for (int64_t i = 0; d && i < n; i++)
+        d[i] = (int32_t)((i * 7 + 1) % classes);
+    return y;
+}
+
+/* ---- programs --------------------------------------------------------------- */
+
+/* Three training steps of a small MLP with Adam (training form), each in a
+ * mark/rewind region. */
+static hg_status prog_train(hg_ctx *ctx, double *out, size_t *n_out)
+{
+    hg_rng rng;
+    hg_rng_seed(&rng, 3);
+    hg_mlp spec = {.n_layers = 3, .sizes = {10, 32, 16, 4}, .hidden = HG_ACT_RELU};
+    hg_tensor *params[6];
+    hg_status s = hg_mlp_init(ctx, &spec, HG_F32, HG_INIT_HE, &rng, params);
+    if (s != HG_OK)
+        return s;
+    hg_tensor *x = hg_rand_uniform(ctx, &rng, HG_F32, 2, SHAPE(64, 10), -1, 1);
+    hg_tensor *y = labels(ctx, 64, 4);
+    hg_opt_config cfg = {.kind = HG_OPT_ADAM, .lr = 1e-2};
+    hg_optimizer *opt = x && y ? hg_optimizer_new(ctx, &cfg, 6, params) : NULL;
+    if (!opt)
+        return hg_ctx_status(ctx);
+    for (int step = 0; step < 3; step++) {
+        hg_mark m = hg_ctx_mark(ctx);
+        hg_tape *tape = hg_tape_begin(ctx, 0);
+        hg_watch_n(tape, 6, params);
+        hg_tensor *loss = hg_softmax_cross_entropy(ctx, hg_mlp_forward(ctx, &spec, params, x), y);
+        hg_tape_end(tape);
+        hg_tensor *g[6];
+        s = tape ? hg_gradient(tape, loss, 6, params, NULL, g) : HG_ERR_NULL;
+        if (s == HG_OK)
+            s = hg_optimizer_step(opt, g);
+        hg_status rs = hg_ctx_rewind(ctx, m);
+        if (s != HG_OK)
+            return s;
+        if (rs != HG_OK)
+            return rs;
+    }
+    for (int i = 0; i < 6; i++)
+        copy_out(params[i], out, n_out);
+    return HG_OK;
+}
+
+/* d(validation loss)/d(training inputs, lr) through two recorded optimizer
+ * steps (nested tapes: one outer, one inner per step). */
+static hg_status hypergrad(hg_ctx *ctx, hg_opt_kind kind, double *out, size_t *n_out)
+{
+    hg_rng rng;
+    hg_rng_seed(&rng, 11);
+    hg_mlp spec = {.n_layers = 2, .sizes = {5, 6, 3}, .hidden = HG_ACT_TANH};
+    hg_tensor *params[4];
+    hg_status s = hg_mlp_init(ctx, &spec, HG_F64, HG_INIT_GLOROT, &rng, params);
+    if (s != HG_OK)
+        return s;
+    hg_tensor *xtr = hg_rand_uniform(ctx, &rng, HG_F64, 2, SHAPE(8, 5), -1, 1);
+    hg_tensor *xval = hg_rand_uniform(ctx, &rng, HG_F64, 2, SHAPE(6, 5), -1, 1);
+    hg_tensor *ytr = labels(ctx, 8, 3), *yval = labels(ctx, 6, 3);
+    hg_tensor *lr = hg_scalar(ctx, HG_F64, kind == HG_OPT_ADAM ? 0.01 : 0.5);
+    hg_opt_config cfg = {.kind = kind, .lr = 0.5};
+    hg_tape *outer = hg_tape_begin(ctx, 0);
+    hg_watch(outer, xtr);
+    hg_watch(outer, lr);
+    hg_tensor *state[8] = {0}, *p[4], *g[4];
+    memcpy(p, params, sizeof p);
+    for (int t = 1; t <= 2; t++) {
+        hg_tape *inner = hg_tape_begin(ctx, 0);
+        hg_watch_n(inner, 4, p);
+        hg_tensor *loss = hg_softmax_cross_entropy(ctx, hg_mlp_forward(ctx, &spec, p, xtr), ytr);
+        hg_tape_end(inner);
+        if (inner)
+            hg_gradient(inner, loss, 4, p, NULL, g);
+        else
+            memset(g, 0, sizeof g);
+        hg_tensor *np[4] = {0};
+        hg_opt_step(ctx, &cfg, lr, t, 4, p, g, state, np);
+        memcpy(p, np, sizeof p);
+    }
+    hg_tensor *E = hg_softmax_cross_entropy(ctx, hg_mlp_forward(ctx, &spec, p, xval), yval);
+    hg_tape_end(outer);
+    hg_tensor *src[2] = {xtr, lr}, *d[2] = {0};
+    if (outer)
+        hg_gradient(outer, E, 2, src, NULL, d);
+    if (hg_ctx_status(ctx) != HG_OK)
+        return hg_ctx_status(ctx);
+    ck_assert_ptr_nonnull(d[0]);
+    copy_out(E, out, n_out);
+    copy_out(d[0], out, n_out);
+    copy_out(d[1], out, n_out);
+    return HG_OK;
+}
+
+static hg_status prog_hyper_sgd(hg_ctx *ctx, double *out, size_t *n_out)
+{
+    return hypergrad(ctx, HG_OPT_SGD, out, n_out);
+}
+
+static hg_status prog_hyper_adam(hg_ctx *ctx, double *out, size_t *n_out)
+{
+    return hypergrad(ctx, HG_OPT_ADAM, out, n_out);
+}
+
+static char npy_path[512], idx_gz_path[512], idx_raw_path[512];
+
+/* Files read through the ctx's allocator (whole-file and decompression
+ * buffers). */
+static hg_status prog_load(hg_ctx *ctx, double *out, size_t *n_out)
+{
+    hg_tensor *a = hg_npy_load(ctx, npy_path);
+    hg_tensor *b = hg_idx_load(ctx, idx_gz_path, HG_F64, 1.0 / 255, 0);
+    hg_tensor *c = hg_idx_load(ctx, idx_raw_path, HG_I32, 1.0, 0);
+    if (!a || !b || !c)
+        return hg_ctx_status(ctx);
+    copy_out(a, out, n_out);
+    copy_out(b, out, n_out);
+    copy_out(c, out, n_out);
+    return HG_OK;
+}
+
+static hg_tensor *f_cubic(hg_ctx *ctx, hg_tensor *const *in, void *user)
+{
+    (void)user;
+    return hg_sum(ctx, hg_mul(ctx, hg_tanh(ctx, in[0]), hg_mul(ctx, in[0], in[1])));
+}
+
+/* vjp, jvp, hvp, Jacobian, Hessian and a second-order gradcheck. */
+static hg_status prog_func(hg_ctx *ctx, double *out, size_t *n_out)
+{
+    hg_tensor *x = T64(ctx, 1, SHAPE(3), 0.3, -0.7, 1.1);
+    hg_tensor *y = T64(ctx, 1, SHAPE(3), 1.5, 0.5, -0.25);
+    hg_tensor *in[2] = {x, y}, *tan[2] = {y, x};
+    if (!x || !y)
+        return hg_ctx_status(ctx);
+    hg_tensor *v = NULL, *g[2] = {0}, *jv = NULL, *hv[2] = {0}, *jac = NULL, *hess = NULL;
+    hg_status s = hg_vjp(ctx, f_cubic, 2, in, NULL, NULL, 0, &v, g);
+    if (s == HG_OK)
+        s = hg_jvp(ctx, f_cubic, 2, in, NULL, tan, 0, NULL, &jv);
+    if (s == HG_OK)
+        s = hg_hvp(ctx, f_cubic, 2, in, NULL, tan, HG_FUNC_CREATE_GRAPH, NULL, hv);
+    if (s == HG_OK)
+        s = hg_jacobian(ctx, f_cubic, 2, in, NULL, 0, &jac);
+    if (s == HG_OK)
+        s = hg_hessian(ctx, f_cubic, 2, in, NULL, 0, &hess);
+    hg_check_report rep;
+    hg_check_options opts = {.order = 2};
+    if (s == HG_OK)
+        s = hg_gradcheck(ctx, f_cubic, 2, in, NULL, &opts, &rep);
+    if (s != HG_OK)
+        return s;
+    ck_assert_msg(rep.passed, "gradcheck did not pass");
+    hg_tensor *res[] = {v, g[0], g[1], jv, hv[0], hv[1], jac, hess};
+    for (size_t i = 0; i < sizeof res / sizeof res[0]; i++)
+        copy_out(res[i], out, n_out);
+    return HG_OK;
+}
+
+/* ---- the sweep ---------------------------------------------------------------- */
+
+static long sweep(program prog, const char *name, int sticky)
+{
+    static double ref[MAX_OUT], got[MAX_OUT];
+    size_t n_ref = 0, n_got;
+    counting c = {0};
+    hg_allocator alloc = {c_alloc, c_free, &c};
+    hg_ctx_options opts = {.allocator = &alloc, .chunk_bytes = 4096};
+
+    /* Reference run, no failures. */
+    hg_ctx *ctx = hg_ctx_new(&opts);
+    ck_assert_ptr_nonnull(ctx);
+    hg_status s = prog(ctx, ref, &n_ref);
+    ck_assert_msg(s == HG_OK, "%s: reference run failed: %s", name, hg_ctx_error(ctx));
+    long needed = c.calls;
+    hg_ctx_free(ctx);
+    ck_assert_msg(c.live == 0 && c.live_bytes == 0, "%s: %ld blocks leaked", name, c.live);
+    ck_assert_int_gt((long)n_ref, 0);
+
+    long points = 0;
+    for (long n = 1;; n++) {
+        memset(&c, 0, sizeof c);
+        c.fail_at = n;
+        c.sticky = sticky;
+        ctx = hg_ctx_new(&opts);
+        if (!ctx) {
+            ck_assert_int_eq(n, 1); /* only the ctx struct itself */
+            ck_assert_int_eq(c.live, 0);
+            points++;
+            continue;
+        }
+        hg_mark start = hg_ctx_mark(ctx);
+        n_got = 0;
+        s = prog(ctx, got, &n_got);
+        if (c.calls < n) {
+            /* The program needs fewer than n allocations: the sweep is over. */
+            ck_assert_msg(s == HG_OK, "%s: run without failure failed: %s", name, hg_ctx_error(ctx));
+            hg_ctx_free(ctx);
+            ck_assert_int_eq(c.live, 0);
+            break;
+        }
+        points++;
+        ck_assert_msg(s != HG_OK, "%s: allocation %ld failed but the program succeeded", name, n);
+        ck_assert_msg(hg_ctx_status(ctx) == HG_ERR_OOM, "%s: allocation %ld failed: first error %s (%s)", name, n,
+                      hg_status_name(hg_ctx_status(ctx)), hg_ctx_error(ctx));
+        ck_assert_msg(hg_ctx_error(ctx)[0] != '\0', "%s: no message", name);
+        /* Still usable: rewind, clear, run again without failures. */
+        c.fail_at = 0;
+        ck_assert_msg(hg_ctx_rewind(ctx, start) == HG_OK, "%s: rewind after failure %ld: %s", name, n,
+                      hg_ctx_error(ctx));
+        hg_ctx_clear_error(ctx);
+        n_got = 0;
+        s = prog(ctx, got, &n_got);
+        ck_assert_msg(s == HG_OK, "%s: rerun after failure %ld failed: %s", name, n, hg_ctx_error(ctx));
+        ck_assert_int_eq(n_got, n_ref);
+        ck_assert_msg(memcmp(got, ref, n_ref * sizeof *ref) == 0, "%s: rerun after failure %ld differs", name, n);
+        hg_ctx_free(ctx);
+        ck_assert_msg(c.live == 0 && c.live_bytes == 0 && !c.size_mismatch,
+                      "%s: failure at allocation %ld leaked %ld blocks (size mismatch %d)", name, n, c.live,
+                      c.size_mismatch);
+    }
+    ck_assert_int_ge(points, needed);
+    printf("alloc_fail: %-22s %4ld allocation points failed (%s), each ending in HG_ERR_OOM, no leak\n", name,
+           points, sticky ? "that one and every later one" : "that one only");
+    fflush(stdout);
+    return points;
+}
+
+START_TEST(training_step)
+{
+    sweep(prog_train, "training step (Adam)", 0);
+    sweep(prog_train, "training step (Adam)", 1);
+}
+END_TEST
+
+START_TEST(hypergradient_sgd)
+{
+    sweep(prog_hyper_sgd, "hypergradient (SGD)", 0);
+    sweep(prog_hyper_sgd, "hypergradient (SGD)", 1);
+}
+END_TEST
+
+START_TEST(hypergradient_adam)
+{
+    sweep(prog_hyper_adam, "hypergradient (Adam)", 0);
+    sweep(prog_hyper_adam, "hypergradient (Adam)", 1);
+}
+END_TEST
+
+START_TEST(data_loading)
+{
+    sweep(prog_load, "npy + IDX loads", 0);
+    sweep(prog_load, "npy + IDX loads", 1);
+}
+END_TEST
+
+START_TEST(func_helpers)
+{
+    sweep(prog_func, "func + gradcheck", 0);
+    sweep(prog_func, "func + gradcheck", 1);
+}
+END_TEST
+
+/* max_bytes is the other way to run out: refused before the allocator. */
+START_TEST(arena_limit)
+{
+    hg_ctx_options opts = {.chunk_bytes = 4096, .max_bytes = 64 * 1024};
+    hg_ctx *ctx = hg_ctx_new(&opts);
+    hg_mark m = hg_ctx_mark(ctx);
+    ck_assert_ptr_null(hg_zeros(ctx, HG_F64, 1, SHAPE(100000)));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_OOM);
+    ck_assert_int_eq(hg_ctx_rewind(ctx, m), HG_OK);
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_nonnull(hg_zeros(ctx, HG_F64, 1, SHAPE(1000)));
+    ck_assert_ctx_ok(ctx);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+/* The allocator hook is called for the ctx struct too and must be complete. */
+START_TEST(bad_allocator)
+{
+    hg_allocator half = {c_alloc, NULL, NULL};
+    hg_ctx_options opts = {.allocator = &half};
+    ck_assert_ptr_null(hg_ctx_new(&opts));
+}
+END_TEST
+
+static void write_files(void)
+{
+    static char dir[] = "/tmp/hgrad_allocfail_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(npy_path, sizeof npy_path, "%s/a.npy", dir);
+    snprintf(idx_gz_path, sizeof idx_gz_path, "%s/images.idx.gz", dir);
+    snprintf(idx_raw_path, sizeof idx_raw_path, "%s/labels.idx", dir);
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_rng rng;
+    hg_rng_seed(&rng, 5);
+    hg_tensor *a = hg_rand_normal(ctx, &rng, HG_F64, 2, SHAPE(40, 30), 0, 1);
+    ck_assert_int_eq(hg_npy_save(npy_path, a), HG_OK);
+    hg_ctx_free(ctx);
+    /* IDX: 20 images of 8x8 (gzip), 50 labels (raw). */
+    unsigned char img[16 + 20 * 64];
+    memcpy(img, "\0\0\x08\x03\0\0\0\x14\0\0\0\x08\0\0\0\x08", 16);
+    for (int i = 0; i < 20 * 64; i++)
+        img[16 + i] = (unsigned char)(i * 13);
+    gzFile gz = gzopen(idx_gz_path, "wb");
+    ck_assert_ptr_nonnull(gz);
+    ck_assert_int_eq(gzwrite(gz, img, sizeof img), (int)sizeof img);
+    gzclose(gz);
+    unsigned char lab[8 + 50];
+    memcpy(lab, "\0\0\x08\x01\0\0\0\x32", 8);
+    for (int i = 0; i < 50; i++)
+        lab[8 + i] = (unsigned char)(i % 10);
+    FILE *f = fopen(idx_raw_path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fwrite(lab, 1, sizeof lab, f), sizeof lab);
+    fclose(f);
+}
+
+static void remove_files(void)
+{
+    unlink(npy_path);
+    unlink(idx_gz_path);
+    unlink(idx_raw_path);
+    char *slash = strrchr(npy_path, '/');
+    if (slash) {
+        *slash = '\0';
+        rmdir(npy_path);
+    }
+}
+
+static void setup_files(void)
+{
+    write_files();
+}
+
+static Suite *alloc_fail_suite(void)
+{
+    Suite *s = suite_create("alloc_fail");
+    TCase *tc = tcase_create("sweeps");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, training_step);
+    tcase_add_test(tc, hypergradient_sgd);
+    tcase_add_test(tc, hypergradient_adam);
+    tcase_add_test(tc, func_helpers);
+    tcase_add_test(tc, arena_limit);
+    tcase_add_test(tc, bad_allocator);
+    suite_add_tcase(s, tc);
+    TCase *io = tcase_create("io");
+    tcase_add_unchecked_fixture(io, setup_files, remove_files);
+    tcase_set_timeout(io, 600);
+    tcase_add_test(io, data_loading);
+    suite_add_tcase(s, io);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(alloc_fail_suite());
+}
