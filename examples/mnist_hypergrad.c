@@ -25,6 +25,7 @@
 
 typedef struct options {
     const char *data_dir;
+    bool synthetic;  /* --synthetic: the built-in set even if data exist */
     const char *out_png;
     const char *case_dir;
     int epochs;
@@ -55,6 +56,7 @@ static void usage(FILE *f)
             "  --data DIR        MNIST-format IDX files, gzip or raw (default: $HGRAD_DATA, then\n"
             "                    /usr/share/datasets/fashion-mnist; a synthetic set if none).\n"
             "                    Only t10k-* files: they are split 80/20 into training and held out\n"
+            "  --synthetic       use the small built-in synthetic set (no files needed)\n"
             "  --epochs N        training epochs (default 10)\n"
             "  --train-limit N   train on the first N training images only\n"
             "  --batch N         training samples in the unrolled steps (default 32)\n"
@@ -87,8 +89,22 @@ static int parse_args(int argc, char **argv, options *o)
             usage(stdout);
             exit(0);
         }
+        if (!strcmp(a, "--synthetic")) {
+            o->synthetic = true;
+            continue;
+        }
+        static const char *const with_value[] = {"--data", "--out",   "--case", "--epochs", "--train-limit",
+                                                 "--batch", "--val",  "--steps", "--fd-pixels", "--repeat",
+                                                 "--seed",  "--lr",   "--opt",  "--dtype",  "--loss"};
+        bool known = false;
+        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+            known = known || !strcmp(a, with_value[k]);
+        if (!known) {
+            fprintf(stderr, "error: unknown option %s (--help lists them)\n", a);
+            return -1;
+        }
         if (!v) {
-            fprintf(stderr, "error: %s needs a value (or unknown option)\n", a);
+            fprintf(stderr, "error: %s needs a value\n", a);
             return -1;
         }
         i++;
@@ -144,8 +160,18 @@ static int parse_args(int argc, char **argv, options *o)
             return -1;
         }
     }
-    if (o->epochs < 0 || o->batch < 1 || o->val < 1 || o->steps < 1 || o->fd_pixels < 0 || o->repeat < 1) {
-        fprintf(stderr, "error: sizes must be positive (epochs >= 0, fd-pixels >= 0)\n");
+    const char *bad = o->epochs < 0        ? "--epochs must be >= 0"
+                      : o->train_limit < 0 ? "--train-limit must be >= 0"
+                      : o->batch < 1       ? "--batch must be >= 1"
+                      : o->val < 1         ? "--val must be >= 1"
+                      : o->steps < 1       ? "--steps must be >= 1"
+                      : o->steps > 10000   ? "--steps must be <= 10000"
+                      : o->fd_pixels < 0   ? "--fd-pixels must be >= 0"
+                      : o->repeat < 1      ? "--repeat must be >= 1"
+                      : !(o->lr >= 0) || !isfinite(o->lr) ? "--lr must be a positive number"
+                                                          : NULL;
+    if (bad) {
+        fprintf(stderr, "error: %s\n", bad);
         return -1;
     }
     return 0;
@@ -304,7 +330,7 @@ static int run(const options *o)
 
     printf("== 1. data\n");
     t0 = now_seconds();
-    if (dataset_load(ctx, o->data_dir, o->train_limit, o->seed, &d) != 0)
+    if (dataset_load(ctx, o->data_dir, o->synthetic, o->train_limit, o->seed, &d) != 0)
         goto done;
     int64_t n_train = hg_tensor_dim(d.x_train, 0), n_test = hg_tensor_dim(d.x_test, 0);
     printf("  source: %s\n  %lld training and %lld held-out images, 28 x 28%s\n", d.source, (long long)n_train,

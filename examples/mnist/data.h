@@ -18,12 +18,14 @@ typedef struct dataset {
 /* "7" for digits, "sneaker" for Fashion-MNIST, "bar 3" for synthetic data. */
 const char *dataset_class_name(const dataset *d, int label, char *buf, size_t size);
 
-/* Directory from --data, else $HGRAD_DATA, else Debian's Fashion-MNIST.
- * Loads train-* and t10k-* (gzip or raw); if only t10k-* exist, splits them
- * 80/20. If nothing is found, prints where it looked and builds a synthetic
- * set. train_limit > 0 keeps only that many training samples. Returns 0 on
- * success; on a malformed file prints the error and returns -1. */
-int dataset_load(hg_ctx *ctx, const char *dir_option, int64_t train_limit, uint64_t seed, dataset *d);
+/* Directory from --data (dir_option), else $HGRAD_DATA, else Debian's
+ * Fashion-MNIST. Loads train-* and t10k-* (gzip or raw); if only t10k-*
+ * exist, splits them 80/20. If nothing is found (or force_synthetic), says
+ * where it looked and builds a synthetic set. train_limit > 0 keeps only
+ * that many training samples. Returns 0 on success; on a missing --data
+ * folder or a malformed file prints the error and returns -1. */
+int dataset_load(hg_ctx *ctx, const char *dir_option, bool force_synthetic, int64_t train_limit, uint64_t seed,
+                 dataset *d);
 
 /* Rows [start, start + count) of x (f32 [n, 784]) / labels, as new tensors. */
 hg_tensor *rows_f32(hg_ctx *ctx, hg_tensor *x, int64_t start, int64_t count);
