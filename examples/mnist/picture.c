@@ -16,6 +16,7 @@
 #include <png.h>
 #endif
 
+#ifdef HAVE_PNG
 #define ZOOM 4
 #define CELL (28 * ZOOM)
 #define GAP 16
@@ -164,7 +165,6 @@ static void colour_bar(canvas *c, int x0, int y0)
     text(c, x0 + w - 6 * 4 * TEXT_SCALE, y0 + h + 5, "+SCALE", black);
 }
 
-#ifdef HAVE_PNG
 static int save_png(const char *path, const canvas *c)
 {
     FILE *f = fopen(path, "wb");
