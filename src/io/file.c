@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void *hg_temp_alloc(hg_ctx *ctx, size_t size)
 {
@@ -26,6 +27,12 @@ hg_status hg_file_read(hg_ctx *ctx, const char *who, const char *path, size_t ma
     FILE *f = fopen(path, "rb");
     if (!f)
         return hg_set_error(ctx, HG_ERR_IO, "%s: cannot open %s: %s", who, path, strerror(errno));
+    /* A directory opens on Linux and "seeks" to LONG_MAX: not a file to read. */
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return hg_set_error(ctx, HG_ERR_IO, "%s: %s is not a regular file", who, path);
+    }
     long size = -1;
     if (fseek(f, 0, SEEK_END) == 0)
         size = ftell(f);
