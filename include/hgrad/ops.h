@@ -72,6 +72,7 @@ HG_API hg_tensor *hg_mean_axis(hg_ctx *ctx, hg_tensor *x, int axis, int keepdim)
 HG_API hg_tensor *hg_sum_to(hg_ctx *ctx, hg_tensor *x, int rank, const int64_t *shape);
 
 /* ---- shape ------------------------------------------------------------- */
+/* reshape, transpose and permute also take i32 (they only move values). */
 HG_API hg_tensor *hg_broadcast_to(hg_ctx *ctx, hg_tensor *x, int rank, const int64_t *shape);
 /* Same element count; one extent may be -1 (inferred). */
 HG_API hg_tensor *hg_reshape(hg_ctx *ctx, hg_tensor *x, int rank, const int64_t *shape);
