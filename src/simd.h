@@ -6,8 +6,18 @@
 #ifndef HGRAD_SIMD_H
 #define HGRAD_SIMD_H
 
-#if defined(__x86_64__) && defined(__has_attribute)
-#if __has_attribute(target_clones) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+/* GCC says __SANITIZE_THREAD__; clang 14 only answers __has_feature. Under
+ * TSan the ifunc resolvers run before its runtime is up and crash. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define HG_NO_SIMD_CLONES 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define HG_NO_SIMD_CLONES 1
+#endif
+#endif
+
+#if defined(__x86_64__) && defined(__has_attribute) && !defined(HG_NO_SIMD_CLONES)
+#if __has_attribute(target_clones)
 #define HG_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 #endif
