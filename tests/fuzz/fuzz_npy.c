@@ -3,8 +3,7 @@
  * Checked: no crash, no sanitizer report, no leak; a failure leaves a non-OK
  * status and a non-empty message on the ctx; a success is a live tensor whose
  * element count matches its shape and the bytes the header promised, and all
- * of whose data can be read. A loaded tensor is saved again and re-read
- * (through a memory round trip of the writer when the data is small). */
+ * of whose data can be read. */
 #include "hgrad.h"
 
 #include <stdint.h>
