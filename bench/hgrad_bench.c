@@ -36,11 +36,12 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The computation is the flagship's (cross-check mode), shared, not copied. */
+#include "../examples/mnist/hyper.h"
+
 #ifndef HGRAD_SOURCE_ROOT
 #define HGRAD_SOURCE_ROOT "."
 #endif
-
-#define N_PARAMS 6
 
 typedef struct bench_case {
     const char *name;
@@ -76,12 +77,8 @@ typedef struct options {
     hg_ctx_options ctx_opts; /* chunk_bytes from --chunk-mb */
 } options;
 
-/* One problem's inputs (constants in some ctx). */
-typedef struct problem {
-    hg_mlp spec;
-    hg_tensor *params[N_PARAMS];
-    hg_tensor *x_train, *y_train, *x_val, *y_val;
-} problem;
+/* One problem's inputs (constants in some ctx): the flagship's. */
+typedef hyper_problem problem;
 
 static double now_seconds(void)
 {
@@ -271,40 +268,9 @@ static void export_problem(const char *dir, const problem *p)
     save(dir, "y_val", p->y_val, HG_NPY_I64);
 }
 
-/* Constant copy of t in ctx converted to dtype (labels stay i32). */
-static hg_tensor *converted(hg_ctx *ctx, hg_tensor *t, hg_dtype dtype)
-{
-    hg_dtype from = hg_tensor_dtype(t);
-    hg_tensor *c = hg_tensor_new(ctx, from == HG_I32 ? HG_I32 : dtype, hg_tensor_rank(t), hg_tensor_shape(t));
-    if (!c)
-        return NULL;
-    int64_t n = hg_tensor_numel(t);
-    if (from == HG_I32 || from == dtype) {
-        memcpy(hg_tensor_data(c), hg_tensor_data(t), (size_t)n * hg_dtype_size(from));
-    } else if (dtype == HG_F64) {
-        const float *s = hg_tensor_data(t);
-        double *d = hg_tensor_data(c);
-        for (int64_t i = 0; i < n; i++)
-            d[i] = s[i];
-    } else {
-        const double *s = hg_tensor_data(t);
-        float *d = hg_tensor_data(c);
-        for (int64_t i = 0; i < n; i++)
-            d[i] = (float)s[i];
-    }
-    return c;
-}
-
 static void convert_problem(hg_ctx *ctx, const problem *p, hg_dtype dtype, problem *q)
 {
-    *q = *p;
-    for (int i = 0; i < N_PARAMS; i++)
-        q->params[i] = converted(ctx, p->params[i], dtype);
-    q->x_train = converted(ctx, p->x_train, dtype);
-    q->y_train = converted(ctx, p->y_train, dtype);
-    q->x_val = converted(ctx, p->x_val, dtype);
-    q->y_val = converted(ctx, p->y_val, dtype);
-    if (hg_ctx_status(ctx) != HG_OK)
+    if (hyper_convert(ctx, p, dtype, q) != HG_OK)
         die_ctx(ctx, "converting inputs");
 }
 
@@ -320,37 +286,22 @@ static hg_opt_config opt_config(const bench_case *c)
  * E_val) is complete, before the outer sweep. */
 static size_t forward_bytes_in_use;
 
-/* dE_val/dx_train through c->steps unrolled steps (nested tapes). */
+/* dE_val/dx_train through `steps` unrolled steps of the case's optimizer
+ * (examples/mnist/hyper.c: nested tapes, mean cross-entropy). */
 static hg_status hypergradient(hg_ctx *ctx, const problem *p, const bench_case *c, int steps, hg_tensor **dx,
                                double *val_loss)
 {
-    hg_opt_config cfg = opt_config(c);
-    hg_tape *outer = hg_tape_begin(ctx, 0);
-    if (!outer)
-        return hg_ctx_status(ctx);
-    hg_watch(outer, p->x_train);
-    hg_tensor *params[N_PARAMS], *state[2 * N_PARAMS] = {0};
-    memcpy(params, p->params, sizeof params);
-    for (int k = 1; k <= steps; k++) {
-        hg_tape *inner = hg_tape_begin(ctx, 0);
-        hg_watch_n(inner, N_PARAMS, params);
-        hg_tensor *loss = hg_softmax_cross_entropy(ctx, hg_mlp_forward(ctx, &p->spec, params, p->x_train), p->y_train);
-        hg_tape_end(inner);
-        hg_tensor *grads[N_PARAMS], *next[N_PARAMS];
-        if (hg_gradient(inner, loss, N_PARAMS, params, NULL, grads) != HG_OK ||
-            hg_opt_step(ctx, &cfg, NULL, k, N_PARAMS, params, grads, state, next) != HG_OK) {
-            hg_tape_end(outer);
-            return hg_ctx_status(ctx);
-        }
-        memcpy(params, next, sizeof params);
-    }
-    hg_tensor *E = hg_softmax_cross_entropy(ctx, hg_mlp_forward(ctx, &p->spec, params, p->x_val), p->y_val);
-    hg_tape_end(outer);
-    if (!E)
-        return hg_ctx_status(ctx);
-    *val_loss = hg_item(E);
-    forward_bytes_in_use = hg_ctx_get_stats(ctx).bytes_in_use;
-    return hg_gradient(outer, E, 1, &p->x_train, NULL, dx);
+    problem q = *p;
+    q.opt = opt_config(c);
+    q.steps = steps;
+    q.loss = VAL_LOSS_CE;
+    q.w = NULL;
+    hyper_result r;
+    hg_status s = hyper_run(ctx, &q, true, false, &r);
+    *dx = r.dx;
+    *val_loss = r.val_loss;
+    forward_bytes_in_use = r.forward_bytes;
+    return s;
 }
 
 /* ---- reporting ------------------------------------------------------------ */

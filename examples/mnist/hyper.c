@@ -52,6 +52,7 @@ hg_status hyper_run(hg_ctx *ctx, const hyper_problem *p, bool want_dx, bool want
     if (!E)
         return hg_ctx_status(ctx);
     out->val_loss = hg_item(E);
+    out->forward_bytes = hg_ctx_get_stats(ctx).bytes_in_use;
     hg_tensor *sources[2];
     int ns = 0;
     if (want_dx)

@@ -28,6 +28,8 @@ typedef struct hyper_result {
     double val_loss;  /* E_val after the steps */
     hg_tensor *dx;    /* dE_val/dx_train [n, 784], or NULL if not asked */
     hg_tensor *dw;    /* dE_val/dw [n] for per-sample loss weights at w = 1 */
+    size_t forward_bytes; /* arena bytes in use once the recorded forward
+                           * (steps and E_val) is complete, before the sweep */
 } hyper_result;
 
 /* Runs the K steps and E_val. The training loss is mean_i CE_i, or
