@@ -248,22 +248,6 @@ static int train(hg_ctx *ctx, const options *o, const dataset *d, const hg_mlp *
     return hg_ctx_status(ctx) == HG_OK ? 0 : -1;
 }
 
-/* E_val of a problem, for the finite differences (nothing recorded). */
-typedef struct fd_target {
-    hg_ctx *ctx;
-    const hyper_problem *p;
-} fd_target;
-
-static double eval_val_loss(void *user)
-{
-    const fd_target *t = user;
-    hg_mark m = hg_ctx_mark(t->ctx);
-    hyper_result r;
-    double e = hyper_run(t->ctx, t->p, false, false, &r) == HG_OK ? r.val_loss : NAN;
-    hg_ctx_rewind(t->ctx, m);
-    return e;
-}
-
 /* Finite differences are trusted for a derivative when three consecutive
  * steps agree to this (relative); the check asks for 1e-6 on those. */
 #define FD_RESOLVED 3e-7
@@ -456,7 +440,7 @@ static int run(const options *o)
                "  stiff point, where the derivative is large and real but finite differences cannot\n"
                "  resolve it (docs/hypergradient.md)\n",
                100.0 * (double)n_fg / (double)(batch * 784));
-    fd_target target = {hctx, &p64};
+    hyper_target target = {hctx, &p64};
     check_summary cs = {0};
     for (int tries = 0; cs.checked < o->fd_pixels && tries < 3 * o->fd_pixels && (!adam || n_fg); tries++) {
         int64_t i = (int64_t)(hg_rng_next(&rng) % (uint64_t)batch);
@@ -465,7 +449,7 @@ static int run(const options *o)
             tries--;
             continue;
         }
-        fd_estimate fd = fd_derivative(&x64[i * 784 + j], eval_val_loss, &target, 1e-2, 1e-7);
+        fd_estimate fd = fd_derivative(&x64[i * 784 + j], hyper_val_loss, &target, 1e-2, 1e-7);
         char what[96];
         snprintf(what, sizeof what, "sample %3lld pixel (%2d,%2d) x=%.2f:", (long long)i, j / 28, j % 28,
                  x64[i * 784 + j]);
@@ -524,7 +508,7 @@ static int run(const options *o)
         t0 = now_seconds();
         int64_t pick[2] = {rank[0].index, rank[batch - 1].index};
         for (int k = 0; k < (batch > 1 ? 2 : 1); k++) {
-            fd_estimate fd = fd_derivative(&w64[pick[k]], eval_val_loss, &target, 1e-2, 1e-7);
+            fd_estimate fd = fd_derivative(&w64[pick[k]], hyper_val_loss, &target, 1e-2, 1e-7);
             char what[64];
             snprintf(what, sizeof what, "check dE_val/dw of #%lld:", (long long)(start + pick[k]));
             check_one(&cs, what, hg_get(res64.dw, pick[k]), fd);

@@ -2,6 +2,7 @@
  * outer tape's gradient through the inner gradients (double backward). */
 #include "hyper.h"
 
+#include <math.h>
 #include <string.h>
 
 static hg_tensor *val_loss(hg_ctx *ctx, const hyper_problem *p, hg_tensor *const *params)
@@ -105,4 +106,14 @@ hg_status hyper_convert(hg_ctx *ctx, const hyper_problem *p, hg_dtype dtype, hyp
     out->y_train = converted(ctx, p->y_train, dtype);
     out->y_val = converted(ctx, p->y_val, dtype);
     return hg_ctx_status(ctx);
+}
+
+double hyper_val_loss(void *user)
+{
+    const hyper_target *t = user;
+    hg_mark m = hg_ctx_mark(t->ctx);
+    hyper_result r;
+    double e = hyper_run(t->ctx, t->p, false, false, &r) == HG_OK ? r.val_loss : NAN;
+    hg_ctx_rewind(t->ctx, m);
+    return e;
 }

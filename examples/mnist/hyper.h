@@ -41,6 +41,15 @@ typedef struct hyper_result {
 hg_status hyper_run(hg_ctx *ctx, const hyper_problem *p, bool want_dx, bool want_dw, hyper_result *out);
 
 /* The same problem converted to dtype (copies in ctx). */
+/* E_val of a problem alone (nothing kept in the arena afterwards), as a
+ * callback for finite differences (fd.h): user is a hyper_target. NAN on
+ * error. */
+typedef struct hyper_target {
+    hg_ctx *ctx;
+    const hyper_problem *p;
+} hyper_target;
+double hyper_val_loss(void *user);
+
 hg_status hyper_convert(hg_ctx *ctx, const hyper_problem *p, hg_dtype dtype, hyper_problem *out);
 
 #endif

@@ -21,21 +21,6 @@ static int save(const char *dir, const char *name, hg_tensor *t, hg_npy_type typ
     return hg_npy_save_as(path, t, type) == HG_OK ? 0 : -1;
 }
 
-typedef struct target {
-    hg_ctx *ctx;
-    const hyper_problem *p;
-} target;
-
-static double val_loss(void *user)
-{
-    const target *t = user;
-    hg_mark m = hg_ctx_mark(t->ctx);
-    hyper_result r;
-    double e = hyper_run(t->ctx, t->p, false, false, &r) == HG_OK ? r.val_loss : NAN;
-    hg_ctx_rewind(t->ctx, m);
-    return e;
-}
-
 static int check(const char *exe, const char *dir, hg_ctx *ctx, hyper_problem *p, const char *opt, int steps)
 {
     char cmd[8192];
@@ -57,12 +42,12 @@ static int check(const char *exe, const char *dir, hg_ctx *ctx, hyper_problem *p
     hg_opt_parse(opt, &kind);
     p->opt = (hg_opt_config){.kind = kind, .lr = kind == HG_OPT_ADAM ? 1e-3 : 0.1};
     p->steps = steps;
-    target t = {ctx, p};
+    hyper_target t = {ctx, p};
     double *x = hg_tensor_f64(p->x_train), worst = 0;
     int64_t n = hg_tensor_numel(p->x_train);
     int checked = 0, unresolved = 0;
     for (int64_t k = 5; k < n; k += 97) {
-        fd_estimate fd = fd_derivative(&x[k], val_loss, &t, 1e-2, 1e-7);
+        fd_estimate fd = fd_derivative(&x[k], hyper_val_loss, &t, 1e-2, 1e-7);
         if (!(fd.uncertainty <= 3e-7 * fabs(fd.value))) {
             unresolved++;
             continue;
