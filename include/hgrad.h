@@ -23,7 +23,7 @@
  *
  * Headers: core (ctx, tensors, errors, rng), tape, ops (built-in ops), op
  * (defining ops), check (gradient checking), func (vjp/jvp/hvp/Jacobian/
- * Hessian), nn (layers, losses), optim (optimizers), io (.npy, IDX). */
+ * Hessian), solve (matrix-free CG and LiSSA solves), nn (layers, losses), optim (optimizers), io (.npy, IDX). */
 #ifndef HGRAD_H
 #define HGRAD_H
 
@@ -33,6 +33,7 @@
 #include "hgrad/op.h"
 #include "hgrad/check.h"
 #include "hgrad/func.h"
+#include "hgrad/solve.h"
 #include "hgrad/nn.h"
 #include "hgrad/optim.h"
 #include "hgrad/io.h"
