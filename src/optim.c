@@ -1,5 +1,6 @@
 /* Optimizers: in-place training form and recorded, differentiable form. */
 #include "internal.h"
+#include "ops/optim_ops.h"
 #include "simd.h"
 
 #include <math.h>
@@ -211,10 +212,74 @@ int hg_optimizer_steps(const hg_optimizer *opt)
 
 /* ---- differentiable form ------------------------------------------------ */
 
-/* lr * x with lr a rank-0 tensor (recorded) or the constant from cfg. */
-static hg_tensor *times_lr(hg_ctx *ctx, hg_tensor *lr, double lr_const, hg_tensor *x)
+/* Adam's bias corrections c1 = 1/(1 - b1^t), c2 = 1/(1 - b2^t). */
+static double bias_correction(double beta, int t)
 {
-    return lr ? hg_mul(ctx, lr, x) : hg_scale(ctx, x, lr_const);
+    return 1.0 / (1.0 - pow(beta, t));
+}
+
+/* One parameter's step with a constant lr, from the fused ops (one pass
+ * each; same IEEE operations as the composed form and the training form):
+ *   SGD:      p' = lincomb(p, g; 1, -lr)
+ *   momentum: u' = lincomb(u, g; mu, 1) (u = 0: u' = g); p' = lincomb(p, u'; 1, -lr)
+ *   Adam:     m' = lincomb(m, g; b1, 1-b1) (m = 0: (1-b1) g);
+ *             v' = lincomb_prod(v, g, g; b2, 1-b2) (v = 0: prod(g, g; 1-b2));
+ *             p' = adam_update(p, m', v'; lr, c1, c2, eps)
+ * New state goes to st[i] (and st[n + i]). */
+static hg_tensor *fused_step(hg_ctx *ctx, const hg_opt_config *c, int t, int n, int i, hg_tensor *p,
+                             hg_tensor *g, hg_tensor *const *state, hg_tensor **st)
+{
+    switch (c->kind) {
+    case HG_OPT_SGD:
+        return hg_opt_lincomb(ctx, p, g, 1.0, -c->lr);
+    case HG_OPT_MOMENTUM: {
+        hg_tensor *u = state[i];
+        st[i] = u ? hg_opt_lincomb(ctx, u, g, c->momentum, 1.0) : hg_identity(ctx, g);
+        return hg_opt_lincomb(ctx, p, st[i], 1.0, -c->lr);
+    }
+    case HG_OPT_ADAM: {
+        /* Where v^ is exactly 0 (g exactly 0 so far) the update's derivative
+         * uses sqrt'(0) = 0: d(upd) = dm^/eps, the true one (adam_dv). */
+        hg_tensor *m = state[i], *v = state[n + i];
+        hg_tensor *m1 = st[i] = m ? hg_opt_lincomb(ctx, m, g, c->beta1, 1 - c->beta1) : hg_scale(ctx, g, 1 - c->beta1);
+        hg_tensor *v1 = st[n + i] =
+            v ? hg_opt_lincomb_prod(ctx, v, g, g, c->beta2, 1 - c->beta2) : hg_opt_prod(ctx, g, g, 1 - c->beta2);
+        return hg_opt_adam_update(ctx, p, m1, v1, c->lr, bias_correction(c->beta1, t), bias_correction(c->beta2, t),
+                                  c->eps);
+    }
+    }
+    return NULL;
+}
+
+/* The same step composed from elementwise ops, for a recorded lr tensor. */
+static hg_tensor *composed_step(hg_ctx *ctx, const hg_opt_config *c, hg_tensor *lr, int t, int n, int i,
+                                hg_tensor *p, hg_tensor *g, hg_tensor *const *state, hg_tensor **st)
+{
+    hg_tensor *upd = NULL;
+    switch (c->kind) {
+    case HG_OPT_SGD: /* p' = p - lr g */
+        upd = g;
+        break;
+    case HG_OPT_MOMENTUM: { /* u' = mu u + g (u = 0: u' = g); p' = p - lr u' */
+        hg_tensor *u = state[i];
+        upd = st[i] = u ? hg_add(ctx, hg_scale(ctx, u, c->momentum), g) : hg_identity(ctx, g);
+        break;
+    }
+    case HG_OPT_ADAM: {
+        /* m' = b1 m + (1-b1) g; v' = b2 v + (1-b2) g^2;
+         * p' = p - lr m^ / (sqrt(v^) + eps), m^ = m' c1, v^ = v' c2, with
+         * hg_sqrt's derivative 0 at 0 (see fused_step). */
+        hg_tensor *m = state[i], *v = state[n + i];
+        hg_tensor *gm = hg_scale(ctx, g, 1 - c->beta1), *gv = hg_scale(ctx, hg_mul(ctx, g, g), 1 - c->beta2);
+        hg_tensor *m1 = st[i] = m ? hg_add(ctx, hg_scale(ctx, m, c->beta1), gm) : gm;
+        hg_tensor *v1 = st[n + i] = v ? hg_add(ctx, hg_scale(ctx, v, c->beta2), gv) : gv;
+        hg_tensor *mhat = hg_scale(ctx, m1, bias_correction(c->beta1, t));
+        hg_tensor *vhat = hg_scale(ctx, v1, bias_correction(c->beta2, t));
+        upd = hg_div(ctx, mhat, hg_add_scalar(ctx, hg_sqrt(ctx, vhat), c->eps));
+        break;
+    }
+    }
+    return hg_sub(ctx, p, hg_mul(ctx, lr, upd));
 }
 
 hg_status hg_opt_step(hg_ctx *ctx, const hg_opt_config *cfg, hg_tensor *lr, int t, int n, hg_tensor *const *params,
@@ -259,33 +324,8 @@ hg_status hg_opt_step(hg_ctx *ctx, const hg_opt_config *cfg, hg_tensor *lr, int 
     hg_tensor **st = out + n;
     hg_opt_config c = resolved(cfg);
     for (int i = 0; i < n; i++) {
-        hg_tensor *p = params[i], *g = grads[i], *upd = NULL;
-        switch (c.kind) {
-        case HG_OPT_SGD: /* p' = p - lr g */
-            upd = g;
-            break;
-        case HG_OPT_MOMENTUM: { /* u' = mu u + g (u = 0: u' = g); p' = p - lr u' */
-            hg_tensor *u = state[i];
-            upd = st[i] = u ? hg_add(ctx, hg_scale(ctx, u, c.momentum), g) : hg_identity(ctx, g);
-            break;
-        }
-        case HG_OPT_ADAM: {
-            /* m' = b1 m + (1-b1) g; v' = b2 v + (1-b2) g^2;
-             * p' = p - lr m^ / (sqrt(v^) + eps), m^ = m'/(1-b1^t), v^ = v'/(1-b2^t).
-             * Standard Adam. Where v^ is exactly 0 (g exactly 0 so far), hg_sqrt's
-             * derivative at 0 is 0, so the recorded derivative is d(upd) = dm^/eps,
-             * the true one, instead of 0 * inf = NaN. */
-            hg_tensor *m = state[i], *v = state[n + i];
-            hg_tensor *gm = hg_scale(ctx, g, 1 - c.beta1), *gv = hg_scale(ctx, hg_mul(ctx, g, g), 1 - c.beta2);
-            hg_tensor *m1 = st[i] = m ? hg_add(ctx, hg_scale(ctx, m, c.beta1), gm) : gm;
-            hg_tensor *v1 = st[n + i] = v ? hg_add(ctx, hg_scale(ctx, v, c.beta2), gv) : gv;
-            hg_tensor *mhat = hg_scale(ctx, m1, 1.0 / (1.0 - pow(c.beta1, t)));
-            hg_tensor *vhat = hg_scale(ctx, v1, 1.0 / (1.0 - pow(c.beta2, t)));
-            upd = hg_div(ctx, mhat, hg_add_scalar(ctx, hg_sqrt(ctx, vhat), c.eps));
-            break;
-        }
-        }
-        out[i] = hg_sub(ctx, p, times_lr(ctx, lr, c.lr, upd));
+        out[i] = lr ? composed_step(ctx, &c, lr, t, n, i, params[i], grads[i], state, st)
+                    : fused_step(ctx, &c, t, n, i, params[i], grads[i], state, st);
         if (!out[i])
             return hg_ctx_status(ctx) != HG_OK ? hg_ctx_status(ctx)
                                                : hg_set_error(ctx, HG_ERR_INVALID, "%s: step %d failed", who, i);

@@ -1,0 +1,28 @@
+/* Fused elementwise loops of the optimizer-step ops (src/ops/optim_ops.c):
+ * one pass over same-shaped contiguous operands where the composed form
+ * would make several. Coefficients arrive as doubles and are rounded once to
+ * the element type, as hg_scale rounds its scalar, and every loop performs
+ * the IEEE operations of the composed form in the same order, so fused and
+ * composed results are bitwise equal. Not installed. */
+#ifndef HGRAD_FUSED_H
+#define HGRAD_FUSED_H
+
+#include "../internal.h"
+
+/* y = a x + b z */
+void hg_fused_lincomb(hg_tensor *y, const hg_tensor *x, const hg_tensor *z, double a, double b);
+/* y = c (z w) */
+void hg_fused_prod(hg_tensor *y, const hg_tensor *z, const hg_tensor *w, double c);
+/* y = a x + b (z w) */
+void hg_fused_lincomb_prod(hg_tensor *y, const hg_tensor *x, const hg_tensor *z, const hg_tensor *w, double a,
+                           double b);
+/* y = p - lr ((m c1) / (sqrt(v c2) + eps)) */
+void hg_fused_adam_update(hg_tensor *y, const hg_tensor *p, const hg_tensor *m, const hg_tensor *v, double lr,
+                          double c1, double c2, double eps);
+/* y = k g / (sqrt(v c2) + eps) */
+void hg_fused_adam_dm(hg_tensor *y, const hg_tensor *g, const hg_tensor *v, double k, double c2, double eps);
+/* s = sqrt(v c2), D = s + eps: y = s > 0 ? k (g m) / ((D D) s) : 0 */
+void hg_fused_adam_dv(hg_tensor *y, const hg_tensor *g, const hg_tensor *m, const hg_tensor *v, double k,
+                      double c2, double eps);
+
+#endif

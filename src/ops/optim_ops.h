@@ -1,0 +1,27 @@
+/* Fused optimizer-step ops (optim_ops.c), used by hg_opt_step. Each is an
+ * hg_opdef over same-shaped tensors of one float dtype, with a vjp made of
+ * these ops and the public ones, so it is differentiable to any order. Errors
+ * as for any op (NULL, first error on ctx naming the op and shapes). Not
+ * installed. */
+#ifndef HGRAD_OPTIM_OPS_H
+#define HGRAD_OPTIM_OPS_H
+
+#include "../internal.h"
+
+/* a x + b z */
+hg_tensor *hg_opt_lincomb(hg_ctx *ctx, hg_tensor *x, hg_tensor *z, double a, double b);
+/* c (z w) */
+hg_tensor *hg_opt_prod(hg_ctx *ctx, hg_tensor *z, hg_tensor *w, double c);
+/* a x + b (z w) */
+hg_tensor *hg_opt_lincomb_prod(hg_ctx *ctx, hg_tensor *x, hg_tensor *z, hg_tensor *w, double a, double b);
+/* Adam's parameter update p - lr ((m c1) / (sqrt(v c2) + eps)): m, v the new
+ * moments, c1 = 1/(1 - b1^t), c2 = 1/(1 - b2^t). */
+hg_tensor *hg_opt_adam_update(hg_ctx *ctx, hg_tensor *p, hg_tensor *m, hg_tensor *v, double lr, double c1,
+                              double c2, double eps);
+/* k u / D with D = sqrt(v c2) + eps (the update's cotangent for m). */
+hg_tensor *hg_opt_adam_dm(hg_ctx *ctx, hg_tensor *u, hg_tensor *v, double k, double c2, double eps);
+/* k u m / (D^2 s) where s = sqrt(v c2) > 0, else 0 (the update's cotangent for
+ * v, with sqrt'(0) = 0). */
+hg_tensor *hg_opt_adam_dv(hg_ctx *ctx, hg_tensor *u, hg_tensor *m, hg_tensor *v, double k, double c2, double eps);
+
+#endif
