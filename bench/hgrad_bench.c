@@ -152,7 +152,7 @@ static hg_tensor *image_rows(hg_ctx *ctx, hg_tensor *images, int64_t start, int6
     hg_tensor *t = hg_tensor_new(ctx, HG_F64, 2, shape);
     if (!t)
         return NULL;
-    const double *src = hg_tensor_data(images);
+    const double *src = hg_tensor_cdata(images);
     double *dst = hg_tensor_data(t);
     for (int64_t i = 0; i < count; i++)
         memcpy(dst + i * 784, src + ((start + i) % total) * 784, 784 * sizeof(double));
@@ -165,7 +165,7 @@ static hg_tensor *label_rows(hg_ctx *ctx, hg_tensor *labels, int64_t start, int6
     hg_tensor *t = hg_tensor_new(ctx, HG_I32, 1, &count);
     if (!t)
         return NULL;
-    const int32_t *src = hg_tensor_data(labels);
+    const int32_t *src = hg_tensor_cdata(labels);
     int32_t *dst = hg_tensor_data(t);
     for (int64_t i = 0; i < count; i++)
         dst[i] = src[(start + i) % total];
@@ -483,8 +483,8 @@ static result run_training_case(const options *o, const bench_case *c, const pro
     int64_t xs[2] = {batch, hg_tensor_dim(p.x_train, 1)}, ys = batch;
     size_t esz = hg_dtype_size(dt), row = (size_t)xs[1] * esz;
     for (int b = 0; b < n_batches; b++) {
-        xb[b] = hg_tensor_from(ctx, dt, 2, xs, (char *)hg_tensor_data(p.x_train) + (size_t)b * batch * row);
-        yb[b] = hg_tensor_from(ctx, HG_I32, 1, &ys, (int32_t *)hg_tensor_data(p.y_train) + (size_t)b * batch);
+        xb[b] = hg_tensor_from(ctx, dt, 2, xs, (const char *)hg_tensor_cdata(p.x_train) + (size_t)b * batch * row);
+        yb[b] = hg_tensor_from(ctx, HG_I32, 1, &ys, (const int32_t *)hg_tensor_cdata(p.y_train) + (size_t)b * batch);
     }
     hg_tensor *params[N_PARAMS];
     for (int i = 0; i < N_PARAMS; i++)
@@ -498,7 +498,7 @@ static result run_training_case(const options *o, const bench_case *c, const pro
     for (int k = -2; k < repeat; k++) { /* k = -2: warm-up; k = -1: traced */
         hg_ctx_rewind(ctx, setup);
         for (int i = 0; i < N_PARAMS; i++)
-            memcpy(hg_tensor_data(params[i]), hg_tensor_data(p.params[i]), (size_t)hg_tensor_numel(p.params[i]) * esz);
+            memcpy(hg_tensor_data(params[i]), hg_tensor_cdata(p.params[i]), (size_t)hg_tensor_numel(p.params[i]) * esz);
         hg_optimizer *opt = hg_optimizer_new(ctx, &cfg, N_PARAMS, params);
         if (!opt)
             die_ctx(ctx, "hg_optimizer_new");

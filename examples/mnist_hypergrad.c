@@ -485,7 +485,7 @@ static int run(const options *o)
     int top = (int)(batch / 2 < 8 ? batch / 2 : 8);
     if (top < 1)
         top = 1;
-    const int32_t *labels = hg_tensor_i32(p.y_train);
+    const int32_t *labels = hg_tensor_ci32(p.y_train);
     printf("  dE_val/dw_i < 0: sample i helps (weighing it more lowers E_val); > 0: it hurts\n");
     printf("  %-38s %s\n", "most helpful", "most harmful");
     for (int k = 0; k < top; k++) {
@@ -526,8 +526,8 @@ static int run(const options *o)
     printf("\n== 6. picture\n");
     t0 = now_seconds();
     picture_sample good[8], bad[8];
-    const float *img = hg_tensor_f32(p.x_train);
-    const double *dx64 = hg_tensor_f64(res64.dx);
+    const float *img = hg_tensor_cf32(p.x_train);
+    const double *dx64 = hg_tensor_cf64(res64.dx);
     for (int k = 0; k < top; k++) {
         const ranked *g = &rank[k], *b = &rank[batch - 1 - k];
         good[k] = (picture_sample){.image = img + g->index * 784, .dx = dx64 + g->index * 784, .influence = g->dw};

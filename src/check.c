@@ -42,7 +42,9 @@ static hg_status eval_s(checker *c, int k, hg_tensor **value, hg_tensor **grads)
     hg_tape *tapes[MAX_ORDER + 1] = {0};
     hg_status s = HG_OK;
     for (int t = 0; t < n_tapes && s == HG_OK; t++) {
-        tapes[t] = hg_tape_begin(ctx, 0);
+        /* A derivative that is constant in x (order above the degree of f)
+         * is unrecorded on the next tape: its derivative is zero. */
+        tapes[t] = hg_tape_begin(ctx, HG_TAPE_UNRECORDED_TARGET_ZERO);
         s = tapes[t] ? hg_watch_n(tapes[t], c->n_float, c->inner) : hg_ctx_status(ctx);
     }
     hg_tensor *y = s == HG_OK ? c->f(ctx, c->inputs, c->user) : NULL;
@@ -58,6 +60,10 @@ static hg_status eval_s(checker *c, int k, hg_tensor **value, hg_tensor **grads)
         hg_tensor *acc = NULL;
         for (int i = 0; i < c->n_float; i++) {
             hg_tensor *d = dot(ctx, c->v[level][i], g[i]);
+            if (!d) { /* a failed term must not be dropped from the sum */
+                acc = NULL;
+                break;
+            }
             acc = acc ? hg_add(ctx, acc, d) : d;
         }
         sk = acc;

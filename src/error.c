@@ -7,7 +7,10 @@
 /* The first error is kept; later ones only return their code. */
 hg_status hg_op_error(hg_ctx *ctx, hg_status code, const char *fmt, ...)
 {
-    if (!ctx || code == HG_OK || ctx->status != HG_OK)
+    if (!ctx || code == HG_OK)
+        return code;
+    ctx->n_errors++;
+    if (ctx->status != HG_OK)
         return code;
     ctx->status = code;
     va_list ap;
@@ -51,6 +54,7 @@ const char *hg_status_name(hg_status s)
     case HG_ERR_IO: return "HG_ERR_IO";
     case HG_ERR_FORMAT: return "HG_ERR_FORMAT";
     case HG_ERR_OVERFLOW: return "HG_ERR_OVERFLOW";
+    case HG_ERR_MODIFIED: return "HG_ERR_MODIFIED";
     }
     return "HG_ERR_UNKNOWN";
 }

@@ -138,7 +138,7 @@ static hg_status take_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *go
     if (after > 0)
         parts[n++] = hg_zeros(ctx, x->dtype, 1, &after);
     gin[0] = hg_reshape(ctx, concat(ctx, n, parts), x->rank, x->shape);
-    return gin[0] ? HG_OK : hg_ctx_status(ctx);
+    return HG_OK;
 }
 
 static const hg_opdef take_def = {"hg_func_take", 1, 1, sizeof(take_attr), take_shape, take_forward, take_vjp, NULL};
@@ -244,10 +244,12 @@ static hg_status finish(call *c, hg_status s)
     return s;
 }
 
-/* Begin a tape that watches every float input. */
+/* Begin a tape that watches every float input. Its targets may be
+ * unrecorded (f constant in x, or a derivative that is): zeros, as the
+ * mathematics says, rather than an error. */
 static hg_tape *push(call *c, unsigned flags)
 {
-    hg_tape *tape = hg_tape_begin(c->ctx, flags);
+    hg_tape *tape = hg_tape_begin(c->ctx, flags | HG_TAPE_UNRECORDED_TARGET_ZERO);
     if (!tape)
         return NULL;
     c->own[c->n_own++] = tape;
@@ -268,7 +270,7 @@ static hg_tensor *eval(call *c, bool scalar)
     if (hg_tensor_validate(ctx, y, c->who) != HG_OK)
         return NULL;
     if (!hg_is_float(y->dtype)) {
-        hg_set_error(ctx, HG_ERR_DTYPE, "%s: f returned a %s tensor, not f32/f64", c->who, hg_dtype_name(y->dtype));
+        hg_set_error(ctx, HG_ERR_DTYPE, "%s: f returned an %s tensor, not f32/f64", c->who, hg_dtype_name(y->dtype));
         return NULL;
     }
     if (scalar && y->numel != 1) {
@@ -398,7 +400,7 @@ hg_status hg_jvp(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, void *us
     hg_tensor **g = y ? scratch(&c) : NULL;
     if (!g || hg_tape_end(inner) != HG_OK)
         return finish(&c, fail_status(&c));
-    hg_tape *outer = hg_tape_begin(ctx, 0);
+    hg_tape *outer = hg_tape_begin(ctx, HG_TAPE_UNRECORDED_TARGET_ZERO);
     if (!outer)
         return finish(&c, fail_status(&c));
     c.own[c.n_own++] = outer;

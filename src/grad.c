@@ -4,6 +4,7 @@
  * on the tapes still active, which is what gives higher derivatives. */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -158,6 +159,50 @@ static hg_status run_raw_backward(sweep *sw, hg_node *node, hg_tensor *const *go
     return HG_OK;
 }
 
+/* A tensor the node saved that was written in place since it was recorded
+ * (its version moved): the vjp would read the new values. */
+static hg_status check_versions(hg_ctx *ctx, const hg_node *node)
+{
+    char a[160];
+    for (int i = 0; i < node->n_in; i++)
+        if (node->in[i]->version != node->in_version[i])
+            return hg_set_error(ctx, HG_ERR_MODIFIED,
+                                "hg_gradient: input %d (%s %s) of %s was modified by an in-place write (version "
+                                "%llu, recorded at %llu) after the op was recorded; write tensors before "
+                                "using them, or write into a copy (hg_tensor_clone)",
+                                i, HG_SHAPE(node->in[i], a), hg_dtype_name(node->in[i]->dtype), node->def->name,
+                                (unsigned long long)node->in[i]->version, (unsigned long long)node->in_version[i]);
+    for (int k = 0; k < node->n_out; k++)
+        if (node->out[k]->version != node->out_version[k])
+            return hg_set_error(ctx, HG_ERR_MODIFIED,
+                                "hg_gradient: output %d (%s %s) of %s was modified by an in-place write (version "
+                                "%llu, recorded at %llu) after the op was recorded; write into a copy "
+                                "(hg_tensor_clone) instead",
+                                k, HG_SHAPE(node->out[k], a), hg_dtype_name(node->out[k]->dtype), node->def->name,
+                                (unsigned long long)node->out[k]->version, (unsigned long long)node->out_version[k]);
+    return HG_OK;
+}
+
+/* Did an error get recorded on the ctx since `errors` was read (by an op
+ * inside a vjp, even if the vjp returned HG_OK)? Then the gradient fails:
+ * returns the error's code, with the op named in the message if this error
+ * is the ctx's first. */
+static hg_status failed_inside(hg_ctx *ctx, uint64_t errors, hg_status before, const hg_node *node,
+                               const char *where)
+{
+    if (ctx->n_errors == errors)
+        return HG_OK;
+    if (ctx->status == HG_OK) /* cleared meanwhile: record our own */
+        return hg_set_error(ctx, HG_ERR_INVALID, "hg_gradient: an op failed in the %s of %s", where,
+                            node->def->name);
+    if (before == HG_OK) { /* the first error arose here: say where */
+        size_t len = strlen(ctx->message);
+        snprintf(ctx->message + len, sizeof ctx->message - len, " (in the %s of %s, during hg_gradient)", where,
+                 node->def->name);
+    }
+    return ctx->status;
+}
+
 static hg_status backprop_node(sweep *sw, hg_node *node)
 {
     hg_ctx *ctx = sw->ctx;
@@ -172,24 +217,29 @@ static hg_status backprop_node(sweep *sw, hg_node *node)
     }
     if (!any)
         return HG_OK;
+    hg_status s = check_versions(ctx, node);
+    if (s != HG_OK)
+        return s;
     for (int k = 0; k < node->n_out; k++)
         if (!gout[k] && !(gout[k] = hg_zeros_like(ctx, node->out[k])))
             return hg_ctx_status(ctx);
     hg_tensor *gin[HG_MAX_OP_INPUTS] = {0};
-    hg_status s;
+    uint64_t errors = ctx->n_errors;
+    hg_status before = ctx->status;
     if (node->def->vjp) {
         s = node->def->vjp(ctx, node, gout, gin);
-        if (s != HG_OK)
-            return hg_set_error(ctx, s, "%s: vjp failed", node->def->name);
+        if ((s = s != HG_OK ? hg_set_error(ctx, s, "%s: vjp failed", node->def->name) : HG_OK) != HG_OK ||
+            (s = failed_inside(ctx, errors, before, node, "vjp")) != HG_OK)
+            return s;
     } else {
         s = run_raw_backward(sw, node, gout, gin);
-        if (s != HG_OK)
+        if (s != HG_OK || (s = failed_inside(ctx, errors, before, node, "backward")) != HG_OK)
             return s;
     }
     for (int i = 0; i < node->n_in; i++)
         if (node->needs_grad[i] && gin[i] && (s = accumulate(sw, node->in[i], gin[i], node, i)) != HG_OK)
             return s;
-    return HG_OK;
+    return failed_inside(ctx, errors, before, node, "gradient accumulation");
 }
 
 static hg_status check_args(hg_tape *tape, hg_tensor *target, int n, hg_tensor *const *sources, hg_tensor *seed,
@@ -237,10 +287,29 @@ static hg_status check_args(hg_tape *tape, hg_tensor *target, int n, hg_tensor *
     return HG_OK;
 }
 
+/* Would grads[i] alias the seed, the target, a source or an earlier result? */
+static bool aliases(const hg_tensor *g, int i, hg_tensor *target, int n, hg_tensor *const *sources, hg_tensor *seed,
+                    hg_tensor *const *grads)
+{
+    if (g == seed || g == target)
+        return true;
+    for (int j = 0; j < n; j++)
+        if (g == sources[j] || (j < i && g == grads[j]))
+            return true;
+    return false;
+}
+
 static hg_status run_sweep(sweep *sw, hg_tensor *target, int n, hg_tensor *const *sources, hg_tensor *seed,
                            hg_tensor **grads)
 {
     hg_ctx *ctx = sw->ctx;
+    char a[160];
+    if (!hg_tape_has(sw->tape, target) && !(sw->tape->flags & HG_TAPE_UNRECORDED_TARGET_ZERO))
+        return hg_set_error(ctx, HG_ERR_TAPE,
+                            "hg_gradient: target %s %s was not recorded on this tape (computed after "
+                            "hg_tape_end, while the tape was paused, or only from inputs it does not track); "
+                            "begin the tape with HG_TAPE_UNRECORDED_TARGET_ZERO to get zeros instead",
+                            HG_SHAPE(target, a), hg_dtype_name(target->dtype));
     hg_status s = collect(sw, target);
     if (s != HG_OK)
         return s;
@@ -249,7 +318,7 @@ static hg_status run_sweep(sweep *sw, hg_tensor *target, int n, hg_tensor *const
     /* Relevance: sources the tape tracks, and everything computed from them
      * by the collected nodes (in recording order). */
     for (int i = 0; i < n; i++)
-        if (hg_tape_tracks(sw->tape, sources[i]) && (s = make_relevant(sw, sources[i])) != HG_OK)
+        if (hg_tape_has(sw->tape, sources[i]) && (s = make_relevant(sw, sources[i])) != HG_OK)
             return s;
     for (size_t j = 0; j < sw->n_nodes; j++) {
         hg_node *node = sw->nodes[j];
@@ -275,6 +344,10 @@ static hg_status run_sweep(sweep *sw, hg_tensor *target, int n, hg_tensor *const
         hg_tensor *src = sources[i];
         hg_tensor *g = relevant(sw, src) ? sw->cot[src->slot] : NULL;
         if (!g && !(sw->tape->flags & HG_TAPE_UNCONNECTED_NULL) && !(g = hg_zeros_like(ctx, src)))
+            return hg_ctx_status(ctx);
+        /* Distinct results: a copy (recorded, so still differentiable) where
+         * a cotangent passed straight through from the seed or is shared. */
+        if (g && aliases(g, i, target, n, sources, seed, grads) && !(g = hg_identity(ctx, g)))
             return hg_ctx_status(ctx);
         grads[i] = g;
     }

@@ -26,6 +26,8 @@ struct hg_tensor {
     int64_t shape[HG_MAX_RANK];
     int64_t numel;
     void *data;
+    /* Bumped by the writable accessors (in-place writes); see hg_record. */
+    uint64_t version;
     /* Recording: node that produced this tensor (NULL for leaves/constants). */
     struct hg_node *creator;
     int out_index;
@@ -44,6 +46,10 @@ struct hg_node {
     hg_tensor *in[HG_MAX_OP_INPUTS];
     hg_tensor *out[HG_MAX_OP_OUTPUTS];
     void *attr;
+    /* Versions of in[] and out[] when recorded; the sweep refuses a node
+     * whose saved tensors were written in place since. */
+    uint64_t in_version[HG_MAX_OP_INPUTS];
+    uint64_t out_version[HG_MAX_OP_OUTPUTS];
     /* Sweep scratch. */
     uint32_t sweep;
     uint8_t needs_grad[HG_MAX_OP_INPUTS];
@@ -102,6 +108,7 @@ struct hg_ctx {
     int depth;
     hg_tape *newest_tape; /* every live tape, through hg_tape.older */
     hg_status status;
+    uint64_t n_errors; /* hg_op_error calls, kept or not: the sweep sees a failure inside a vjp */
     char message[512];
 };
 
@@ -122,8 +129,16 @@ const char *hg_shape_str(int rank, const int64_t *shape, char *buf, size_t size)
 /* error.c: the library records errors through the public hg_op_error. */
 #define hg_set_error hg_op_error
 
+/* Writes into t in place (the optimizer's training form): bump its version. */
+static inline void hg_tensor_bump(hg_tensor *t)
+{
+    t->version++;
+}
+
 /* tape.c: node recorded on this tape (level bit set, serial inside its window)? */
 bool hg_tape_recorded(const hg_tape *tape, const hg_node *node);
+/* t watched on this tape (ended or not), or computed by a node it recorded? */
+bool hg_tape_has(const hg_tape *tape, const hg_tensor *t);
 
 /* op.c */
 /* Record a node for outputs `out` of def on every active tape that tracks one

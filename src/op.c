@@ -44,8 +44,10 @@ hg_status hg_record(hg_ctx *ctx, const hg_opdef *def, int n_in, hg_tensor *const
     node->level_mask = levels;
     node->n_in = n_in;
     node->n_out = n_out;
-    for (int i = 0; i < n_in; i++)
+    for (int i = 0; i < n_in; i++) {
         node->in[i] = in[i];
+        node->in_version[i] = in[i]->version;
+    }
     if (def->attr_size) {
         node->attr = node + 1;
         memcpy(node->attr, attr, def->attr_size);
@@ -53,6 +55,7 @@ hg_status hg_record(hg_ctx *ctx, const hg_opdef *def, int n_in, hg_tensor *const
     for (int k = 0; k < n_out; k++) {
         hg_tensor *t = out[k];
         node->out[k] = t;
+        node->out_version[k] = t->version;
         t->creator = node;
         t->out_index = k;
         for (int L = 0; L < ctx->depth; L++)

@@ -195,6 +195,7 @@ hg_status hg_optimizer_step(hg_optimizer *opt, hg_tensor *const *grads)
     int t = ++opt->steps;
     for (int i = 0; i < opt->n; i++) {
         hg_tensor *p = opt->params[i];
+        hg_tensor_bump(p); /* in place: a tape that saved p must not use it */
         void *s1 = opt->cfg.kind == HG_OPT_SGD ? NULL : opt->state[i]->data;
         void *s2 = two ? opt->state[opt->n + i]->data : NULL;
         if (p->dtype == HG_F32)

@@ -24,7 +24,7 @@ hg_tape *hg_tape_begin(hg_ctx *ctx, unsigned flags)
         hg_set_error(ctx, HG_ERR_TAPE, "hg_tape_begin: %d tapes already active (HG_MAX_TAPES)", ctx->depth);
         return NULL;
     }
-    if (flags & ~(unsigned)(HG_TAPE_PERSISTENT | HG_TAPE_UNCONNECTED_NULL)) {
+    if (flags & ~(unsigned)(HG_TAPE_PERSISTENT | HG_TAPE_UNCONNECTED_NULL | HG_TAPE_UNRECORDED_TARGET_ZERO)) {
         hg_set_error(ctx, HG_ERR_INVALID, "hg_tape_begin: unknown flags 0x%x", flags);
         return NULL;
     }
@@ -79,7 +79,7 @@ hg_status hg_watch(hg_tape *tape, hg_tensor *t)
     if (s != HG_OK)
         return s;
     if (!hg_is_float(t->dtype))
-        return hg_set_error(ctx, HG_ERR_DTYPE, "hg_watch: cannot watch a %s tensor (not differentiable)",
+        return hg_set_error(ctx, HG_ERR_DTYPE, "hg_watch: cannot watch an %s tensor (not differentiable)",
                             hg_dtype_name(t->dtype));
     if (t->track[tape->level] == tape->id)
         return HG_OK;
@@ -137,16 +137,21 @@ bool hg_tape_recorded(const hg_tape *tape, const hg_node *node)
            (!tape->ended || node->serial < tape->end_serial);
 }
 
+bool hg_tape_has(const hg_tape *tape, const hg_tensor *t)
+{
+    if (hg_tape_recorded(tape, t->creator))
+        return true;
+    for (const hg_watch_rec *w = tape->watched; w; w = w->next)
+        if (w->t == t)
+            return true;
+    return false;
+}
+
 int hg_tape_tracks(const hg_tape *tape, const hg_tensor *t)
 {
     if (validate_tape(tape) != HG_OK || hg_tensor_check(t) != HG_OK)
         return 0;
-    if (hg_tape_recorded(tape, t->creator))
-        return 1;
-    for (const hg_watch_rec *w = tape->watched; w; w = w->next)
-        if (w->t == t)
-            return 1;
-    return 0;
+    return hg_tape_has(tape, t);
 }
 
 hg_ctx *hg_tape_ctx(const hg_tape *tape)

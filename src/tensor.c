@@ -297,33 +297,72 @@ hg_ctx *hg_tensor_ctx(const hg_tensor *t)
 
 void *hg_tensor_data(hg_tensor *t)
 {
+    if (hg_tensor_check(t) != HG_OK)
+        return NULL;
+    hg_tensor_bump(t);
+    return t->data;
+}
+
+const void *hg_tensor_cdata(const hg_tensor *t)
+{
     return hg_tensor_check(t) == HG_OK ? t->data : NULL;
 }
 
-static void *typed(hg_tensor *t, hg_dtype want, const char *who)
+uint64_t hg_tensor_version(const hg_tensor *t)
+{
+    return hg_tensor_check(t) == HG_OK ? t->version : 0;
+}
+
+/* Data of t if it has dtype want (else an error naming who); no bump. */
+static void *typed(const hg_tensor *t, hg_dtype want, const char *who)
 {
     if (hg_tensor_check(t) != HG_OK)
         return NULL;
     if (t->dtype != want) {
-        hg_set_error(t->ctx, HG_ERR_DTYPE, "%s: tensor is %s", who, hg_dtype_name(t->dtype));
+        hg_set_error(t->ctx, HG_ERR_DTYPE, "%s: tensor is %s, not %s", who, hg_dtype_name(t->dtype),
+                     hg_dtype_name(want));
         return NULL;
     }
     return t->data;
 }
 
+/* Writable typed view: bumps the version when it succeeds. */
+static void *typed_w(hg_tensor *t, hg_dtype want, const char *who)
+{
+    void *p = typed(t, want, who);
+    if (p)
+        hg_tensor_bump(t);
+    return p;
+}
+
 double *hg_tensor_f64(hg_tensor *t)
 {
-    return typed(t, HG_F64, "hg_tensor_f64");
+    return typed_w(t, HG_F64, "hg_tensor_f64");
 }
 
 float *hg_tensor_f32(hg_tensor *t)
 {
-    return typed(t, HG_F32, "hg_tensor_f32");
+    return typed_w(t, HG_F32, "hg_tensor_f32");
 }
 
 int32_t *hg_tensor_i32(hg_tensor *t)
 {
-    return typed(t, HG_I32, "hg_tensor_i32");
+    return typed_w(t, HG_I32, "hg_tensor_i32");
+}
+
+const double *hg_tensor_cf64(const hg_tensor *t)
+{
+    return typed(t, HG_F64, "hg_tensor_cf64");
+}
+
+const float *hg_tensor_cf32(const hg_tensor *t)
+{
+    return typed(t, HG_F32, "hg_tensor_cf32");
+}
+
+const int32_t *hg_tensor_ci32(const hg_tensor *t)
+{
+    return typed(t, HG_I32, "hg_tensor_ci32");
 }
 
 static double element(const hg_tensor *t, int64_t i)

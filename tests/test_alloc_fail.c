@@ -224,7 +224,7 @@ static hg_status prog_func(hg_ctx *ctx, double *out, size_t *n_out)
         s = hg_gradcheck(ctx, f_cubic, 2, in, NULL, &opts, &rep);
     if (s != HG_OK)
         return s;
-    ck_assert_msg(rep.passed, "gradcheck did not pass");
+    ck_assert_msg(rep.passed, "gradcheck did not pass: order %d input %d idx %lld analytic %g numeric %g", rep.worst_order, rep.worst_input, (long long)rep.worst_index, rep.analytic, rep.numeric);
     hg_tensor *res[] = {v, g[0], g[1], jv, hv[0], hv[1], jac, hess};
     for (size_t i = 0; i < sizeof res / sizeof res[0]; i++)
         copy_out(res[i], out, n_out);

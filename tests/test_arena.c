@@ -12,7 +12,7 @@ START_TEST(data_is_64_byte_aligned)
     for (int64_t n = 0; n < 40; n += 3) {
         hg_tensor *t = hg_zeros(ctx, HG_F32, 1, &n);
         ck_assert_ptr_nonnull(t);
-        ck_assert_uint_eq((uintptr_t)hg_tensor_data(t) % 64, 0);
+        ck_assert_uint_eq((uintptr_t)hg_tensor_cdata(t) % 64, 0);
     }
     hg_ctx_free(ctx);
 }
@@ -215,6 +215,8 @@ START_TEST(creation_and_accessors)
     ck_assert_ptr_eq(hg_tensor_ctx(a), ctx);
     ck_assert_ptr_nonnull(hg_tensor_f64(a));
     ck_assert_ptr_null(hg_tensor_f32(a));
+    ck_assert_ptr_nonnull(hg_tensor_cf64(a));
+    ck_assert_ptr_null(hg_tensor_cf32(a));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_DTYPE);
     hg_ctx_clear_error(ctx);
     char buf[64];
@@ -227,7 +229,7 @@ START_TEST(creation_and_accessors)
     hg_ctx_clear_error(ctx);
 
     hg_tensor *r = hg_arange(ctx, HG_I32, 5, 2, 3);
-    ck_assert_int_eq(hg_tensor_i32(r)[4], 14);
+    ck_assert_int_eq(hg_tensor_ci32(r)[4], 14);
     ck_assert_double_eq(hg_item(hg_scalar(ctx, HG_F32, 2.5)), 2.5);
     ck_assert_double_eq(hg_get(hg_full(ctx, HG_F32, 1, SHAPE(3), -1.5), 2), -1.5);
     ck_assert_double_eq(hg_get(hg_ones_like(ctx, a), 5), 1.0);
@@ -293,7 +295,7 @@ START_TEST(rng_is_seeded_and_reproducible)
     hg_rng_seed(&r2, 42);
     hg_tensor *a = hg_rand_normal(ctx, &r1, HG_F64, 1, SHAPE(20000), 1.0, 2.0);
     hg_tensor *b = hg_rand_normal(ctx, &r2, HG_F64, 1, SHAPE(20000), 1.0, 2.0);
-    ck_assert_int_eq(memcmp(hg_tensor_data(a), hg_tensor_data(b), 20000 * sizeof(double)), 0);
+    ck_assert_int_eq(memcmp(hg_tensor_cdata(a), hg_tensor_cdata(b), 20000 * sizeof(double)), 0);
     double mean = hg_item(hg_mean(ctx, a));
     ck_assert_double_le(fabs(mean - 1.0), 0.05);
     hg_tensor *u = hg_rand_uniform(ctx, &r1, HG_F32, 1, SHAPE(1000), -1, 3);

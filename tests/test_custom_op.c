@@ -36,7 +36,7 @@ static hg_status softplus_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *
 {
     (void)ctx;
     const beta_attr *a = attr;
-    const double *x = hg_tensor_data(in[0]);
+    const double *x = hg_tensor_cdata(in[0]);
     double *y = hg_tensor_data(out[0]);
     for (int64_t i = 0; i < hg_tensor_numel(in[0]); i++)
         y[i] = softplus1(x[i], a->beta);
@@ -57,7 +57,7 @@ static hg_status softplus_backward(hg_ctx *ctx, const hg_node *node, hg_tensor *
     (void)ctx;
     const beta_attr *a = hg_node_attr(node);
     hg_tensor *x = hg_node_input(node, 0);
-    const double *xv = hg_tensor_data(x), *g = hg_tensor_data(gout[0]);
+    const double *xv = hg_tensor_cdata(x), *g = hg_tensor_cdata(gout[0]);
     double *gx = hg_tensor_data(gin[0]);
     for (int64_t i = 0; i < hg_tensor_numel(x); i++)
         gx[i] = g[i] / (1.0 + exp(-a->beta * xv[i]));
@@ -106,7 +106,7 @@ static hg_status mul_sq_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *co
 {
     (void)ctx;
     double alpha = *(const double *)attr;
-    const double *a = hg_tensor_data(in[0]), *b = hg_tensor_data(in[1]);
+    const double *a = hg_tensor_cdata(in[0]), *b = hg_tensor_cdata(in[1]);
     double *y = hg_tensor_data(out[0]);
     for (int64_t i = 0; i < hg_tensor_numel(in[0]); i++)
         y[i] = alpha * a[i] * b[i] * b[i];
@@ -140,7 +140,7 @@ static hg_status exps_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *cons
 {
     (void)ctx;
     (void)attr;
-    const double *x = hg_tensor_data(in[0]);
+    const double *x = hg_tensor_cdata(in[0]);
     double *p = hg_tensor_data(out[0]), *m = hg_tensor_data(out[1]);
     for (int64_t i = 0; i < hg_tensor_numel(in[0]); i++) {
         p[i] = exp(x[i]);
@@ -179,7 +179,7 @@ static hg_status copy_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *cons
 {
     (void)ctx;
     (void)attr;
-    memcpy(hg_tensor_data(out[0]), hg_tensor_data(in[0]), sizeof(double) * (size_t)hg_tensor_numel(in[0]));
+    memcpy(hg_tensor_data(out[0]), hg_tensor_cdata(in[0]), sizeof(double) * (size_t)hg_tensor_numel(in[0]));
     return HG_OK;
 }
 

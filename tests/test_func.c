@@ -194,7 +194,7 @@ START_TEST(hessian_of_mlp_loss_symmetric_and_matches_fd)
     ck_assert_int_eq(hg_hessian(ctx, mlp_loss, 4, p, &b, 0, &H), HG_OK);
     ck_assert_int_eq(hg_tensor_dim(H, 0), N);
     ck_assert_int_eq(hg_tensor_dim(H, 1), N);
-    const double *h = hg_tensor_f64(H);
+    const double *h = hg_tensor_cf64(H);
     double hmax = 0;
     for (int64_t i = 0; i < N; i++)
         for (int64_t j = 0; j < N; j++) {
@@ -251,7 +251,7 @@ START_TEST(jvp_is_J_t_and_vjp_is_uT_J)
     ck_assert_int_eq(hg_jacobian(ctx, vecfn, 2, in, NULL, 0, &J), HG_OK);
     ck_assert_int_eq(hg_tensor_dim(J, 0), M);
     ck_assert_int_eq(hg_tensor_dim(J, 1), N);
-    const double *j = hg_tensor_f64(J);
+    const double *j = hg_tensor_cf64(J);
     /* Columns match central differences of f. */
     const double eps = 1e-6;
     for (int64_t c = 0; c < N; c++) {

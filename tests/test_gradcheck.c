@@ -46,7 +46,7 @@ static hg_status cube_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *cons
 {
     (void)ctx;
     (void)attr;
-    const double *x = hg_tensor_data(in[0]);
+    const double *x = hg_tensor_cdata(in[0]);
     double *y = hg_tensor_data(out[0]);
     for (int64_t i = 0; i < hg_tensor_numel(in[0]); i++)
         y[i] = x[i] * x[i] * x[i];

@@ -36,7 +36,7 @@ START_TEST(values)
     /* f32 */
     hg_tensor *cf = hg_matmul(ctx, hg_cast(ctx, a, HG_F32), hg_cast(ctx, b, HG_F32));
     ck_assert_int_eq(hg_tensor_dtype(cf), HG_F32);
-    ck_assert_float_eq(hg_tensor_f32(cf)[2], 139.0f);
+    ck_assert_float_eq(hg_tensor_cf32(cf)[2], 139.0f);
     /* Zero-sized: [2,0] @ [0,3] = zeros [2,3]; [0,3] @ [3,2] = [0,2]. */
     hg_tensor *z = hg_matmul(ctx, hg_ones(ctx, HG_F64, 2, SHAPE(2, 0)), hg_ones(ctx, HG_F64, 2, SHAPE(0, 3)));
     ck_assert_int_eq(hg_tensor_numel(z), 6);
@@ -98,7 +98,7 @@ START_TEST(against_naive)
     ck_assert_int_eq(hg_tensor_dim(z, 0), 2);
     ck_assert_int_eq(hg_tensor_dim(z, 1), 3);
     for (int i = 0; i < 6; i++)
-        ck_assert_float_eq(hg_tensor_f32(z)[i], 0.0f);
+        ck_assert_float_eq(hg_tensor_cf32(z)[i], 0.0f);
     ck_assert_int_eq(hg_tensor_numel(hg_matmul_t(ctx, hg_ones(ctx, HG_F64, 2, SHAPE(3, 0)),
                                                  hg_ones(ctx, HG_F64, 2, SHAPE(4, 3)), 1, 1)), 0);
     ck_assert_ctx_ok(ctx);

@@ -19,8 +19,8 @@ START_TEST(adam_reaches_93_percent)
     hg_ctx *ctx = hg_ctx_new(NULL);
     hg_tensor *img, *lab;
     load_shared_mnist(ctx, dir, &img, &lab);
-    const float *x = hg_tensor_f32(img);
-    const int32_t *y = hg_tensor_i32(lab);
+    const float *x = hg_tensor_cf32(img);
+    const int32_t *y = hg_tensor_ci32(lab);
     hg_tensor *x_val = hg_tensor_from(ctx, HG_F32, 2, SHAPE(2000, 784), x + 8000 * 784);
     hg_tensor *y_val = hg_tensor_from(ctx, HG_I32, 1, SHAPE(2000), y + 8000);
 

@@ -56,12 +56,12 @@ static int load_pair(hg_ctx *ctx, const char *dir, const char *prefix, hg_tensor
 hg_tensor *rows_f32(hg_ctx *ctx, hg_tensor *x, int64_t start, int64_t count)
 {
     int64_t cols = hg_tensor_dim(x, 1), shape[2] = {count, cols};
-    return hg_tensor_from(ctx, HG_F32, 2, shape, hg_tensor_f32(x) + start * cols);
+    return hg_tensor_from(ctx, HG_F32, 2, shape, hg_tensor_cf32(x) + start * cols);
 }
 
 hg_tensor *rows_i32(hg_ctx *ctx, hg_tensor *y, int64_t start, int64_t count)
 {
-    return hg_tensor_from(ctx, HG_I32, 1, &count, hg_tensor_i32(y) + start);
+    return hg_tensor_from(ctx, HG_I32, 1, &count, hg_tensor_ci32(y) + start);
 }
 
 /* Ten classes of bars (horizontal for even classes, vertical for odd,

@@ -80,14 +80,14 @@ static hg_tensor *converted(hg_ctx *ctx, hg_tensor *t, hg_dtype dtype)
         return NULL;
     int64_t n = hg_tensor_numel(t);
     if (from == HG_I32 || from == dtype) {
-        memcpy(hg_tensor_data(c), hg_tensor_data(t), (size_t)n * hg_dtype_size(from));
+        memcpy(hg_tensor_data(c), hg_tensor_cdata(t), (size_t)n * hg_dtype_size(from));
     } else if (dtype == HG_F64) {
-        const float *s = hg_tensor_data(t);
+        const float *s = hg_tensor_cdata(t);
         double *d = hg_tensor_data(c);
         for (int64_t i = 0; i < n; i++)
             d[i] = s[i];
     } else {
-        const double *s = hg_tensor_data(t);
+        const double *s = hg_tensor_cdata(t);
         float *d = hg_tensor_data(c);
         for (int64_t i = 0; i < n; i++)
             d[i] = (float)s[i];

@@ -43,7 +43,8 @@ typedef enum hg_status {
     HG_ERR_ONCE_DIFF,   /* differentiating again through a once-differentiable op */
     HG_ERR_IO,          /* file could not be opened, read or written */
     HG_ERR_FORMAT,      /* file contents malformed, truncated or unsupported */
-    HG_ERR_OVERFLOW     /* element or byte count overflows */
+    HG_ERR_OVERFLOW,    /* element or byte count overflows */
+    HG_ERR_MODIFIED     /* a tensor a recorded op saved was written in place afterwards */
 } hg_status;
 
 /* Short fixed name of a status code ("HG_ERR_SHAPE"), never NULL. */
@@ -155,13 +156,29 @@ HG_API int64_t hg_tensor_dim(const hg_tensor *t, int axis);
 HG_API const int64_t *hg_tensor_shape(const hg_tensor *t);
 HG_API int64_t hg_tensor_numel(const hg_tensor *t);
 HG_API hg_ctx *hg_tensor_ctx(const hg_tensor *t);
-/* Raw data (numel * dtype size bytes, 64-byte aligned). Writable: writing to a
- * tensor that a tape has recorded changes what its gradient will see. */
+/* Raw data (numel * dtype size bytes, 64-byte aligned) for WRITING. Every
+ * call bumps t's version counter (see hg_tensor_version): a tape saves the
+ * version of each input and output of an op when it records it, and
+ * hg_gradient fails with HG_ERR_MODIFIED, naming the op and the input, if
+ * the version changed since (the write would silently change the gradient,
+ * as PyTorch's "modified by an inplace operation"). Fill a tensor before it
+ * is used by recorded ops; to read, use hg_tensor_cdata & co. below, which
+ * never bump. NULL for a NULL or stale t. */
 HG_API void *hg_tensor_data(hg_tensor *t);
-/* Typed views; NULL (and an error on the ctx) if the dtype differs. */
+/* Typed writable views (bump the version like hg_tensor_data); NULL (and an
+ * error on the ctx) if the dtype differs. */
 HG_API double *hg_tensor_f64(hg_tensor *t);
 HG_API float *hg_tensor_f32(hg_tensor *t);
 HG_API int32_t *hg_tensor_i32(hg_tensor *t);
+/* Read-only views of the same buffer: no version bump. NULL for a NULL or
+ * stale t; the typed ones also for another dtype (with an error on the ctx). */
+HG_API const void *hg_tensor_cdata(const hg_tensor *t);
+HG_API const double *hg_tensor_cf64(const hg_tensor *t);
+HG_API const float *hg_tensor_cf32(const hg_tensor *t);
+HG_API const int32_t *hg_tensor_ci32(const hg_tensor *t);
+/* Number of writable-accessor calls (and in-place optimizer updates) on t so
+ * far; 0 for a fresh tensor whose data the library filled. 0 for NULL/stale. */
+HG_API uint64_t hg_tensor_version(const hg_tensor *t);
 /* Value of a one-element tensor as double; NAN (and an error) otherwise. */
 HG_API double hg_item(const hg_tensor *t);
 /* Element i (flat index) as double; NAN and an error if out of range. */

@@ -40,7 +40,10 @@ HG_API hg_tensor *hg_greater_equal(hg_ctx *ctx, hg_tensor *a, hg_tensor *b);
 HG_API hg_tensor *hg_neg(hg_ctx *ctx, hg_tensor *x);
 HG_API hg_tensor *hg_scale(hg_ctx *ctx, hg_tensor *x, double s);      /* s * x */
 HG_API hg_tensor *hg_add_scalar(hg_ctx *ctx, hg_tensor *x, double s); /* x + s */
-HG_API hg_tensor *hg_pow_scalar(hg_ctx *ctx, hg_tensor *x, double p); /* x^p */
+/* x^p. Derivative p x^(p-1), except for 0 < p < 1 at exactly x = 0 where it
+ * is taken as 0 (hg_sqrt's convention, so pow_scalar(x, 0.5) and sqrt agree
+ * at every order); p < 0 at 0 stays infinite as the value is. */
+HG_API hg_tensor *hg_pow_scalar(hg_ctx *ctx, hg_tensor *x, double p);
 HG_API hg_tensor *hg_exp(hg_ctx *ctx, hg_tensor *x);
 HG_API hg_tensor *hg_log(hg_ctx *ctx, hg_tensor *x);
 /* Derivative at exactly 0 is taken as 0 (like relu'(0)): keeps hypergradients

@@ -2,11 +2,15 @@
  *
  * Training form (hg_optimizer): updates parameter tensors in place, without
  * recording and without allocating after hg_optimizer_new: use it to train.
+ * Each step bumps every parameter's version (see hg_tensor_version), so a
+ * gradient through a tape that recorded the old values fails with
+ * HG_ERR_MODIFIED instead of silently using the new ones.
  *
  * Differentiable form (hg_opt_step): one step that returns NEW parameter and
  * state tensors built from recorded ops, so K steps can be unrolled and
- * differentiated with respect to data, labels, initial weights and
- * hyperparameters (the learning rate as a tensor).
+ * differentiated with respect to the training data (float inputs), initial
+ * weights and hyperparameters (the learning rate as a tensor). Labels are
+ * i32 constants: nothing is differentiable with respect to them.
  *
  * Update rules (t = 1, 2, ... is the step number, g the gradient):
  *   SGD:      p' = p - lr g
@@ -56,7 +60,7 @@ HG_API hg_optimizer *hg_optimizer_new(hg_ctx *ctx, const hg_opt_config *cfg, int
 /* One in-place update with grads[i] (same shape/dtype as params[i]). No
  * recording, no allocation. Errors: HG_ERR_NULL, HG_ERR_SHAPE, HG_ERR_DTYPE,
  * HG_ERR_STALE; on error no parameter or state is changed and the step is
- * not counted. */
+ * not counted. On success every parameter's version is bumped. */
 HG_API hg_status hg_optimizer_step(hg_optimizer *opt, hg_tensor *const *grads);
 /* Steps taken so far. */
 HG_API int hg_optimizer_steps(const hg_optimizer *opt);

@@ -32,7 +32,13 @@ typedef struct hg_tape hg_tape;
 
 enum hg_tape_flags {
     HG_TAPE_PERSISTENT = 1,       /* allow any number of hg_gradient calls */
-    HG_TAPE_UNCONNECTED_NULL = 2  /* unconnected sources give NULL, not zeros */
+    HG_TAPE_UNCONNECTED_NULL = 2, /* unconnected sources give NULL, not zeros */
+    /* A target the tape did not record gives zero gradients (NULL under
+     * HG_TAPE_UNCONNECTED_NULL) instead of HG_ERR_TAPE: for code that
+     * differentiates results that may legitimately be constant, e.g. the
+     * derivative of a gradient that does not depend on x (PyTorch's
+     * functional API with strict=False). */
+    HG_TAPE_UNRECORDED_TARGET_ZERO = 4
 };
 
 /* Push a new tape (flags: hg_tape_flags). Returns NULL with HG_ERR_TAPE when
@@ -54,11 +60,25 @@ HG_API int hg_tape_tracks(const hg_tape *tape, const hg_tensor *t);
 HG_API hg_ctx *hg_tape_ctx(const hg_tape *tape);
 
 /* Reverse sweep: grads[i] = d(<seed, target>)/d(sources[i]).
- *  - target: any float tensor reached by the tape. seed: a tensor of the
- *    target's shape and dtype, or NULL for a one-element target (seed 1).
+ *  - target: a float tensor this tape recorded: computed by an op recorded
+ *    on it, or watched on it (then the gradient w.r.t. itself is the seed).
+ *    Any other target (computed after hg_tape_end, while paused, or only
+ *    from untracked inputs) is HG_ERR_TAPE "target was not recorded on this
+ *    tape", unless the tape has HG_TAPE_UNRECORDED_TARGET_ZERO.
+ *  - seed: a tensor of the target's shape and dtype, or NULL for a
+ *    one-element target (seed 1).
  *  - sources: n tensors; each result has its source's shape and dtype. A
  *    source the tape does not track or the target does not depend on gives
  *    zeros (or NULL under HG_TAPE_UNCONNECTED_NULL).
+ *  - Results are distinct tensors: none is the seed or another result (a
+ *    source listed twice gets two tensors), so writing into one never
+ *    changes another.
+ *  - Every vjp the sweep runs must leave the ctx without a new error: if an
+ *    op inside a vjp fails (even when the vjp returns HG_OK), the gradient
+ *    fails with that error, its message extended with the op whose vjp ran.
+ *  - A tensor that a recorded op saved (input or output) and that was
+ *    written through a writable accessor since gives HG_ERR_MODIFIED naming
+ *    the op and the input; nothing is returned.
  *  - The tape must have ended (HG_ERR_TAPE otherwise). A non-persistent tape
  *    allows one call; later calls return HG_ERR_TAPE.
  *  - The gradient ops are recorded on every tape still active, so results can

@@ -326,7 +326,7 @@ hg_status hg_npy_save_as(const char *path, const hg_tensor *t, hg_npy_type type)
     bool float_ok = hg_is_float(t->dtype) && (type == HG_NPY_F32 || type == HG_NPY_F64);
     bool int_ok = t->dtype == HG_I32 && (type == HG_NPY_I32 || type == HG_NPY_I64 || type == HG_NPY_U8);
     if (!float_ok && !int_ok)
-        return hg_set_error(ctx, HG_ERR_DTYPE, "hg_npy_save: cannot write a %s tensor as %s", hg_dtype_name(t->dtype),
+        return hg_set_error(ctx, HG_ERR_DTYPE, "hg_npy_save: cannot write an %s tensor as %s", hg_dtype_name(t->dtype),
                             npy_descr(type));
     if (type == HG_NPY_U8)
         for (int64_t i = 0; i < t->numel; i++)

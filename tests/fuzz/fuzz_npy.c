@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (n != hg_tensor_numel(t) || (size_t)n > size)
             fail(ctx, "element count does not match the shape or the input size");
         size_t bytes = (size_t)n * hg_dtype_size(hg_tensor_dtype(t));
-        const unsigned char *d = hg_tensor_data(t);
+        const unsigned char *d = hg_tensor_cdata(t);
         unsigned acc = 0;
         for (size_t i = 0; i < bytes; i++)
             acc += d[i];

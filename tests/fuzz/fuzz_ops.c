@@ -185,7 +185,7 @@ static void check_tensor(state *s, hg_tensor *t, const char *what)
     }
     if (n != hg_tensor_numel(t))
         fail(what, s->ctx);
-    const unsigned char *d = hg_tensor_data(t);
+    const unsigned char *d = hg_tensor_cdata(t);
     size_t bytes = (size_t)n * hg_dtype_size(dt);
     unsigned acc = 0;
     for (size_t i = 0; i < bytes; i++)
@@ -292,7 +292,7 @@ static hg_status sq_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const 
 {
     (void)ctx;
     (void)attr;
-    const double *x = hg_tensor_data(in[0]);
+    const double *x = hg_tensor_cdata(in[0]);
     double *y = hg_tensor_data(out[0]);
     for (int64_t i = 0; i < hg_tensor_numel(in[0]); i++)
         y[i] = x[i] * x[i];
@@ -303,8 +303,8 @@ static hg_status sq_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const 
 static hg_status sq_backward(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor *const *gin)
 {
     (void)ctx;
-    const double *x = hg_tensor_data(hg_node_input(node, 0));
-    const double *g = hg_tensor_data(gout[0]);
+    const double *x = hg_tensor_cdata(hg_node_input(node, 0));
+    const double *g = hg_tensor_cdata(gout[0]);
     double *d = hg_tensor_data(gin[0]);
     for (int64_t i = 0; i < hg_tensor_numel(gin[0]); i++)
         d[i] = 2 * x[i] * g[i];
