@@ -161,10 +161,10 @@ START_TEST(fused_equals_composed_bitwise)
                 pa = na;
                 pb = nb;
                 size_t bytes = 37 * hg_dtype_size(dtype);
-                ck_assert_msg(memcmp(hg_tensor_data(pa), hg_tensor_data(pb), bytes) == 0, "%s %s step %d: p differs",
+                ck_assert_msg(memcmp(hg_tensor_cdata(pa), hg_tensor_cdata(pb), bytes) == 0, "%s %s step %d: p differs",
                               hg_opt_name(cfgs[k].kind), hg_dtype_name(dtype), t);
                 for (int j = 0; j < hg_opt_state_count(cfgs[k].kind, 1); j++)
-                    ck_assert_msg(memcmp(hg_tensor_data(sa[j]), hg_tensor_data(sb[j]), bytes) == 0,
+                    ck_assert_msg(memcmp(hg_tensor_cdata(sa[j]), hg_tensor_cdata(sb[j]), bytes) == 0,
                                   "%s %s step %d: state %d differs", hg_opt_name(cfgs[k].kind),
                                   hg_dtype_name(dtype), t, j);
             }
