@@ -1,6 +1,6 @@
-/* Cross-check mode: read DIR/{W1,b1,W2,b2,W3,b3,x_train,y_train,x_val,y_val}.npy,
- * compute dE_val/dx_train through K steps, write DIR/dx.npy, print the
- * validation loss, the median time over the repeats and the peak memory. */
+/* Cross-check mode (see crosscheck.h): dE_val/dx_train through K steps on
+ * inputs read from .npy files; prints the validation loss, the median time
+ * over the repeats and the peak memory, writes DIR/dx.npy. */
 #include "crosscheck.h"
 
 #include "hyper.h"
@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static double now_seconds(void)
 {
@@ -23,44 +24,121 @@ static int by_value(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* DIR/NAME.npy into buf; false (and a message) if it does not fit. */
+static bool path_of(const char *dir, const char *name, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "%s/%s.npy", dir, name);
+    if (n < 0 || (size_t)n >= size) {
+        fprintf(stderr, "error: --case: the path %s/%s.npy is too long\n", dir, name);
+        return false;
+    }
+    return true;
+}
+
+static bool exists(const char *dir, const char *name)
+{
+    char path[4096];
+    return path_of(dir, name, path, sizeof path) && access(path, F_OK) == 0;
+}
+
 static hg_tensor *load(hg_ctx *ctx, const char *dir, const char *name)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s.npy", dir, name);
+    if (!path_of(dir, name, path, sizeof path))
+        return NULL;
     hg_tensor *t = hg_npy_load(ctx, path);
     if (!t)
         fprintf(stderr, "error: %s\n", hg_ctx_error(ctx));
     return t;
 }
 
+/* Parameter names W1, b1, W2, ... */
+static void param_name(int i, char *buf, size_t size)
+{
+    snprintf(buf, size, "%c%d", i % 2 ? 'b' : 'W', i / 2 + 1);
+}
+
+/* The optional warm optimizer state of p (see crosscheck.h). 0 on success. */
+static int load_state(hg_ctx *ctx, const char *dir, hg_opt_kind kind, int np, hyper_problem *p)
+{
+    if (exists(dir, "t")) {
+        hg_tensor *t = load(ctx, dir, "t");
+        if (!t)
+            return -1;
+        double v = hg_tensor_numel(t) == 1 ? hg_get(t, 0) : -1;
+        if (!(v >= 0 && v <= 1e9) || v != (double)(int)v) {
+            fprintf(stderr, "error: %s/t.npy must hold one integer step count >= 0\n", dir);
+            return -1;
+        }
+        p->t0 = (int)v;
+    }
+    const char *slots = kind == HG_OPT_ADAM ? "mv" : kind == HG_OPT_MOMENTUM ? "u" : "";
+    for (int s = 0; slots[s]; s++)
+        for (int i = 0; i < np; i++) {
+            char pname[16], name[24];
+            param_name(i, pname, sizeof pname);
+            snprintf(name, sizeof name, "%c%s", slots[s], pname);
+            if (!exists(dir, name))
+                continue; /* zeros */
+            hg_tensor *st = load(ctx, dir, name);
+            if (!st)
+                return -1;
+            if (hg_tensor_rank(st) != hg_tensor_rank(p->params[i]) ||
+                hg_tensor_numel(st) != hg_tensor_numel(p->params[i])) {
+                fprintf(stderr, "error: %s/%s.npy must have the shape of %s.npy\n", dir, name, pname);
+                return -1;
+            }
+            p->state[s * np + i] = st;
+        }
+    return 0;
+}
+
 int crosscheck_run(const crosscheck_options *o)
 {
+    if (strlen(o->dir) > CROSSCHECK_MAX_DIR) {
+        fprintf(stderr, "error: --case: the folder name is longer than %d characters\n", CROSSCHECK_MAX_DIR);
+        return 2;
+    }
     hg_ctx *data_ctx = hg_ctx_new(NULL);
     if (!data_ctx)
         return 1;
-    static const char *const names[N_PARAMS] = {"W1", "b1", "W2", "b2", "W3", "b3"};
     hyper_problem p;
     memset(&p, 0, sizeof p);
     int rc = 1;
-    for (int i = 0; i < N_PARAMS; i++)
-        if (!(p.params[i] = load(data_ctx, o->dir, names[i])))
-            goto done;
-    if (!(p.x_train = load(data_ctx, o->dir, "x_train")) || !(p.y_train = load(data_ctx, o->dir, "y_train")) ||
-        !(p.x_val = load(data_ctx, o->dir, "x_val")) || !(p.y_val = load(data_ctx, o->dir, "y_val")))
-        goto done;
-    /* The layer sizes come from the weights: W_l is [in, out]. */
-    p.spec.n_layers = 3;
+    /* The layers come from the W files: W_l is [in, out]. */
     p.spec.hidden = HG_ACT_RELU;
-    for (int l = 0; l < 3; l++) {
-        if (hg_tensor_rank(p.params[2 * l]) != 2) {
-            fprintf(stderr, "error: W%d.npy must be 2-D [in, out]\n", l + 1);
+    int layers = 0;
+    char name[16];
+    for (int l = 0; l < HG_MLP_MAX_LAYERS; l++) {
+        param_name(2 * l, name, sizeof name);
+        if (!exists(o->dir, name))
+            break;
+        hg_tensor *W = load(data_ctx, o->dir, name);
+        param_name(2 * l + 1, name, sizeof name);
+        hg_tensor *b = W ? load(data_ctx, o->dir, name) : NULL;
+        if (!b)
+            goto done;
+        if (hg_tensor_rank(W) != 2 || (layers && hg_tensor_dim(W, 0) != p.spec.sizes[l])) {
+            fprintf(stderr, "error: W%d.npy must be 2-D [in, out], in = the previous layer's out\n", l + 1);
             goto done;
         }
-        p.spec.sizes[l] = hg_tensor_dim(p.params[2 * l], 0);
-        p.spec.sizes[l + 1] = hg_tensor_dim(p.params[2 * l], 1);
+        p.params[2 * l] = W;
+        p.params[2 * l + 1] = b;
+        p.spec.sizes[l] = hg_tensor_dim(W, 0);
+        p.spec.sizes[l + 1] = hg_tensor_dim(W, 1);
+        layers = p.spec.n_layers = l + 1;
     }
+    if (!layers) {
+        fprintf(stderr, "error: --case %s: no W1.npy\n", o->dir);
+        goto done;
+    }
+    if (!(p.x_train = load(data_ctx, o->dir, "x_train")) || !(p.y_train = load(data_ctx, o->dir, "y_train")) ||
+        !(p.x_val = load(data_ctx, o->dir, "x_val")) || !(p.y_val = load(data_ctx, o->dir, "y_val")) ||
+        load_state(data_ctx, o->dir, o->opt, 2 * layers, &p) != 0)
+        goto done;
     p.opt.kind = o->opt;
     p.opt.lr = o->lr > 0 ? o->lr : (o->opt == HG_OPT_ADAM ? 1e-3 : 0.1);
+    p.opt.momentum = 0.9;
     p.opt.beta1 = 0.9;
     p.opt.beta2 = 0.999;
     p.opt.eps = 1e-8;
@@ -96,8 +174,8 @@ int crosscheck_run(const crosscheck_options *o)
         peak = hg_ctx_get_stats(ctx).peak_bytes - base;
     }
     char out[4096];
-    snprintf(out, sizeof out, "%s/dx.npy", o->dir);
-    if (hg_npy_save_as(out, r.dx, HG_NPY_F64) != HG_OK) {
+    if (!path_of(o->dir, "dx", out, sizeof out)) {
+    } else if (hg_npy_save_as(out, r.dx, HG_NPY_F64) != HG_OK) {
         fprintf(stderr, "error: %s\n", hg_ctx_error(ctx));
     } else {
         qsort(times, (size_t)repeat, sizeof *times, by_value);

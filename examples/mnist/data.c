@@ -13,25 +13,27 @@
 /* path of DIR/NAME or DIR/NAME.gz, whichever exists; NULL if neither. */
 static const char *find_file(const char *dir, const char *name, char *buf, size_t size)
 {
-    snprintf(buf, size, "%s/%s.gz", dir, name);
-    if (access(buf, R_OK) == 0)
+    int n = snprintf(buf, size, "%s/%s.gz", dir, name);
+    if (n > 0 && (size_t)n < size && access(buf, R_OK) == 0)
         return buf;
-    snprintf(buf, size, "%s/%s", dir, name);
-    if (access(buf, R_OK) == 0)
+    n = snprintf(buf, size, "%s/%s", dir, name);
+    if (n > 0 && (size_t)n < size && access(buf, R_OK) == 0)
         return buf;
-    return NULL;
+    return NULL; /* a path too long for buf is not found */
 }
 
 static bool has_test_files(const char *dir)
 {
-    char a[1024], b[1024];
+    char a[4096], b[4096];
     return find_file(dir, "t10k-images-idx3-ubyte", a, sizeof a) && find_file(dir, "t10k-labels-idx1-ubyte", b, sizeof b);
 }
 
-/* Images [n,28,28] -> f32 [n,784] in [0,1]; labels i32 [n]. */
-static int load_pair(hg_ctx *ctx, const char *dir, const char *prefix, hg_tensor **x, hg_tensor **y)
+/* Images [n,rows,cols] -> f32 [n,rows*cols] in [0,1]; labels i32 [n].
+ * 1: files absent; -1: an error, printed. */
+static int load_pair(hg_ctx *ctx, const char *dir, const char *prefix, hg_tensor **x, hg_tensor **y,
+                     int64_t *rows, int64_t *cols)
 {
-    char ip[1024], lp[1024], name[64];
+    char ip[4096], lp[4096], name[64];
     snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
     const char *images = find_file(dir, name, ip, sizeof ip);
     snprintf(name, sizeof name, "%s-labels-idx1-ubyte", prefix);
@@ -40,17 +42,39 @@ static int load_pair(hg_ctx *ctx, const char *dir, const char *prefix, hg_tensor
         return 1;
     hg_tensor *img = hg_idx_load(ctx, images, HG_F32, 1.0 / 255.0, 0);
     hg_tensor *lab = hg_idx_load(ctx, labels, HG_I32, 1.0, 0);
-    if (!img || !lab)
-        return -1;
-    if (hg_tensor_rank(img) != 3 || hg_tensor_rank(lab) != 1 || hg_tensor_dim(img, 0) != hg_tensor_dim(lab, 0)) {
-        fprintf(stderr, "error: %s and %s do not hold matching images and labels\n", images, labels);
+    if (!img || !lab) {
+        fprintf(stderr, "error: %s\n", hg_ctx_error(ctx));
         return -1;
     }
-    int64_t n = hg_tensor_dim(img, 0), pixels = hg_tensor_dim(img, 1) * hg_tensor_dim(img, 2);
-    int64_t shape[2] = {n, pixels};
+    if (hg_tensor_rank(img) != 3 || hg_tensor_rank(lab) != 1 || hg_tensor_dim(img, 0) != hg_tensor_dim(lab, 0)) {
+        fprintf(stderr, "error: %s and %s do not hold matching images [n, rows, cols] and labels [n]\n", images,
+                labels);
+        return -1;
+    }
+    if (*rows && (hg_tensor_dim(img, 1) != *rows || hg_tensor_dim(img, 2) != *cols)) {
+        fprintf(stderr, "error: %s holds %lld x %lld images, the other files %lld x %lld\n", images,
+                (long long)hg_tensor_dim(img, 1), (long long)hg_tensor_dim(img, 2), (long long)*rows,
+                (long long)*cols);
+        return -1;
+    }
+    *rows = hg_tensor_dim(img, 1);
+    *cols = hg_tensor_dim(img, 2);
+    int64_t n = hg_tensor_dim(img, 0), shape[2] = {n, *rows * *cols};
     *x = hg_reshape(ctx, img, 2, shape);
     *y = lab;
-    return *x ? 0 : -1;
+    if (!*x) {
+        fprintf(stderr, "error: %s\n", hg_ctx_error(ctx));
+        return -1;
+    }
+    /* Labels index the classes: refuse what cannot be one. */
+    const int32_t *l = hg_tensor_ci32(lab);
+    for (int64_t i = 0; i < n; i++)
+        if (l[i] < 0 || l[i] > 9999) {
+            fprintf(stderr, "error: %s: label %d of sample %lld is not a class number 0..9999\n", labels, l[i],
+                    (long long)i);
+            return -1;
+        }
+    return 0;
 }
 
 hg_tensor *rows_f32(hg_ctx *ctx, hg_tensor *x, int64_t start, int64_t count)
@@ -72,7 +96,7 @@ static void synthetic(hg_ctx *ctx, uint64_t seed, int64_t n, hg_tensor **x, hg_t
 {
     hg_rng rng;
     hg_rng_seed(&rng, seed);
-    int64_t shape[2] = {n, 784};
+    int64_t shape[2] = {n, 28 * 28};
     *x = hg_zeros(ctx, HG_F32, 2, shape);
     *y = hg_zeros(ctx, HG_I32, 1, &n);
     if (!*x || !*y)
@@ -93,7 +117,7 @@ static void synthetic(hg_ctx *ctx, uint64_t seed, int64_t n, hg_tensor **x, hg_t
                     v = bright * (d < 1.5 ? 1 : 0.5);
                 if (hg_rng_uniform(&rng) < 0.04)
                     v += 0.6 * hg_rng_uniform(&rng);
-                xd[i * 784 + r * 28 + q] = (float)(v > 1 ? 1 : v);
+                xd[i * 28 * 28 + r * 28 + q] = (float)(v > 1 ? 1 : v);
             }
     }
 }
@@ -129,6 +153,8 @@ static int make_synthetic(hg_ctx *ctx, int64_t train_limit, uint64_t seed, datas
     synthetic(ctx, seed + 1, 1000, &d->x_test, &d->y_test);
     snprintf(d->source, sizeof d->source, "SYNTHETIC (built-in bars with noise, not real images)");
     d->synthetic = true;
+    d->rows = d->cols = 28;
+    d->classes = 10;
     if (hg_ctx_status(ctx) != HG_OK) {
         fprintf(stderr, "error: %s\n", hg_ctx_error(ctx));
         return -1;
@@ -156,7 +182,7 @@ int dataset_load(hg_ctx *ctx, const char *dir_option, bool force_synthetic, int6
                     "error: --data %s holds no t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz]\n"
                     "       (MNIST-format IDX files, gzip or raw; train-* files are optional)\n",
                     candidates[i]);
-            return -1;
+            return -2;
         } else if (i == 1)
             printf("  note: $HGRAD_DATA=%s holds no MNIST-format files; trying the default\n", candidates[i]);
     }
@@ -171,16 +197,12 @@ int dataset_load(hg_ctx *ctx, const char *dir_option, bool force_synthetic, int6
                "  Running on a small built-in SYNTHETIC data set instead.\n");
         return make_synthetic(ctx, train_limit, seed, d);
     }
-    int rc = load_pair(ctx, dir, "t10k", &d->x_test, &d->y_test);
-    if (rc != 0) {
-        fprintf(stderr, "error: %s\n", hg_ctx_error(ctx));
+    int rc = load_pair(ctx, dir, "t10k", &d->x_test, &d->y_test, &d->rows, &d->cols);
+    if (rc != 0)
         return -1;
-    }
-    rc = load_pair(ctx, dir, "train", &d->x_train, &d->y_train);
-    if (rc < 0) {
-        fprintf(stderr, "error: %s\n", hg_ctx_error(ctx));
+    rc = load_pair(ctx, dir, "train", &d->x_train, &d->y_train, &d->rows, &d->cols);
+    if (rc < 0)
         return -1;
-    }
     if (rc == 1) {
         /* Only the 10,000 test images: 8,000 for training, 2,000 held out. */
         int64_t n = hg_tensor_dim(d->x_test, 0), ntr = n * 4 / 5;
@@ -195,6 +217,21 @@ int dataset_load(hg_ctx *ctx, const char *dir_option, bool force_synthetic, int6
         d->x_train = rows_f32(ctx, d->x_train, 0, train_limit);
         d->y_train = rows_i32(ctx, d->y_train, 0, train_limit);
     }
+    int64_t ntr = hg_tensor_dim(d->x_train, 0), nte = hg_tensor_dim(d->x_test, 0);
+    if (ntr < 1 || nte < 1) {
+        fprintf(stderr,
+                "error: %s gives %lld training and %lld held-out images; at least one of each is needed%s\n", dir,
+                (long long)ntr, (long long)nte,
+                d->split_from_test ? " (only t10k files: 80% of them train, 20% are held out)" : "");
+        return -2;
+    }
+    const int32_t *ys[2] = {hg_tensor_ci32(d->y_train), hg_tensor_ci32(d->y_test)};
+    int64_t counts[2] = {ntr, nte};
+    for (int s = 0; s < 2; s++)
+        for (int64_t i = 0; i < counts[s]; i++)
+            d->classes = ys[s][i] + 1 > d->classes ? ys[s][i] + 1 : d->classes;
+    if (d->classes < 10)
+        d->classes = 10;
     d->fashion = looks_fashion(dir);
     snprintf(d->source, sizeof d->source, "%s%s (%s)", dir, d->fashion ? ", Fashion-MNIST" : "",
              d->split_from_test ? "only the t10k files, split 80% for training, 20% held out" : "train + t10k files");

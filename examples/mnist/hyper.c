@@ -5,22 +5,26 @@
 #include <math.h>
 #include <string.h>
 
-static hg_tensor *val_loss(hg_ctx *ctx, const hyper_problem *p, hg_tensor *const *params)
+hg_tensor *hyper_val_loss_of(hg_ctx *ctx, const hg_mlp *spec, hg_tensor *const *params, hg_tensor *x_val,
+                             hg_tensor *y_val, val_loss_kind loss)
 {
-    hg_tensor *logits = hg_mlp_forward(ctx, &p->spec, params, p->x_val);
-    if (p->loss == VAL_LOSS_MSE) {
+    hg_tensor *logits = hg_mlp_forward(ctx, spec, params, x_val);
+    if (loss == VAL_LOSS_MSE) {
         /* The original question's loss: squared error between the softmax
          * probabilities and the one-hot labels. */
         hg_tensor *probs = hg_softmax(ctx, logits, 1);
-        int64_t classes = p->spec.sizes[p->spec.n_layers];
-        return hg_mse(ctx, probs, hg_one_hot(ctx, p->y_val, classes, hg_tensor_dtype(logits)));
+        int64_t classes = spec->sizes[spec->n_layers];
+        return hg_mse(ctx, probs, hg_one_hot(ctx, y_val, classes, hg_tensor_dtype(logits)));
     }
-    return hg_softmax_cross_entropy(ctx, logits, p->y_val);
+    return hg_softmax_cross_entropy(ctx, logits, y_val);
 }
 
 hg_status hyper_run(hg_ctx *ctx, const hyper_problem *p, bool want_dx, bool want_dw, hyper_result *out)
 {
     memset(out, 0, sizeof *out);
+    int np = hg_mlp_param_count(&p->spec);
+    if (np < 0)
+        return hg_ctx_status(ctx) != HG_OK ? hg_ctx_status(ctx) : HG_ERR_INVALID;
     hg_dtype dt = hg_tensor_dtype(p->x_train);
     int64_t n = hg_tensor_dim(p->x_train, 0);
     hg_tensor *w = p->w ? p->w : want_dw ? hg_ones(ctx, dt, 1, &n) : NULL; /* per-sample loss weights */
@@ -31,24 +35,25 @@ hg_status hyper_run(hg_ctx *ctx, const hyper_problem *p, bool want_dx, bool want
         hg_watch(outer, p->x_train);
     if (want_dw)
         hg_watch(outer, w);
-    hg_tensor *params[N_PARAMS], *state[2 * N_PARAMS] = {0};
+    hg_tensor *params[HYPER_MAX_PARAMS], *state[2 * HYPER_MAX_PARAMS];
     memcpy(params, p->params, sizeof params);
+    memcpy(state, p->state, sizeof state);
     for (int k = 1; k <= p->steps; k++) {
         hg_tape *inner = hg_tape_begin(ctx, 0);
-        hg_watch_n(inner, N_PARAMS, params);
+        hg_watch_n(inner, np, params);
         hg_tensor *logits = hg_mlp_forward(ctx, &p->spec, params, p->x_train);
         hg_tensor *loss = w ? hg_mean(ctx, hg_mul(ctx, w, hg_softmax_cross_entropy_each(ctx, logits, p->y_train)))
                             : hg_softmax_cross_entropy(ctx, logits, p->y_train);
         hg_tape_end(inner);
-        hg_tensor *grads[N_PARAMS], *next[N_PARAMS];
-        if (hg_gradient(inner, loss, N_PARAMS, params, NULL, grads) != HG_OK ||
-            hg_opt_step(ctx, &p->opt, NULL, k, N_PARAMS, params, grads, state, next) != HG_OK) {
+        hg_tensor *grads[HYPER_MAX_PARAMS], *next[HYPER_MAX_PARAMS];
+        if (hg_gradient(inner, loss, np, params, NULL, grads) != HG_OK ||
+            hg_opt_step(ctx, &p->opt, NULL, p->t0 + k, np, params, grads, state, next) != HG_OK) {
             hg_tape_end(outer);
             return hg_ctx_status(ctx);
         }
-        memcpy(params, next, sizeof params);
+        memcpy(params, next, (size_t)np * sizeof params[0]);
     }
-    hg_tensor *E = val_loss(ctx, p, params);
+    hg_tensor *E = hyper_val_loss_of(ctx, &p->spec, params, p->x_val, p->y_val, p->loss);
     hg_tape_end(outer);
     if (!E)
         return hg_ctx_status(ctx);
@@ -70,7 +75,7 @@ hg_status hyper_run(hg_ctx *ctx, const hyper_problem *p, bool want_dx, bool want
 
 /* A constant copy of t (possibly from another ctx) in ctx, converted to
  * dtype (labels stay i32). */
-static hg_tensor *converted(hg_ctx *ctx, hg_tensor *t, hg_dtype dtype)
+hg_tensor *hyper_copy_as(hg_ctx *ctx, hg_tensor *t, hg_dtype dtype)
 {
     if (!t)
         return NULL;
@@ -98,13 +103,15 @@ static hg_tensor *converted(hg_ctx *ctx, hg_tensor *t, hg_dtype dtype)
 hg_status hyper_convert(hg_ctx *ctx, const hyper_problem *p, hg_dtype dtype, hyper_problem *out)
 {
     *out = *p;
-    for (int i = 0; i < N_PARAMS; i++)
-        out->params[i] = converted(ctx, p->params[i], dtype);
-    out->x_train = converted(ctx, p->x_train, dtype);
-    out->x_val = converted(ctx, p->x_val, dtype);
-    out->w = converted(ctx, p->w, dtype);
-    out->y_train = converted(ctx, p->y_train, dtype);
-    out->y_val = converted(ctx, p->y_val, dtype);
+    for (int i = 0; i < HYPER_MAX_PARAMS; i++)
+        out->params[i] = hyper_copy_as(ctx, p->params[i], dtype);
+    for (int i = 0; i < 2 * HYPER_MAX_PARAMS; i++)
+        out->state[i] = hyper_copy_as(ctx, p->state[i], dtype);
+    out->x_train = hyper_copy_as(ctx, p->x_train, dtype);
+    out->x_val = hyper_copy_as(ctx, p->x_val, dtype);
+    out->w = hyper_copy_as(ctx, p->w, dtype);
+    out->y_train = hyper_copy_as(ctx, p->y_train, dtype);
+    out->y_val = hyper_copy_as(ctx, p->y_val, dtype);
     return hg_ctx_status(ctx);
 }
 

@@ -13,12 +13,16 @@
 #include <string.h>
 
 #ifdef HAVE_PNG
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
+
+#ifdef HAVE_PNG
 #include <png.h>
 #endif
 
 #ifdef HAVE_PNG
-#define ZOOM 4
-#define CELL (28 * ZOOM)
 #define GAP 16
 #define MARGIN 20
 #define TEXT_SCALE 2
@@ -32,6 +36,8 @@ static const rgb blue_end = {33, 102, 172}, red_end = {178, 24, 43};
 typedef struct canvas {
     int w, h;
     unsigned char *px;
+    int rows, cols, zoom; /* the images' size and their magnification */
+    int cw, ch;           /* one image drawn: cols * zoom by rows * zoom */
 } canvas;
 
 static void put(canvas *c, int x, int y, const rgb col)
@@ -102,43 +108,52 @@ static int by_value(const void *a, const void *b)
 }
 
 /* Symmetric colour scale of one heat map: the 99th percentile of |dx|, so
- * that a handful of extreme pixels do not wash out the rest. */
-static double scale_of(const double *dx)
+ * that a handful of extreme pixels do not wash out the rest. 0 if out of
+ * memory (the caller then uses the maximum). */
+static double scale_of(const double *dx, int n)
 {
-    double v[784];
-    for (int i = 0; i < 784; i++)
+    double *v = malloc((size_t)n * sizeof *v), top = 0;
+    for (int i = 0; i < n; i++)
+        top = fmax(top, fabs(dx[i]));
+    if (!v)
+        return top > 0 ? top : 1;
+    for (int i = 0; i < n; i++)
         v[i] = fabs(dx[i]);
-    qsort(v, 784, sizeof v[0], by_value);
-    return v[776] > 0 ? v[776] : (v[783] > 0 ? v[783] : 1);
+    qsort(v, (size_t)n, sizeof v[0], by_value);
+    double p99 = v[(int)(0.99 * (n - 1))];
+    free(v);
+    return p99 > 0 ? p99 : (top > 0 ? top : 1);
 }
 
-static bool ink(const float *img, int r, int q)
+static bool ink(const canvas *c, const float *img, int r, int q)
 {
-    return r >= 0 && r < 28 && q >= 0 && q < 28 && img[r * 28 + q] >= 0.5f;
+    return r >= 0 && r < c->rows && q >= 0 && q < c->cols && img[r * c->cols + q] >= 0.5f;
 }
 
 static void draw_sample(canvas *c, int x0, int y0, const picture_sample *s)
 {
-    double sc = scale_of(s->dx);
-    int hy = y0 + CELL + 4; /* top of the heat map */
-    for (int r = 0; r < 28; r++)
-        for (int q = 0; q < 28; q++) {
-            unsigned char g = (unsigned char)lround(255 * (1 - fmin(fmax(s->image[r * 28 + q], 0), 1)));
+    int rows = c->rows, cols = c->cols, z = c->zoom;
+    double sc = scale_of(s->dx, rows * cols);
+    int hy = y0 + c->ch + 4; /* top of the heat map */
+    for (int r = 0; r < rows; r++)
+        for (int q = 0; q < cols; q++) {
+            unsigned char g = (unsigned char)lround(255 * (1 - fmin(fmax(s->image[r * cols + q], 0), 1)));
             rgb grey_px = {g, g, g}, heat;
-            diverging(s->dx[r * 28 + q] / sc, heat);
-            rect(c, x0 + q * ZOOM, y0 + r * ZOOM, ZOOM, ZOOM, grey_px);
-            rect(c, x0 + q * ZOOM, hy + r * ZOOM, ZOOM, ZOOM, heat);
+            diverging(s->dx[r * cols + q] / sc, heat);
+            rect(c, x0 + q * z, y0 + r * z, z, z, grey_px);
+            rect(c, x0 + q * z, hy + r * z, z, z, heat);
         }
     /* the image's outline (ink at half intensity) over the heat map */
-    for (int r = 0; r < 28; r++)
-        for (int q = 0; q <= 28; q++) {
-            if (ink(s->image, r, q - 1) != ink(s->image, r, q))
-                rect(c, x0 + q * ZOOM - (q == 28), hy + r * ZOOM, 1, ZOOM, outline);
-            if (ink(s->image, q - 1, r) != ink(s->image, q, r))
-                rect(c, x0 + r * ZOOM, hy + q * ZOOM - (q == 28), ZOOM, 1, outline);
-        }
+    for (int r = 0; r < rows; r++)
+        for (int q = 0; q <= cols; q++)
+            if (ink(c, s->image, r, q - 1) != ink(c, s->image, r, q))
+                rect(c, x0 + q * z - (q == cols), hy + r * z, 1, z, outline);
+    for (int r = 0; r <= rows; r++)
+        for (int q = 0; q < cols; q++)
+            if (ink(c, s->image, r - 1, q) != ink(c, s->image, r, q))
+                rect(c, x0 + q * z, hy + r * z - (r == rows), z, 1, outline);
     char line[64];
-    int ty = hy + CELL + 6;
+    int ty = hy + c->ch + 6;
     text(c, x0, ty, s->caption, black);
     snprintf(line, sizeof line, "DW %+.1E", s->influence);
     text(c, x0, ty + LINE, line, black);
@@ -146,7 +161,7 @@ static void draw_sample(canvas *c, int x0, int y0, const picture_sample *s)
     text(c, x0, ty + 2 * LINE, line, grey);
 }
 
-#define SECTION (24 + 2 * CELL + 4 + 6 + 3 * LINE + 12)
+#define SECTION(c) (24 + 2 * (c).ch + 4 + 6 + 3 * LINE + 12)
 
 static void colour_bar(canvas *c, int x0, int y0)
 {
@@ -165,12 +180,20 @@ static void colour_bar(canvas *c, int x0, int y0)
     text(c, x0 + w - 6 * 4 * TEXT_SCALE, y0 + h + 5, "+SCALE", black);
 }
 
+/* Written to a scratch file beside path, renamed over it on success: a
+ * failed write leaves what was there. */
 static int save_png(const char *path, const canvas *c)
 {
-    FILE *f = fopen(path, "wb");
+    char tmp[4200];
+    int n = snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
+    int fd = n > 0 && (size_t)n < sizeof tmp ? mkstemp(tmp) : -1;
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!f) {
-        fprintf(stderr, "error: cannot write the picture %s: ", path);
-        perror(NULL);
+        fprintf(stderr, "error: cannot write the picture %s: %s\n", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
         return -1;
     }
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
@@ -178,6 +201,7 @@ static int save_png(const char *path, const canvas *c)
     if (!png || !info || setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
         fclose(f);
+        unlink(tmp);
         fprintf(stderr, "error: libpng failed writing %s\n", path);
         return -1;
     }
@@ -189,18 +213,21 @@ static int save_png(const char *path, const canvas *c)
         png_write_row(png, c->px + 3 * (size_t)y * (size_t)c->w);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    if (fclose(f) != 0) {
-        fprintf(stderr, "error: cannot finish writing %s\n", path);
+    if (fclose(f) != 0 || chmod(tmp, 0644) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "error: cannot finish writing %s: %s\n", path, strerror(errno));
+        unlink(tmp);
         return -1;
     }
     return 0;
 }
 #endif
 
-int picture_write(const char *path, const char *title, const picture_sample *helpful, int n_helpful,
-                  const picture_sample *harmful, int n_harmful)
+int picture_write(const char *path, const char *title, int rows, int cols, const picture_sample *helpful,
+                  int n_helpful, const picture_sample *harmful, int n_harmful)
 {
 #ifndef HAVE_PNG
+    (void)rows;
+    (void)cols;
     (void)path;
     (void)title;
     (void)helpful;
@@ -213,14 +240,22 @@ int picture_write(const char *path, const char *title, const picture_sample *hel
     static const rgb blue_text = {33, 102, 172}, red_text = {178, 24, 43};
     n_helpful = n_helpful < PICTURE_MAX_COLUMNS ? n_helpful : PICTURE_MAX_COLUMNS;
     n_harmful = n_harmful < PICTURE_MAX_COLUMNS ? n_harmful : PICTURE_MAX_COLUMNS;
-    int cols = n_helpful > n_harmful ? n_helpful : n_harmful;
-    if (cols < 1)
-        cols = 1;
     canvas c;
-    c.w = 2 * MARGIN + cols * CELL + (cols - 1) * GAP;
+    c.rows = rows;
+    c.cols = cols;
+    c.zoom = 112 / (rows > cols ? rows : cols);
+    if (c.zoom < 1)
+        c.zoom = 1;
+    c.cw = cols * c.zoom;
+    c.ch = rows * c.zoom;
+    int columns = n_helpful > n_harmful ? n_helpful : n_harmful;
+    if (columns < 1)
+        columns = 1;
+    int cell = c.cw > 13 * 4 * TEXT_SCALE ? c.cw : 13 * 4 * TEXT_SCALE; /* room for the captions */
+    c.w = 2 * MARGIN + columns * cell + (columns - 1) * GAP;
     if (c.w < 1000)
         c.w = 1000;
-    c.h = MARGIN + 2 * LINE + 10 + 2 * SECTION + 4 * LINE + 50;
+    c.h = MARGIN + 2 * LINE + 10 + 2 * SECTION(c) + 4 * LINE + 50;
     c.px = malloc(3 * (size_t)c.w * (size_t)c.h);
     if (!c.px) {
         fprintf(stderr, "error: out of memory for the picture\n");
@@ -239,12 +274,12 @@ int picture_write(const char *path, const char *title, const picture_sample *hel
     y += 2 * LINE + 10;
     text(&c, MARGIN, y, "MOST HELPFUL TRAINING SAMPLES: UPWEIGHTING THEM LOWERS E_VAL (DW < 0)", blue_text);
     for (int i = 0; i < n_helpful; i++)
-        draw_sample(&c, MARGIN + i * (CELL + GAP), y + 24, &helpful[i]);
-    y += SECTION;
+        draw_sample(&c, MARGIN + i * (cell + GAP), y + 24, &helpful[i]);
+    y += SECTION(c);
     text(&c, MARGIN, y, "MOST HARMFUL TRAINING SAMPLES: UPWEIGHTING THEM RAISES E_VAL (DW > 0)", red_text);
     for (int i = 0; i < n_harmful; i++)
-        draw_sample(&c, MARGIN + i * (CELL + GAP), y + 24, &harmful[i]);
-    y += SECTION;
+        draw_sample(&c, MARGIN + i * (cell + GAP), y + 24, &harmful[i]);
+    y += SECTION(c);
     text(&c, MARGIN, y, "TOP: THE TRAINING IMAGE.  BELOW: ITS HEAT MAP OF DE_VAL/DX, THE IMAGE OUTLINED:", black);
     text(&c, MARGIN, y + LINE, "BLUE = BRIGHTENING THE PIXEL LOWERS THE VALIDATION LOSS, RED = RAISES IT.", black);
     text(&c, MARGIN, y + 2 * LINE, "EACH MAP HAS ITS OWN SYMMETRIC SCALE (99TH PERCENTILE OF |DX|, PRINTED BELOW IT).", black);

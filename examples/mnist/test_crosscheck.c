@@ -1,8 +1,10 @@
 /* Test of mnist_hypergrad's cross-check mode: writes a tiny random case as
  * .npy files, runs `mnist_hypergrad --case DIR`, and compares DIR/dx.npy
- * with central finite differences of the validation loss (SGD and Adam,
- * f64) on a ladder of steps (fd.h), to 1e-6 relative where the finite
- * differences resolve the derivative. Usage: test_crosscheck PATH_TO_MNIST_HYPERGRAD */
+ * with central finite differences of the validation loss (SGD, momentum
+ * and Adam, f64) on a ladder of steps (fd.h), to 1e-6 relative where the
+ * finite differences resolve the derivative: first from a fresh optimizer
+ * state, then from a warm one given as files (t.npy, uW1.npy.., mW1.npy..,
+ * vW1.npy..). Usage: test_crosscheck PATH_TO_MNIST_HYPERGRAD */
 #include "fd.h"
 #include "hyper.h"
 
@@ -40,7 +42,7 @@ static int check(const char *exe, const char *dir, hg_ctx *ctx, hyper_problem *p
     }
     hg_opt_kind kind;
     hg_opt_parse(opt, &kind);
-    p->opt = (hg_opt_config){.kind = kind, .lr = kind == HG_OPT_ADAM ? 1e-3 : 0.1};
+    p->opt = (hg_opt_config){.kind = kind, .lr = kind == HG_OPT_ADAM ? 1e-3 : 0.1, .momentum = 0.9};
     p->steps = steps;
     hyper_target t = {ctx, p};
     double *x = hg_tensor_f64(p->x_train), worst = 0;
@@ -55,9 +57,9 @@ static int check(const char *exe, const char *dir, hg_ctx *ctx, hyper_problem *p
         checked++;
         worst = fmax(worst, fd_relative_error(fd.value, hg_get(dx, k)));
     }
-    printf("%s, %d step%s: %d pixels, worst relative error against finite differences %.2e"
+    printf("%s%s, %d step%s: %d pixels, worst relative error against finite differences %.2e"
            " (%d more not resolved by finite differences)\n",
-           opt, steps, steps > 1 ? "s" : "", checked, worst, unresolved);
+           p->t0 ? "warm " : "", opt, steps, steps > 1 ? "s" : "", checked, worst, unresolved);
     if (checked < 10 || !(worst <= 1e-6)) {
         printf("FAIL: dx.npy does not match finite differences to 1e-6\n");
         return 1;
@@ -102,6 +104,39 @@ int main(int argc, char **argv)
          * step on real images, where small gradients exist. */
         rc = check(argv[1], dir, ctx, &p, "sgd", 1) || check(argv[1], dir, ctx, &p, "sgd", 3) ||
              check(argv[1], dir, ctx, &p, "adam", 2) || check(argv[1], dir, ctx, &p, "adam", 3);
+    if (rc == 0) {
+        /* A warm state, as training leaves it: 7 steps taken, moments of
+         * the size of this case's gradients (v > 0 everywhere). */
+        p.t0 = 7;
+        int64_t one = 1;
+        rc = save(dir, "t", hg_tensor_from(ctx, HG_I32, 1, &one, (const int32_t[]){7}), HG_NPY_I64);
+        static const char *const slots[3] = {"u", "m", "v"};
+        for (int s = 0; s < 3 && rc == 0; s++)
+            for (int i = 0; i < N_PARAMS && rc == 0; i++) {
+                hg_tensor *st = hg_rand_uniform(ctx, &rng, HG_F64, hg_tensor_rank(p.params[i]),
+                                                hg_tensor_shape(p.params[i]), s == 2 ? 1e-6 : -1e-3,
+                                                s == 2 ? 1e-4 : 1e-3);
+                char name[16];
+                snprintf(name, sizeof name, "%s%s", slots[s], names[i]);
+                rc = save(dir, name, st, HG_NPY_F64);
+                if (s == 0)
+                    continue; /* momentum's u is checked below with its own state */
+                p.state[(s - 1) * N_PARAMS + i] = st;
+            }
+        if (rc == 0)
+            rc = check(argv[1], dir, ctx, &p, "adam", 1) || check(argv[1], dir, ctx, &p, "adam", 2);
+        if (rc == 0) {
+            char path[4096];
+            for (int i = 0; i < N_PARAMS && rc == 0; i++) {
+                snprintf(path, sizeof path, "%s/u%s.npy", dir, names[i]);
+                p.state[i] = hg_npy_load(ctx, path);
+                p.state[N_PARAMS + i] = NULL;
+                rc = p.state[i] ? 0 : 1;
+            }
+            if (rc == 0)
+                rc = check(argv[1], dir, ctx, &p, "momentum", 2);
+        }
+    }
     if (rc)
         printf("error state: %s\n", hg_ctx_error(ctx));
     hg_ctx_free(ctx);

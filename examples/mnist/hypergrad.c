@@ -1,0 +1,341 @@
+/* The hypergradient through training steps (see hypergrad.h).
+ *
+ * The library's part is the first three functions: one training step as
+ * recorded ops (its inner gradient nested inside), E_val, and the call that
+ * differentiates E_val through the steps. Everything after them is
+ * bookkeeping (accumulating per-sample results, the maps for the picture). */
+#include "hypergrad.h"
+
+#include "progress.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct run {
+    const hypergrad_problem *p;
+    int np, ns;
+    hypergrad_result *r;
+    const perturbation *pert;
+    progress bar;
+} run;
+
+/* Step k's batch: x (pixels), y (labels), w (per-sample loss weights, 1). */
+static hg_status inputs(hg_ctx *ctx, const run *u, int64_t k, hg_tensor **in)
+{
+    return step_inputs(ctx, u->p->d, u->p->s, k, u->p->dtype, u->pert, &in[0], &in[1], &in[2]);
+}
+
+/* One training step as recorded ops: state = {params..., optimizer state...}.
+ * The inner tape's gradient is itself recorded on whatever tape is active,
+ * so the step can be differentiated with respect to its inputs. */
+static hg_status step(hg_ctx *ctx, const run *u, int64_t k, hg_tensor *const *state, hg_tensor *const *in,
+                      hg_tensor **next)
+{
+    const hypergrad_problem *p = u->p;
+    hg_tensor *params[HYPER_MAX_PARAMS], *grads[HYPER_MAX_PARAMS], *opt[2 * HYPER_MAX_PARAMS] = {0};
+    memcpy(params, state, (size_t)u->np * sizeof *params);
+    memcpy(opt, state + u->np, (size_t)u->ns * sizeof *opt);
+    hg_tape *inner = hg_tape_begin(ctx, 0);
+    hg_watch_n(inner, u->np, params);
+    hg_tensor *loss = train_loss(ctx, &p->spec, params, in[0], in[1], in[2]);
+    hg_tape_end(inner);
+    int t = p->start->t + (int)(k - p->k0) + 1; /* Adam's step number */
+    if (hg_gradient(inner, loss, u->np, params, NULL, grads) != HG_OK ||
+        hg_opt_step(ctx, &p->opt, NULL, t, u->np, params, grads, opt, next) != HG_OK)
+        return hg_ctx_status(ctx);
+    memcpy(next + u->np, opt, (size_t)u->ns * sizeof *opt);
+    return HG_OK;
+}
+
+/* E_val at the end of the window. */
+static hg_tensor *val_loss(hg_ctx *ctx, const run *u, hg_tensor *const *state)
+{
+    return hyper_val_loss_of(ctx, &u->p->spec, state, u->p->x_val, u->p->y_val, u->p->loss);
+}
+
+static void on_grad(run *u, int64_t k, hg_tensor *const *in, hg_tensor *dx, hg_tensor *dw);
+static bool appears_once(const hypergrad_problem *p);
+
+/* dE_val/d(each step's x and w), on one tape through the whole window
+ * (TODO: the checkpointed hg_unroll; this full tape holds every step). */
+static hg_status differentiate(hg_ctx *ctx, run *u, hg_tensor *const *state0)
+{
+    const hypergrad_problem *p = u->p;
+    int64_t K = p->k1 - p->k0;
+    if (K > 64) {
+        fprintf(stderr, "error: %lld steps on one full tape: the checkpointed unroll is not in this build yet "
+                        "(use --steps K with K <= 64)\n", (long long)K);
+        return HG_ERR_RANGE;
+    }
+    int nst = u->np + u->ns;
+    hg_tensor **in = calloc((size_t)K * 3, sizeof *in), *state[4 * HYPER_MAX_PARAMS], *next[4 * HYPER_MAX_PARAMS];
+    hg_tensor **src = calloc((size_t)K * 2, sizeof *src), **g = calloc((size_t)K * 2, sizeof *g);
+    hg_status s = in && src && g ? HG_OK : HG_ERR_OOM;
+    hg_tape *outer = s == HG_OK ? hg_tape_begin(ctx, 0) : NULL;
+    memcpy(state, state0, (size_t)nst * sizeof *state);
+    double t0 = now_seconds();
+    progress_begin(&u->bar, "forward (recorded)", K);
+    for (int64_t k = 0; outer && k < K && s == HG_OK; k++) {
+        if ((s = inputs(ctx, u, p->k0 + k, in + 3 * k)) != HG_OK)
+            break;
+        hg_watch(outer, in[3 * k]);
+        hg_watch(outer, in[3 * k + 2]);
+        src[2 * k] = in[3 * k];
+        src[2 * k + 1] = in[3 * k + 2];
+        if ((s = step(ctx, u, p->k0 + k, state, in + 3 * k, next)) == HG_OK)
+            memcpy(state, next, (size_t)nst * sizeof *state);
+        progress_update(&u->bar, k + 1, NULL);
+    }
+    hg_tensor *E = s == HG_OK ? val_loss(ctx, u, state) : NULL;
+    if (outer)
+        hg_tape_end(outer);
+    progress_end(&u->bar);
+    u->r->seconds_forward = now_seconds() - t0;
+    t0 = now_seconds();
+    if (E && hg_gradient(outer, E, (int)(2 * K), src, NULL, g) == HG_OK) {
+        u->r->val_loss = hg_item(E);
+        for (int64_t k = 0; k < K; k++)
+            on_grad(u, p->k0 + k, in + 3 * k, g[2 * k], g[2 * k + 1]);
+    }
+    u->r->seconds_reverse = now_seconds() - t0;
+    free(in);
+    free(src);
+    free(g);
+    return s != HG_OK ? s : hg_ctx_status(ctx);
+}
+
+/* ---- bookkeeping ---------------------------------------------------------- */
+
+/* Keeps the HYPERGRAD_TOP most negative (helpful) or positive (harmful) dw
+ * with their maps; sign -1 for helpful. Only used when every sample
+ * appears at most once, so a sample's values are final when they arrive. */
+static void consider(sample_map *top, int *n, int sign, int64_t index, double dw, const double *dx, int64_t pixels)
+{
+    int slot = -1;
+    if (*n < HYPERGRAD_TOP)
+        slot = (*n)++;
+    else {
+        int weakest = 0;
+        for (int i = 1; i < HYPERGRAD_TOP; i++)
+            if (sign * top[i].dw < sign * top[weakest].dw)
+                weakest = i;
+        if (sign * dw > sign * top[weakest].dw)
+            slot = weakest;
+    }
+    if (slot < 0)
+        return;
+    if (!top[slot].dx)
+        top[slot].dx = malloc((size_t)pixels * sizeof(double));
+    if (!top[slot].dx)
+        return;
+    top[slot].index = index;
+    top[slot].dw = dw;
+    memcpy(top[slot].dx, dx, (size_t)pixels * sizeof(double));
+}
+
+static void on_grad(run *u, int64_t k, hg_tensor *const *in, hg_tensor *dx, hg_tensor *dw)
+{
+    (void)in;
+    hypergrad_result *r = u->r;
+    int64_t count, pixels = hg_tensor_dim(u->p->d->x_train, 1);
+    const int32_t *idx = schedule_batch(u->p->s, k, &count);
+    bool once = appears_once(u->p);
+    double row[4096], *rowp = pixels <= 4096 ? row : malloc((size_t)pixels * sizeof(double));
+    if (!rowp)
+        return;
+    for (int64_t i = 0; i < count; i++) {
+        double v = hg_get(dw, i);
+        r->finite = r->finite && isfinite(v);
+        r->dw[idx[i]] += v;
+        for (int64_t j = 0; j < pixels; j++) {
+            rowp[j] = hg_get(dx, i * pixels + j);
+            r->finite = r->finite && isfinite(rowp[j]);
+        }
+        if (r->dx)
+            for (int64_t j = 0; j < pixels; j++)
+                r->dx[(int64_t)idx[i] * pixels + j] += (float)rowp[j];
+        if (k == u->p->k0 && (r->first.index < 0 || fabs(v) > fabs(r->first.dw))) {
+            int one = 0;
+            r->first.dw = -INFINITY;
+            consider(&r->first, &one, +1, idx[i], v, rowp, pixels);
+        }
+        if (once) {
+            int nh = r->n_maps, nb = r->n_maps;
+            consider(r->helpful, &nh, -1, idx[i], v, rowp, pixels);
+            consider(r->harmful, &nb, +1, idx[i], v, rowp, pixels);
+            r->n_maps = nh;
+        }
+    }
+    if (rowp != row)
+        free(rowp);
+}
+
+static int by_dw(const void *a, const void *b)
+{
+    double x = ((const sample_map *)a)->dw, y = ((const sample_map *)b)->dw;
+    return x < y ? -1 : x > y;
+}
+
+/* Does every sample appear at most once in the window (within one epoch)? */
+static bool appears_once(const hypergrad_problem *p)
+{
+    return p->k0 / p->s->steps_per_epoch == (p->k1 - 1) / p->s->steps_per_epoch;
+}
+
+/* The starting state in the computation's dtype (constants in ctx). */
+static hg_status start_state(hg_ctx *ctx, const run *u, hg_tensor **state)
+{
+    for (int i = 0; i < u->np; i++)
+        state[i] = hyper_copy_as(ctx, u->p->start->params[i], u->p->dtype);
+    for (int i = 0; i < u->ns; i++)
+        state[u->np + i] = i < u->p->start->ns && u->p->start->opt[i] ? hyper_copy_as(ctx, u->p->start->opt[i], u->p->dtype)
+                                               : hg_zeros_like(ctx, state[i % u->np]);
+    return hg_ctx_status(ctx);
+}
+
+int hypergrad_run(hg_ctx *ctx, const hypergrad_problem *p, bool want_dx, hypergrad_result *r)
+{
+    memset(r, 0, sizeof *r);
+    r->finite = true;
+    int64_t n = p->d->x_train ? hg_tensor_dim(p->d->x_train, 0) : 0, pixels = hg_tensor_dim(p->d->x_train, 1);
+    run u = {.p = p, .np = hg_mlp_param_count(&p->spec), .r = r};
+    u.ns = hg_opt_state_count(p->opt.kind, u.np);
+    for (int i = 0; i < HYPERGRAD_TOP; i++)
+        r->helpful[i].index = r->harmful[i].index = -1;
+    r->first.index = -1;
+    r->dw = calloc((size_t)n, sizeof *r->dw);
+    bool once = appears_once(p);
+    if (want_dx || !once)
+        r->dx = calloc((size_t)(n * pixels), sizeof *r->dx);
+    /* Samples the window touches. */
+    int32_t *seen = calloc((size_t)n, sizeof *seen);
+    if (!r->dw || !seen || ((want_dx || !once) && !r->dx)) {
+        free(seen);
+        fprintf(stderr, "error: out of memory for the per-sample results (%lld samples)\n", (long long)n);
+        return -1;
+    }
+    for (int64_t k = p->k0; k < p->k1; k++) {
+        int64_t count;
+        const int32_t *idx = schedule_batch(p->s, k, &count);
+        for (int64_t i = 0; i < count; i++)
+            r->touched += !seen[idx[i]]++;
+    }
+    free(seen);
+    hg_mark mark = hg_ctx_mark(ctx);
+    hg_ctx_reset_peak(ctx);
+    size_t base = hg_ctx_get_stats(ctx).bytes_in_use;
+    hg_tensor *state0[4 * HYPER_MAX_PARAMS];
+    hg_status s = start_state(ctx, &u, state0);
+    if (s == HG_OK)
+        s = differentiate(ctx, &u, state0);
+    r->arena_peak = hg_ctx_get_stats(ctx).peak_bytes - base;
+    if (s != HG_OK) {
+        fprintf(stderr, "error: hypergradient: %s\n", hg_ctx_error(ctx));
+        hg_ctx_rewind(ctx, mark);
+        return -1;
+    }
+    hg_ctx_rewind(ctx, mark);
+    r->finite = r->finite && isfinite(r->val_loss);
+    if (!once) {
+        /* A sample's values are sums over its appearances: the maps come
+         * from the full dE_val/dx once the sweep is complete. */
+        double *row = malloc((size_t)pixels * sizeof *row);
+        if (!row)
+            return -1;
+        int nh = 0, nb = 0;
+        for (int64_t i = 0; i < n; i++) {
+            if (r->dw[i] == 0)
+                continue; /* untouched */
+            for (int64_t j = 0; j < pixels; j++)
+                row[j] = r->dx[i * pixels + j];
+            consider(r->helpful, &nh, -1, i, r->dw[i], row, pixels);
+            consider(r->harmful, &nb, +1, i, r->dw[i], row, pixels);
+        }
+        r->n_maps = nh;
+        free(row);
+    }
+    /* most helpful first, most harmful first */
+    qsort(r->helpful, (size_t)r->n_maps, sizeof *r->helpful, by_dw);
+    qsort(r->harmful, (size_t)r->n_maps, sizeof *r->harmful, by_dw);
+    for (int i = 0; i < r->n_maps / 2; i++) {
+        sample_map t = r->harmful[i];
+        r->harmful[i] = r->harmful[r->n_maps - 1 - i];
+        r->harmful[r->n_maps - 1 - i] = t;
+    }
+    return 0;
+}
+
+void hypergrad_free(hypergrad_result *r)
+{
+    free(r->dw);
+    free(r->dx);
+    for (int i = 0; i < HYPERGRAD_TOP; i++) {
+        free(r->helpful[i].dx);
+        free(r->harmful[i].dx);
+    }
+    free(r->first.dx);
+    memset(r, 0, sizeof *r);
+}
+
+/* Replays steps [from, to) unrecorded on state (persistent tensors, updated
+ * in place; the arena is rewound after every step). */
+static hg_status replay(hg_ctx *ctx, const run *u, hg_tensor **state, int64_t from, int64_t to)
+{
+    int nst = u->np + u->ns;
+    hg_tensor *next[4 * HYPER_MAX_PARAMS], *in[3];
+    hg_mark step_mark = hg_ctx_mark(ctx);
+    for (int64_t k = from; k < to; k++) {
+        if (inputs(ctx, u, k, in) != HG_OK || step(ctx, u, k, state, in, next) != HG_OK)
+            return hg_ctx_status(ctx);
+        for (int i = 0; i < nst; i++)
+            memcpy(hg_tensor_data(state[i]), hg_tensor_cdata(next[i]),
+                   (size_t)hg_tensor_numel(state[i]) * hg_dtype_size(u->p->dtype));
+        hg_ctx_rewind(ctx, step_mark);
+    }
+    return HG_OK;
+}
+
+double hypergrad_replay(hg_ctx *ctx, const hypergrad_problem *p, const perturbation *pert)
+{
+    run u = {.p = p, .np = hg_mlp_param_count(&p->spec), .pert = pert};
+    u.ns = hg_opt_state_count(p->opt.kind, u.np);
+    hg_mark mark = hg_ctx_mark(ctx);
+    hg_tensor *state[4 * HYPER_MAX_PARAMS];
+    double E = NAN;
+    if (start_state(ctx, &u, state) == HG_OK && replay(ctx, &u, state, p->k0, p->k1) == HG_OK) {
+        hg_tensor *Et = val_loss(ctx, &u, state);
+        E = Et ? hg_item(Et) : NAN;
+    }
+    hg_ctx_rewind(ctx, mark);
+    return E;
+}
+
+int hypergrad_state_at(hg_ctx *ctx, const hypergrad_problem *p, int64_t k, train_state *out)
+{
+    run u = {.p = p, .np = hg_mlp_param_count(&p->spec)};
+    u.ns = hg_opt_state_count(p->opt.kind, u.np);
+    hg_tensor *state[4 * HYPER_MAX_PARAMS];
+    memset(out, 0, sizeof *out);
+    if (start_state(ctx, &u, state) != HG_OK || replay(ctx, &u, state, p->k0, k) != HG_OK)
+        return -1;
+    out->np = u.np;
+    out->ns = u.ns;
+    memcpy(out->params, state, (size_t)u.np * sizeof *state);
+    memcpy(out->opt, state + u.np, (size_t)u.ns * sizeof *state);
+    out->t = p->start->t + (int)(k - p->k0);
+    return 0;
+}
+
+int64_t hypergrad_first_step(const hypergrad_problem *p, int64_t sample)
+{
+    for (int64_t k = p->k0; k < p->k1; k++) {
+        int64_t count;
+        const int32_t *idx = schedule_batch(p->s, k, &count);
+        for (int64_t i = 0; i < count; i++)
+            if (idx[i] == sample)
+                return k;
+    }
+    return -1;
+}

@@ -1,0 +1,191 @@
+/* Training for mnist_hypergrad (see train.h). */
+#include "train.h"
+
+#include "progress.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int schedule_make(schedule *s, int64_t n, int64_t batch, int epochs, uint64_t seed)
+{
+    memset(s, 0, sizeof *s);
+    if (n < 1 || n > INT32_MAX || batch < 1 || epochs < 1 || (uint64_t)n * (uint64_t)epochs > SIZE_MAX / 8) {
+        fprintf(stderr, "error: cannot schedule %lld samples over %d epochs\n", (long long)n, epochs);
+        return -1;
+    }
+    s->order = malloc((size_t)n * (size_t)epochs * sizeof *s->order);
+    if (!s->order) {
+        fprintf(stderr, "error: out of memory for the training order\n");
+        return -1;
+    }
+    s->n = n;
+    s->batch = batch;
+    s->epochs = epochs;
+    s->steps_per_epoch = (n + batch - 1) / batch;
+    hg_rng rng;
+    hg_rng_seed(&rng, seed ^ 0x5eed5eedULL);
+    for (int e = 0; e < epochs; e++) {
+        int32_t *o = s->order + (size_t)e * (size_t)n;
+        for (int64_t i = 0; i < n; i++)
+            o[i] = (int32_t)i;
+        for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
+            int64_t j = (int64_t)(hg_rng_next(&rng) % (uint64_t)(i + 1));
+            int32_t t = o[i];
+            o[i] = o[j];
+            o[j] = t;
+        }
+    }
+    return 0;
+}
+
+void schedule_free(schedule *s)
+{
+    free(s->order);
+    s->order = NULL;
+}
+
+int64_t schedule_steps(const schedule *s)
+{
+    return s->steps_per_epoch * s->epochs;
+}
+
+const int32_t *schedule_batch(const schedule *s, int64_t k, int64_t *count)
+{
+    int64_t e = k / s->steps_per_epoch, j = k % s->steps_per_epoch, first = j * s->batch;
+    *count = first + s->batch <= s->n ? s->batch : s->n - first;
+    return s->order + e * s->n + first;
+}
+
+hg_status step_inputs(hg_ctx *ctx, const dataset *d, const schedule *s, int64_t k, hg_dtype dtype,
+                      const perturbation *pert, hg_tensor **x, hg_tensor **y, hg_tensor **w)
+{
+    int64_t count, pixels = hg_tensor_dim(d->x_train, 1);
+    const int32_t *idx = schedule_batch(s, k, &count);
+    *x = hg_tensor_new(ctx, dtype, 2, (int64_t[]){count, pixels});
+    *y = hg_tensor_new(ctx, HG_I32, 1, &count);
+    *w = hg_ones(ctx, dtype, 1, &count);
+    if (!*x || !*y || !*w)
+        return hg_ctx_status(ctx);
+    const float *src = hg_tensor_cf32(d->x_train);
+    const int32_t *labels = hg_tensor_ci32(d->y_train);
+    int32_t *yd = hg_tensor_i32(*y);
+    for (int64_t i = 0; i < count; i++) {
+        const float *row = src + (int64_t)idx[i] * pixels;
+        if (dtype == HG_F64) {
+            double *xd = hg_tensor_f64(*x) + i * pixels;
+            for (int64_t j = 0; j < pixels; j++)
+                xd[j] = row[j];
+        } else {
+            memcpy(hg_tensor_f32(*x) + i * pixels, row, (size_t)pixels * sizeof(float));
+        }
+        yd[i] = labels[idx[i]];
+        if (pert && pert->sample == idx[i]) {
+            /* In the dtype of the computation: a step of 1e-6 survives in f64. */
+            bool pixel = pert->pixel >= 0;
+            hg_tensor *t = pixel ? *x : *w;
+            int64_t at = pixel ? i * pixels + pert->pixel : i;
+            if (dtype == HG_F64)
+                hg_tensor_f64(t)[at] += pert->delta;
+            else
+                hg_tensor_f32(t)[at] += (float)pert->delta;
+        }
+    }
+    return HG_OK;
+}
+
+hg_tensor *train_loss(hg_ctx *ctx, const hg_mlp *spec, hg_tensor *const *params, hg_tensor *x, hg_tensor *y,
+                      hg_tensor *w)
+{
+    hg_tensor *each = hg_softmax_cross_entropy_each(ctx, hg_mlp_forward(ctx, spec, params, x), y);
+    return hg_mean(ctx, hg_mul(ctx, w, each));
+}
+
+/* A copy of the training state (weights, optimizer state) in keep. */
+static int capture_state(hg_ctx *keep, hg_optimizer *opt, int np, hg_tensor *const *params, train_state *st)
+{
+    memset(st, 0, sizeof *st);
+    st->np = np;
+    for (int i = 0; i < np; i++)
+        st->params[i] = hyper_copy_as(keep, params[i], hg_tensor_dtype(params[i]));
+    st->t = hg_optimizer_steps(opt);
+    /* TODO(unroll API): hg_optimizer's exported state (m, v, u). Until it
+     * lands only a fresh state can be continued from. */
+    st->ns = 0;
+    if (hg_ctx_status(keep) != HG_OK) {
+        fprintf(stderr, "error: keeping the training state: %s\n", hg_ctx_error(keep));
+        return -1;
+    }
+    return 0;
+}
+
+int train(hg_ctx *ctx, hg_ctx *keep, const dataset *d, const schedule *s, const hg_mlp *spec,
+          const hg_opt_config *cfg, hg_dtype dtype, uint64_t seed, hg_tensor *x_test, hg_tensor *y_test,
+          int64_t capture, train_state *captured, hg_tensor **final, train_report *rep)
+{
+    memset(rep, 0, sizeof *rep);
+    int np = hg_mlp_param_count(spec);
+    hg_tensor *params[HYPER_MAX_PARAMS];
+    hg_rng rng;
+    hg_rng_seed(&rng, seed);
+    if (np < 0 || hg_mlp_init(ctx, spec, dtype, HG_INIT_HE, &rng, params) != HG_OK) {
+        fprintf(stderr, "error: initialising the MLP: %s\n", hg_ctx_error(ctx));
+        return -1;
+    }
+    hg_optimizer *opt = hg_optimizer_new(ctx, cfg, np, params);
+    hg_tensor *xt = hyper_copy_as(ctx, x_test, dtype);
+    if (!opt || !xt) {
+        fprintf(stderr, "error: %s\n", hg_ctx_error(ctx));
+        return -1;
+    }
+    int64_t steps = schedule_steps(s);
+    progress bar;
+    double t0 = now_seconds();
+    hg_mark step_mark = hg_ctx_mark(ctx);
+    for (int64_t k = 0; k < steps; k++) {
+        if (k == capture && capture_state(keep, opt, np, params, captured) != 0)
+            return -1;
+        int epoch = (int)(k / s->steps_per_epoch) + 1;
+        if (k % s->steps_per_epoch == 0) {
+            progress_begin(&bar, "", s->steps_per_epoch);
+            rep->final_loss = 0;
+        }
+        hg_tensor *x, *y, *w, *grads[HYPER_MAX_PARAMS];
+        step_inputs(ctx, d, s, k, dtype, NULL, &x, &y, &w);
+        hg_tape *tape = hg_tape_begin(ctx, 0);
+        hg_watch_n(tape, np, params);
+        hg_tensor *loss = train_loss(ctx, spec, params, x, y, w);
+        hg_tape_end(tape);
+        if (hg_gradient(tape, loss, np, params, NULL, grads) != HG_OK || hg_optimizer_step(opt, grads) != HG_OK) {
+            fprintf(stderr, "error: training step %lld: %s\n", (long long)k + 1, hg_ctx_error(ctx));
+            return -1;
+        }
+        int64_t j = k % s->steps_per_epoch + 1;
+        rep->final_loss += hg_item(loss);
+        hg_ctx_rewind(ctx, step_mark);
+        char note[64], label[32];
+        snprintf(label, sizeof label, "epoch %d/%d", epoch, s->epochs);
+        bar.label = label;
+        snprintf(note, sizeof note, "loss %.4f", rep->final_loss / (double)j);
+        progress_update(&bar, j, note);
+        if (j == s->steps_per_epoch) {
+            progress_end(&bar);
+            rep->final_loss /= (double)j;
+            rep->accuracy = hg_accuracy(ctx, hg_mlp_forward(ctx, spec, params, xt), y_test);
+            hg_ctx_rewind(ctx, step_mark);
+            if (isnan(rep->accuracy)) {
+                fprintf(stderr, "error: %s\n", hg_ctx_error(ctx));
+                return -1;
+            }
+            printf("  epoch %2d/%d  train loss %.4f  test accuracy %.2f%%  (%.1f s)\n", epoch, s->epochs,
+                   rep->final_loss, 100 * rep->accuracy, now_seconds() - t0);
+            fflush(stdout);
+        }
+    }
+    if (capture == steps && capture_state(keep, opt, np, params, captured) != 0)
+        return -1;
+    memcpy(final, params, (size_t)np * sizeof *final);
+    rep->seconds = now_seconds() - t0;
+    return 0;
+}
