@@ -4,6 +4,9 @@
  *
  * Cases (docs/performance.md):
  *   seed-sgd, seed-adam  1 training sample, 5 validation, 1 step
+ *   adam-step            one recorded Adam step on 32 training samples (256
+ *                        validation) and its vjp: the arena a checkpointed
+ *                        unroll needs per step
  *   standard             32 training, 256 validation, 10 SGD steps, lr 0.1
  *   long                 standard with 100 steps
  *   large                256 training, 1000 validation, 10 SGD steps
@@ -55,6 +58,9 @@ typedef struct bench_case {
 static const bench_case all_cases[] = {
     {"seed-sgd", 1, 5, 1, HG_OPT_SGD, 0.1, false, 200},
     {"seed-adam", 1, 5, 1, HG_OPT_ADAM, 1e-3, false, 200},
+    /* one recorded Adam step on a batch of 32 and its vjp (the per-step
+     * memory of a checkpointed unroll) */
+    {"adam-step", 32, 256, 1, HG_OPT_ADAM, 1e-3, false, 50},
     {"standard", 32, 256, 10, HG_OPT_SGD, 0.1, false, 30},
     {"long", 32, 256, 100, HG_OPT_SGD, 0.1, false, 7},
     {"large", 256, 1000, 10, HG_OPT_SGD, 0.1, false, 11},
@@ -565,7 +571,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: hgrad_bench [options]\n"
             "  --cases LIST      comma-separated: seed (= seed-sgd,seed-adam), seed-sgd, seed-adam,\n"
-            "                    standard, long, large, training, all (default all)\n"
+            "                    adam-step, standard, long, large, training, all (default all)\n"
             "  --dtypes LIST     f32,f64 (default both)\n"
             "  --repeat N        timed repeats per case (default per case: 200 seed, 30 standard,\n"
             "                    7 long, 11 large, 7 training)\n"
