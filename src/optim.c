@@ -225,7 +225,7 @@ static double bias_correction(double beta, int t)
  *   momentum: u' = lincomb(u, g; mu, 1) (u = 0: u' = g); p' = lincomb(p, u'; 1, -lr)
  *   Adam:     m' = lincomb(m, g; b1, 1-b1) (m = 0: (1-b1) g);
  *             v' = lincomb_prod(v, g, g; b2, 1-b2) (v = 0: prod(g, g; 1-b2));
- *             p' = adam_update(p, m', v'; lr, c1, c2, eps)
+ *             p' = adam_step(p, g, m, v; m', v') (its vjp for g one pass)
  * New state goes to st[i] (and st[n + i]). */
 static hg_tensor *fused_step(hg_ctx *ctx, const hg_opt_config *c, int t, int n, int i, hg_tensor *p,
                              hg_tensor *g, hg_tensor *const *state, hg_tensor **st)
@@ -245,8 +245,14 @@ static hg_tensor *fused_step(hg_ctx *ctx, const hg_opt_config *c, int t, int n, 
         hg_tensor *m1 = st[i] = m ? hg_opt_lincomb(ctx, m, g, c->beta1, 1 - c->beta1) : hg_scale(ctx, g, 1 - c->beta1);
         hg_tensor *v1 = st[n + i] =
             v ? hg_opt_lincomb_prod(ctx, v, g, g, c->beta2, 1 - c->beta2) : hg_opt_prod(ctx, g, g, 1 - c->beta2);
-        return hg_opt_adam_update(ctx, p, m1, v1, c->lr, bias_correction(c->beta1, t), bias_correction(c->beta2, t),
-                                  c->eps);
+        const double coef[8] = {c->lr,    bias_correction(c->beta1, t), bias_correction(c->beta2, t), c->eps,
+                                c->beta1, 1 - c->beta1,                 c->beta2,                     1 - c->beta2};
+        /* Both moments or neither (state entries may be NULL independently). */
+        if (!m != !v) {
+            m = m ? m : hg_zeros_like(ctx, p);
+            v = v ? v : hg_zeros_like(ctx, p);
+        }
+        return hg_opt_adam_step(ctx, p, g, m, v, m1, v1, coef);
     }
     }
     return NULL;

@@ -13,7 +13,7 @@
 typedef struct op_case {
     const char *name;
     int n_in;
-    double lo[3], hi[3]; /* sample range per input */
+    double lo[4], hi[4]; /* sample range per input */
 } op_case;
 
 static const op_case op_cases[] = {
@@ -22,7 +22,9 @@ static const op_case op_cases[] = {
     {"prod (z = w)", 1, {-2}, {2}},
     {"lincomb_prod", 3, {-2, -2, -2}, {2, 2, 2}},
     {"lincomb_prod (z = w)", 2, {-2, -2}, {2, 2}},
-    {"adam_update", 3, {-2, -2, 0.2}, {2, 2, 2}},
+    {"adam_step", 4, {-2, 0.3, -1, 0.2}, {2, 2, 1, 2}},
+    {"adam_step (first step)", 2, {-2, 0.3}, {2, 2}},
+    {"adam_dg", 4, {-2, -2, -2, 0.2}, {2, 2, 2, 2}},
     {"adam_dm", 2, {-2, 0.2}, {2, 2}},
     {"adam_dv", 3, {-2, -2, 0.2}, {2, 2, 2}},
 };
@@ -39,9 +41,17 @@ static hg_tensor *call_op(hg_ctx *ctx, hg_tensor *const *in, void *user)
     case 2: return hg_opt_prod(ctx, in[0], in[0], 0.4);
     case 3: return hg_opt_lincomb_prod(ctx, in[0], in[1], in[2], 0.9, 0.3);
     case 4: return hg_opt_lincomb_prod(ctx, in[0], in[1], in[1], 0.9, 0.3);
-    case 5: return hg_opt_adam_update(ctx, in[0], in[1], in[2], 0.5, 1.2, 1.7, 0.3);
-    case 6: return hg_opt_adam_dm(ctx, in[0], in[1], -0.8, 1.7, 0.3);
-    case 7: return hg_opt_adam_dv(ctx, in[0], in[1], in[2], 0.9, 1.7, 0.3);
+    case 5:
+    case 6: { /* p, g, m, v with the new moments computed as hg_opt_step does */
+        const double coef[8] = {0.5, 1.2, 1.7, 0.3, 0.8, 0.2, 0.9, 0.1};
+        hg_tensor *m = k == 5 ? in[2] : NULL, *v = k == 5 ? in[3] : NULL;
+        hg_tensor *m1 = m ? hg_opt_lincomb(ctx, m, in[1], 0.8, 0.2) : hg_scale(ctx, in[1], 0.2);
+        hg_tensor *v1 = v ? hg_opt_lincomb_prod(ctx, v, in[1], in[1], 0.9, 0.1) : hg_opt_prod(ctx, in[1], in[1], 0.1);
+        return hg_opt_adam_step(ctx, in[0], in[1], m, v, m1, v1, coef);
+    }
+    case 7: return hg_opt_adam_dg(ctx, in[0], in[1], in[2], in[3], -0.7, 1.1, 1.7, 0.3);
+    case 8: return hg_opt_adam_dm(ctx, in[0], in[1], -0.8, 1.7, 0.3);
+    case 9: return hg_opt_adam_dv(ctx, in[0], in[1], in[2], 0.9, 1.7, 0.3);
     }
     return NULL;
 }
@@ -52,7 +62,7 @@ START_TEST(ops_third_order)
     hg_rng rng;
     hg_rng_seed(&rng, 5);
     for (size_t c = 0; c < N_OP_CASES; c++) {
-        hg_tensor *in[3];
+        hg_tensor *in[4];
         for (int i = 0; i < op_cases[c].n_in; i++)
             in[i] = random_f64(ctx, &rng, 2, SHAPE(2, 3), op_cases[c].lo[i], op_cases[c].hi[i]);
         check_gradients(ctx, call_op, op_cases[c].n_in, in, (void *)&op_cases[c], 3, op_cases[c].name);
@@ -71,8 +81,14 @@ START_TEST(ops_values)
     ck_assert_double_eq(hg_get(hg_opt_lincomb(ctx, x, z, 2.0, -1.0), 0), -1.0);
     ck_assert_double_eq(hg_get(hg_opt_prod(ctx, x, z, 2.0), 1), -1.0);
     ck_assert_double_eq(hg_get(hg_opt_lincomb_prod(ctx, x, z, z, 1.0, 0.5), 2), 1.0);
-    ck_assert_double_eq_tol(hg_get(hg_opt_adam_update(ctx, x, z, v, 0.1, 2.0, 1.0, 0.5), 0), 1.0 - 0.1 * 6.0 / 2.5,
+    /* adam_step reads the new moments m1 = z, v1 = v given to it */
+    const double coef[8] = {0.1, 2.0, 1.0, 0.5, 0.9, 0.1, 0.99, 0.01};
+    ck_assert_double_eq_tol(hg_get(hg_opt_adam_step(ctx, x, x, NULL, NULL, z, v, coef), 0), 1.0 - 0.1 * 6.0 / 2.5,
                             1e-15);
+    /* adam_dg: at v = 0 only the first term, with D = eps */
+    hg_tensor *dg = hg_opt_adam_dg(ctx, x, z, x, v, 2.0, 3.0, 1.0, 0.5);
+    ck_assert_double_eq_tol(hg_get(dg, 0), 2.0 * 1.0 / 2.5 + 3.0 * 3.0 * 1.0 * 1.0 / (2.5 * 2.5 * 2.0), 1e-15);
+    ck_assert_double_eq_tol(hg_get(dg, 1), 2.0 * -2.0 / 0.5, 1e-15);
     ck_assert_double_eq_tol(hg_get(hg_opt_adam_dm(ctx, x, v, 3.0, 1.0, 0.5), 2), 1.5 / 1.5, 1e-15);
     hg_tensor *dv = hg_opt_adam_dv(ctx, x, z, v, 2.0, 1.0, 0.5);
     ck_assert_double_eq_tol(hg_get(dv, 0), 2.0 * 3.0 / (2.5 * 2.5 * 2.0), 1e-15);
@@ -220,9 +236,13 @@ START_TEST(errors_name_the_op)
     ck_assert_msg(strstr(hg_ctx_error(ctx), "hg_opt_lincomb") && strstr(hg_ctx_error(ctx), "[3,1]"), "%s",
                   hg_ctx_error(ctx));
     hg_ctx_clear_error(ctx);
-    ck_assert_ptr_null(hg_opt_adam_update(ctx, a, hg_cast(ctx, a, HG_F32), a, 1, 1, 1, 1));
+    const double coef[8] = {1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5};
+    ck_assert_ptr_null(hg_opt_adam_step(ctx, a, a, NULL, NULL, hg_cast(ctx, a, HG_F32), a, coef));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_DTYPE);
-    ck_assert_msg(strstr(hg_ctx_error(ctx), "hg_opt_adam_update"), "%s", hg_ctx_error(ctx));
+    ck_assert_msg(strstr(hg_ctx_error(ctx), "hg_opt_adam_step"), "%s", hg_ctx_error(ctx));
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_opt_adam_step(ctx, a, a, a, NULL, a, a, coef));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_NULL);
     hg_ctx_clear_error(ctx);
     ck_assert_ptr_null(hg_opt_adam_dv(ctx, a, NULL, a, 1, 1, 1));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_NULL);

@@ -50,6 +50,18 @@
             T r = (k * (g[i] * m[i])) / ((d * d) * s_safe);                                                        \
             y[i] = s > 0 ? r : 0;                                                                                  \
         }                                                                                                          \
+    }                                                                                                              \
+    HG_SIMD_CLONES static void adam_dg_##T(T *restrict y, const T *restrict u, const T *restrict w,               \
+                                           const T *restrict m, const T *restrict v, int64_t n, T ka, T kb, T c2,  \
+                                           T eps)                                                                  \
+    {                                                                                                              \
+        for (int64_t i = 0; i < n; i++) {                                                                          \
+            T s = SQRT(v[i] * c2);                                                                                 \
+            T s_safe = s > 0 ? s : 1;                                                                              \
+            T d = s + eps;                                                                                         \
+            T b = w[i] * ((kb * (u[i] * m[i])) / ((d * d) * s_safe));                                              \
+            y[i] = (ka * u[i]) / d + (s > 0 ? b : 0);                                                              \
+        }                                                                                                          \
     }
 
 DEFINE_FUSED(float, sqrtf)
@@ -107,4 +119,13 @@ void hg_fused_adam_dv(hg_tensor *y, const hg_tensor *g, const hg_tensor *m, cons
         adam_dv_float(F32(y), F32(g), F32(m), F32(v), y->numel, (float)k, (float)c2, (float)eps);
     else
         adam_dv_double(F64(y), F64(g), F64(m), F64(v), y->numel, k, c2, eps);
+}
+
+void hg_fused_adam_dg(hg_tensor *y, const hg_tensor *u, const hg_tensor *w, const hg_tensor *m, const hg_tensor *v,
+                      double ka, double kb, double c2, double eps)
+{
+    if (y->dtype == HG_F32)
+        adam_dg_float(F32(y), F32(u), F32(w), F32(m), F32(v), y->numel, (float)ka, (float)kb, (float)c2, (float)eps);
+    else
+        adam_dg_double(F64(y), F64(u), F64(w), F64(m), F64(v), y->numel, ka, kb, c2, eps);
 }

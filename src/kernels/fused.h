@@ -19,6 +19,9 @@ void hg_fused_lincomb_prod(hg_tensor *y, const hg_tensor *x, const hg_tensor *z,
 /* y = p - lr ((m c1) / (sqrt(v c2) + eps)) */
 void hg_fused_adam_update(hg_tensor *y, const hg_tensor *p, const hg_tensor *m, const hg_tensor *v, double lr,
                           double c1, double c2, double eps);
+/* s = sqrt(v c2), D = s + eps: y = (ka u) / D + (s > 0 ? w ((kb (u m)) / ((D D) s)) : 0) */
+void hg_fused_adam_dg(hg_tensor *y, const hg_tensor *u, const hg_tensor *w, const hg_tensor *m, const hg_tensor *v,
+                      double ka, double kb, double c2, double eps);
 /* y = k g / (sqrt(v c2) + eps) */
 void hg_fused_adam_dm(hg_tensor *y, const hg_tensor *g, const hg_tensor *v, double k, double c2, double eps);
 /* s = sqrt(v c2), D = s + eps: y = s > 0 ? k (g m) / ((D D) s) : 0 */

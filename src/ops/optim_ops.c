@@ -7,8 +7,10 @@
 #include "optim_ops.h"
 #include "../kernels/fused.h"
 
+#include <string.h>
+
 typedef struct coef_attr {
-    double c[4];
+    double c[8];
 } coef_attr;
 
 /* Shape rule: every input float, one dtype, one shape; output alike. */
@@ -28,6 +30,12 @@ static hg_status same_shape_rule(hg_ctx *ctx, const char *name, int n, hg_tensor
     for (int d = 0; d < in[0]->rank; d++)
         out->shape[d] = in[0]->shape[d];
     return HG_OK;
+}
+
+/* Rank-0 constant of x's dtype. */
+static hg_tensor *constant(hg_ctx *ctx, const hg_tensor *x, double value)
+{
+    return hg_scalar(ctx, x->dtype, value);
 }
 
 static const double *coefs(const hg_node *node)
@@ -54,7 +62,7 @@ static hg_tensor *scaled(hg_ctx *ctx, hg_tensor *g, double s)
 static hg_tensor *apply(hg_ctx *ctx, const hg_opdef *def, hg_tensor *const *in, double c0, double c1, double c2,
                         double c3)
 {
-    coef_attr attr = {{c0, c1, c2, c3}};
+    coef_attr attr = {{c0, c1, c2, c3, 0, 0, 0, 0}};
     return ctx ? hg_apply(ctx, def, in, &attr) : NULL;
 }
 
@@ -180,46 +188,136 @@ hg_tensor *hg_opt_lincomb_prod(hg_ctx *ctx, hg_tensor *x, hg_tensor *z, hg_tenso
     return apply(ctx, &lincomb_prod_def, in, a, b, 0, 0);
 }
 
-/* ---- adam_update: y = p - lr (m c1) / D, D = sqrt(v c2) + eps ----------- */
+/* ---- adam_step: Adam's parameter update as a function of (p, g, m, v) ------ *
+ * y = p - lr (M c1) / (sqrt(V c2) + eps), M = b1 m + a1 g, V = b2 v + a2 g g
+ * (first step: M = a1 g, V = a2 g g, no m and v inputs). The new moments
+ * m1 = M and v1 = V, which hg_opt_step computes anyway as the new state, are
+ * passed as the last two inputs so that the forward and the vjp read them
+ * instead of recomputing: they must hold exactly M and V of the other
+ * inputs (the value and every derivative are those of the function of
+ * p, g, m, v; m1 and v1 get no cotangent). Attributes: lr, c1, c2, eps, b1,
+ * a1, b2, a2. */
 
-SHAPE_RULE(adam_update, 3)
+static hg_status adam_step_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)
+{
+    (void)attr;
+    return same_shape_rule(ctx, "hg_opt_adam_step", 6, in, out);
+}
 
-static hg_status adam_update_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)
+static hg_status adam_step1_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)
+{
+    (void)attr;
+    return same_shape_rule(ctx, "hg_opt_adam_step", 4, in, out);
+}
+
+static hg_status adam_step_forward6(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)
 {
     (void)ctx;
     const double *c = ((const coef_attr *)attr)->c;
-    hg_fused_adam_update(out[0], in[0], in[1], in[2], c[0], c[1], c[2], c[3]);
+    hg_fused_adam_update(out[0], in[0], in[4], in[5], c[0], c[1], c[2], c[3]);
     return HG_OK;
 }
 
-/* dp = g, dm = adam_dm(g, v; -lr c1), dv = adam_dv(g, m, v; lr c1 c2 / 2) */
-static hg_status adam_update_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
+static hg_status adam_step_forward4(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)
+{
+    (void)ctx;
+    const double *c = ((const coef_attr *)attr)->c;
+    hg_fused_adam_update(out[0], in[0], in[2], in[3], c[0], c[1], c[2], c[3]);
+    return HG_OK;
+}
+
+/* dp = g, dg = adam_dg(g, g_in, m1, v1; -lr c1 a1, lr c1 c2 a2), dm = adam_dm(g, v1; -lr c1 b1),
+ * dv = adam_dv(g, m1, v1; lr c1 c2 b2 / 2); m1, v1: none */
+static hg_status adam_step_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
 {
     const double *c = coefs(node);
-    double lr = c[0], c1 = c[1], c2 = c[2], eps = c[3];
-    hg_tensor *m = hg_node_input(node, 1), *v = hg_node_input(node, 2);
+    double lr = c[0], c1 = c[1], c2 = c[2], eps = c[3], b1 = c[4], a1 = c[5], b2 = c[6], a2 = c[7];
+    int n = node->n_in;
+    hg_tensor *g = hg_node_input(node, 1), *m1 = hg_node_input(node, n - 2), *v1 = hg_node_input(node, n - 1);
+    bool skip[6] = {false, false, false, false, false, false};
+    skip[n - 2] = skip[n - 1] = true;
     if (hg_node_needs_grad(node, 0))
         gin[0] = gout[0];
     if (hg_node_needs_grad(node, 1))
-        gin[1] = hg_opt_adam_dm(ctx, gout[0], v, -lr * c1, c2, eps);
-    if (hg_node_needs_grad(node, 2))
-        gin[2] = hg_opt_adam_dv(ctx, gout[0], m, v, 0.5 * lr * c1 * c2, c2, eps);
-    return vjp_status(ctx, node, 3, gin, NULL);
+        gin[1] = hg_opt_adam_dg(ctx, gout[0], g, m1, v1, -lr * c1 * a1, lr * c1 * c2 * a2, c2, eps);
+    if (n == 6 && hg_node_needs_grad(node, 2))
+        gin[2] = hg_opt_adam_dm(ctx, gout[0], v1, -lr * c1 * b1, c2, eps);
+    if (n == 6 && hg_node_needs_grad(node, 3))
+        gin[3] = hg_opt_adam_dv(ctx, gout[0], m1, v1, 0.5 * lr * c1 * c2 * b2, c2, eps);
+    return vjp_status(ctx, node, n, gin, skip);
 }
 
-static const hg_opdef adam_update_def = {"hg_opt_adam_update", 3,
-                                         1,
-                                         sizeof(coef_attr),
-                                         adam_update_shape,
-                                         adam_update_forward,
-                                         adam_update_vjp,
-                                         NULL};
+static const hg_opdef adam_step_def = {"hg_opt_adam_step", 6, 1, sizeof(coef_attr), adam_step_shape,
+                                       adam_step_forward6, adam_step_vjp, NULL};
+static const hg_opdef adam_step1_def = {"hg_opt_adam_step", 4, 1, sizeof(coef_attr), adam_step1_shape,
+                                        adam_step_forward4, adam_step_vjp, NULL};
 
-hg_tensor *hg_opt_adam_update(hg_ctx *ctx, hg_tensor *p, hg_tensor *m, hg_tensor *v, double lr, double c1,
-                              double c2, double eps)
+hg_tensor *hg_opt_adam_step(hg_ctx *ctx, hg_tensor *p, hg_tensor *g, hg_tensor *m, hg_tensor *v, hg_tensor *m1,
+                            hg_tensor *v1, const double coef[8])
 {
-    hg_tensor *in[3] = {p, m, v};
-    return apply(ctx, &adam_update_def, in, lr, c1, c2, eps);
+    coef_attr attr;
+    memcpy(attr.c, coef, sizeof attr.c);
+    if (!ctx)
+        return NULL;
+    if (!m != !v) {
+        hg_op_error(ctx, HG_ERR_NULL, "hg_opt_adam_step: m and v must both be given or both be NULL");
+        return NULL;
+    }
+    if (m) {
+        hg_tensor *in[6] = {p, g, m, v, m1, v1};
+        return hg_apply(ctx, &adam_step_def, in, &attr);
+    }
+    hg_tensor *in[4] = {p, g, m1, v1};
+    return hg_apply(ctx, &adam_step1_def, in, &attr);
+}
+
+/* ---- adam_dg: y = ka u / D + kb w u m / (D^2 s) (second term where s > 0) - */
+
+static hg_status adam_dg_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)
+{
+    (void)attr;
+    return same_shape_rule(ctx, "hg_opt_adam_dg", 4, in, out);
+}
+
+static hg_status adam_dg_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)
+{
+    (void)ctx;
+    const double *c = ((const coef_attr *)attr)->c;
+    hg_fused_adam_dg(out[0], in[0], in[1], in[2], in[3], c[0], c[1], c[2], c[3]);
+    return HG_OK;
+}
+
+static hg_tensor *adam_ddv(hg_ctx *ctx, hg_tensor *prod, hg_tensor *v, double k, double c2, double eps);
+
+/* (u, w, m, v): du = adam_dg(g, w, m, v), dw = adam_dv(g u, m, v; kb), dm = adam_dv(g u, w, v; kb),
+ * dv = adam_dv(g, u, v; -ka c2 / 2) + where(s > 0, -kb c2 g u w m (2s + D) / (2 D^3 s^3), 0) */
+static hg_status adam_dg_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
+{
+    const double *c = coefs(node);
+    double ka = c[0], kb = c[1], c2 = c[2], eps = c[3];
+    hg_tensor *u = hg_node_input(node, 0), *w = hg_node_input(node, 1), *m = hg_node_input(node, 2),
+              *v = hg_node_input(node, 3), *g = gout[0];
+    if (hg_node_needs_grad(node, 0))
+        gin[0] = hg_opt_adam_dg(ctx, g, w, m, v, ka, kb, c2, eps);
+    hg_tensor *gu = hg_node_needs_grad(node, 1) || hg_node_needs_grad(node, 2) ? hg_mul(ctx, g, u) : NULL;
+    if (hg_node_needs_grad(node, 1))
+        gin[1] = hg_opt_adam_dv(ctx, gu, m, v, kb, c2, eps);
+    if (hg_node_needs_grad(node, 2))
+        gin[2] = hg_opt_adam_dv(ctx, gu, w, v, kb, c2, eps);
+    if (hg_node_needs_grad(node, 3))
+        gin[3] = hg_add(ctx, hg_opt_adam_dv(ctx, g, u, v, -0.5 * ka * c2, c2, eps),
+                        adam_ddv(ctx, hg_mul(ctx, hg_mul(ctx, g, u), hg_mul(ctx, w, m)), v, kb, c2, eps));
+    return vjp_status(ctx, node, 4, gin, NULL);
+}
+
+static const hg_opdef adam_dg_def = {"hg_opt_adam_dg", 4, 1, sizeof(coef_attr), adam_dg_shape, adam_dg_forward,
+                                     adam_dg_vjp, NULL};
+
+hg_tensor *hg_opt_adam_dg(hg_ctx *ctx, hg_tensor *u, hg_tensor *w, hg_tensor *m, hg_tensor *v, double ka,
+                          double kb, double c2, double eps)
+{
+    hg_tensor *in[4] = {u, w, m, v};
+    return apply(ctx, &adam_dg_def, in, ka, kb, c2, eps);
 }
 
 /* ---- adam_dm: y = k u / D ----------------------------------------------- */
@@ -268,10 +366,18 @@ static hg_status adam_dv_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *c
     return HG_OK;
 }
 
-/* Rank-0 constant of x's dtype. */
-static hg_tensor *constant(hg_ctx *ctx, const hg_tensor *x, double value)
+/* d/dv of k P / (D^2 s) for a fixed product P, from public ops (used only
+ * by third derivatives of a step): where(s > 0, -k c2 P (2s + D) / (2 D^3 s^3), 0) */
+static hg_tensor *adam_ddv(hg_ctx *ctx, hg_tensor *prod, hg_tensor *v, double k, double c2, double eps)
 {
-    return hg_scalar(ctx, x->dtype, value);
+    hg_tensor *zero = constant(ctx, v, 0.0);
+    hg_tensor *s = hg_sqrt(ctx, hg_scale(ctx, v, c2));
+    hg_tensor *mask = hg_greater(ctx, s, zero);
+    hg_tensor *s_safe = hg_where(ctx, mask, s, constant(ctx, v, 1.0));
+    hg_tensor *d = hg_add_scalar(ctx, s_safe, eps);
+    hg_tensor *d3 = hg_mul(ctx, d, hg_mul(ctx, d, d)), *s3 = hg_mul(ctx, s_safe, hg_mul(ctx, s_safe, s_safe));
+    hg_tensor *phi = hg_div(ctx, hg_add(ctx, hg_scale(ctx, s_safe, 2.0), d), hg_mul(ctx, d3, s3));
+    return hg_where(ctx, mask, hg_scale(ctx, hg_mul(ctx, prod, phi), -0.5 * k * c2), zero);
 }
 
 /* du = adam_dv(g, m, v; k), dm = adam_dv(g, u, v; k),
@@ -285,18 +391,8 @@ static hg_status adam_dv_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const 
         gin[0] = hg_opt_adam_dv(ctx, g, m, v, k, c2, eps);
     if (hg_node_needs_grad(node, 1))
         gin[1] = hg_opt_adam_dv(ctx, g, u, v, k, c2, eps);
-    if (hg_node_needs_grad(node, 2)) {
-        /* Third derivatives of the step only: composed from public ops. */
-        hg_tensor *zero = constant(ctx, v, 0.0);
-        hg_tensor *s = hg_sqrt(ctx, hg_scale(ctx, v, c2));
-        hg_tensor *mask = hg_greater(ctx, s, zero);
-        hg_tensor *s_safe = hg_where(ctx, mask, s, constant(ctx, v, 1.0));
-        hg_tensor *d = hg_add_scalar(ctx, s_safe, eps);
-        hg_tensor *d3 = hg_mul(ctx, d, hg_mul(ctx, d, d)), *s3 = hg_mul(ctx, s_safe, hg_mul(ctx, s_safe, s_safe));
-        hg_tensor *phi = hg_div(ctx, hg_add(ctx, hg_scale(ctx, s_safe, 2.0), d), hg_mul(ctx, d3, s3));
-        hg_tensor *r = hg_scale(ctx, hg_mul(ctx, hg_mul(ctx, g, u), hg_mul(ctx, m, phi)), -0.5 * k * c2);
-        gin[2] = hg_where(ctx, mask, r, zero);
-    }
+    if (hg_node_needs_grad(node, 2))
+        gin[2] = adam_ddv(ctx, hg_mul(ctx, hg_mul(ctx, g, u), m), v, k, c2, eps);
     return vjp_status(ctx, node, 3, gin, NULL);
 }
 
