@@ -5,8 +5,9 @@ For every case of hgrad_bench (seed-sgd, seed-adam, standard, long, large,
 training) and dtype (f32, f64) this script
 
   1. has hgrad_bench write the case's inputs as .npy files (--export DIR:
-     He-initialised weights, real MNIST digits when ../shared/data/mnist is
-     there), so both sides compute on identical weights and data;
+     He-initialised weights, real Fashion-MNIST images when Debian's
+     dataset-fashion-mnist is installed), so both sides compute on
+     identical weights and data;
   2. alternates, round after round, one hgrad_bench process (--dir DIR,
      timing R repeats inside it) with R repeats of the same computation in
      PyTorch in this process (double backward with create_graph=True), both
@@ -14,8 +15,9 @@ training) and dtype (f32, f64) this script
      their ratio;
   3. checks that both give the same dx = dE_val/dx_train (max |a-b| / max |b|
      at most 1e-10 in f64, else exit status 1; f32 is only reported). PyTorch's double backward
-     through Adam gives NaN where v = 0 (one training sample: see
-     ../shared/NUMERICS.md, item 1); the script says so and compares only the
+     through Adam gives NaN where v = 0 (one training sample: the vjp of sqrt
+     at 0 is infinite and is multiplied by dv/dg = 2g = 0; see
+     docs/performance.md); the script says so and compares only the
      finite entries.
 
 Usage (from the build directory, after `ninja`):
@@ -255,7 +257,7 @@ def main():
                 tol = 1e-10
                 if rel is None:
                     dxmsg = ("PyTorch's dx is all NaN (double backward through Adam's sqrt at v = 0, "
-                             "NUMERICS.md 1); hgrad's is finite" if np.isfinite(ours).all()
+                             "see docs/performance.md); hgrad's is finite" if np.isfinite(ours).all()
                              else "both dx contain NaN")
                     row["dx"] = "torch all-NaN"
                 elif dt == "f64":
@@ -263,7 +265,7 @@ def main():
                     dxmsg = (f"dx max rel diff {rel:.2e} ({'ok' if ok else 'ABOVE'} {tol:g})")
                     if frac < 1:
                         dxmsg += (f" over the {100 * frac:.1f}% finite entries of PyTorch's dx "
-                                  f"(the rest NaN: NUMERICS.md 1)")
+                                  f"(the rest NaN: sqrt at v = 0)")
                     row["dx"] = f"{rel:.1e}" + ("" if frac == 1 else f" ({100 * frac:.0f}% finite)")
                     row["dx_ok"] = ok
                 else:  # f32: rounding differences grow through the steps; reported, not checked
@@ -290,7 +292,7 @@ def main():
                   f"{r['ratio']:.2f}x | {r['gemm_ratio']:.2f} | {int(r['res']['peak_bytes']) / 1e6:.1f} MB | "
                   f"{r.get('dx', '-')} |")
 
-    # Targets (issue 6).
+    # Targets (docs/performance.md, "Targets").
     print("\nTargets:")
     def target(name, ok, detail):
         print(f"  [{'met' if ok else 'NOT met'}] {name}: {detail}")

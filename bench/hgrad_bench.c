@@ -20,9 +20,11 @@
  * bench/compare_torch.py.
  *
  * Inputs: by default the weights are He-initialised (seed 42) and the data
- * are real MNIST digits from ../shared/data/mnist (t10k files; training rows
- * from 0, validation rows from 5000), or uniform random images if the files
- * are absent. --export DIR writes these inputs as .npy files (W1,b1,W2,b2,
+ * are real Fashion-MNIST images from Debian's dataset-fashion-mnist
+ * (/usr/share/datasets/fashion-mnist; t10k files: training rows from 0,
+ * validation rows from 5000; --data DIR or $HGRAD_MNIST for another IDX
+ * directory), or uniform random images if the files are absent.
+ * --export DIR writes these inputs as .npy files (W1,b1,W2,b2,
  * W3,b3 f64 with W [in,out]; x_train, x_val f64 [n,784]; y_train, y_val
  * int64) and --dir DIR reads them back (the layout of mnist_hypergrad
  * --case DIR) and writes DIR/dx_<dtype>.npy and DIR/dx.npy. */
@@ -42,9 +44,6 @@
 /* The computation is the flagship's (cross-check mode), shared, not copied. */
 #include "../examples/mnist/hyper.h"
 
-#ifndef HGRAD_SOURCE_ROOT
-#define HGRAD_SOURCE_ROOT "."
-#endif
 
 typedef struct bench_case {
     const char *name;
@@ -135,9 +134,8 @@ static bool file_exists(const char *path)
 /* Directory holding t10k-images-idx3-ubyte(.gz), or NULL. */
 static const char *find_mnist(const char *option, char *buf, size_t size)
 {
-    const char *candidates[4] = {option, getenv("HGRAD_MNIST"), HGRAD_SOURCE_ROOT "/../shared/data/mnist",
-                                 "../shared/data/mnist"};
-    for (int i = 0; i < 4; i++) {
+    const char *candidates[3] = {option, getenv("HGRAD_MNIST"), "/usr/share/datasets/fashion-mnist"};
+    for (int i = 0; i < 3; i++) {
         if (!candidates[i])
             continue;
         snprintf(buf, size, "%s/t10k-images-idx3-ubyte.gz", candidates[i]);
@@ -199,7 +197,7 @@ static void default_problem(hg_ctx *ctx, const options *o, const bench_case *c, 
         labels = images ? hg_idx_load(ctx, lab, HG_I32, 1.0, 0) : NULL;
         if (!images || !labels)
             die_ctx(ctx, "reading MNIST");
-        snprintf(data_source, sizeof data_source, "MNIST digits from %s", dir);
+        snprintf(data_source, sizeof data_source, "images from %s", dir);
     } else {
         int64_t shape[3] = {10000, 28, 28}, n = 10000;
         images = hg_rand_uniform(ctx, &rng, HG_F64, 3, shape, 0.0, 1.0);
@@ -579,7 +577,8 @@ static void usage(FILE *f)
             "  --dir DIR         read W1..b3, x_train, y_train, x_val, y_val .npy from DIR and\n"
             "                    write DIR/dx_<dtype>.npy and DIR/dx.npy (one case at a time)\n"
             "  --export DIR      write the default inputs of the selected case to DIR and exit\n"
-            "  --data DIR        MNIST directory (default ../shared/data/mnist, then random data)\n"
+            "  --data DIR        IDX directory (default $HGRAD_MNIST, then /usr/share/datasets/fashion-mnist,\n"
+            "                    then random data)\n"
             "  --train-steps N   timed steps per training repeat (default 200)\n"
             "  --batch N         training batch size (default 32)\n"
             "  --chunk-mb X      arena chunk size in MiB (default: the library's, 1 MiB); the\n"

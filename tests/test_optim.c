@@ -156,7 +156,7 @@ START_TEST(unrolled_steps_second_order)
     u.cfg = (hg_opt_config){.kind = HG_OPT_ADAM, .eps = 1e-2};
     check_gradients(ctx, unrolled_loss, 3, in, &u, 2, "2 Adam steps (eps 1e-2)");
     /* Standard eps 1e-8: every |g| here is above 1e-3, far from the stiff
-     * region near g = 0 (NUMERICS.md), so central differences with h = 1e-6
+     * region near g = 0 (slope 1/eps, docs/hypergradient.md), so central differences with h = 1e-6
      * are accurate; checked to second order as well. */
     u.cfg = (hg_opt_config){.kind = HG_OPT_ADAM};
     check_gradients_tol(ctx, unrolled_loss, 3, in, &u, 2, 1e-6, 1e-4, "2 Adam steps (eps 1e-8)");

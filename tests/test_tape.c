@@ -232,7 +232,7 @@ START_TEST(same_level_tapes_are_distinct)
 }
 END_TEST
 
-/* The DESIGN.md pattern in miniature: d(validation loss)/d(training input)
+/* The hypergradient pattern (docs/design.md) in miniature: d(validation loss)/d(training input)
  * through one SGD step of linear regression, against the closed form.
  * w1 = w - lr * 2 (w x - y) x;  E = (w1 xv - yv)^2;
  * dE/dx = 2 (w1 xv - yv) xv * dw1/dx, dw1/dx = -2 lr (2 w x - y). */

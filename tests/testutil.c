@@ -28,11 +28,11 @@ hg_tensor *random_f64(hg_ctx *ctx, hg_rng *rng, int rank, const int64_t *shape, 
     return hg_rand_uniform(ctx, rng, HG_F64, rank, shape, lo, hi);
 }
 
-const char *shared_mnist_dir(void)
+const char *fashion_mnist_dir(void)
 {
     static char path[4096];
-    const char *root = getenv("HGRAD_SOURCE_ROOT");
-    snprintf(path, sizeof path, "%s/../shared/data/mnist", root ? root : ".");
+    const char *dir = getenv("HGRAD_FASHION_MNIST");
+    snprintf(path, sizeof path, "%s", dir && *dir ? dir : "/usr/share/datasets/fashion-mnist");
     char probe[4200];
     snprintf(probe, sizeof probe, "%s/t10k-images-idx3-ubyte.gz", path);
     if (access(probe, R_OK) != 0)
@@ -40,12 +40,20 @@ const char *shared_mnist_dir(void)
     return path;
 }
 
-void load_shared_mnist(hg_ctx *ctx, const char *dir, hg_tensor **images, hg_tensor **labels)
+const char *fashion_subset_dir(void)
+{
+    static char path[4096];
+    const char *root = getenv("HGRAD_SOURCE_ROOT");
+    snprintf(path, sizeof path, "%s/tests/data/fashion-mnist", root ? root : ".");
+    return path;
+}
+
+void load_fashion_mnist(hg_ctx *ctx, const char *dir, const char *set, hg_tensor **images, hg_tensor **labels)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte.gz", dir);
+    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte.gz", dir, set);
     *images = hg_idx_load(ctx, path, HG_F32, 1.0 / 255, 0);
-    snprintf(path, sizeof path, "%s/t10k-labels-idx1-ubyte.gz", dir);
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte.gz", dir, set);
     *labels = hg_idx_load(ctx, path, HG_I32, 1, 0);
     ck_assert_msg(*images && *labels, "%s", hg_ctx_error(ctx));
 }

@@ -37,13 +37,23 @@ void check_gradients_tol(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, 
 /* Random f64 tensor with entries in [lo, hi). */
 hg_tensor *random_f64(hg_ctx *ctx, hg_rng *rng, int rank, const int64_t *shape, double lo, double hi);
 
-/* Directory of ../shared/data/mnist relative to the source root, or NULL if
- * absent (tests then skip and say so). */
-const char *shared_mnist_dir(void);
+/* Exit code of a test program that cannot run here (meson reports SKIP). */
+#define TEST_SKIP 77
 
-/* The real MNIST test set from shared_mnist_dir(): images f32 [10000,28,28]
- * scaled to [0,1] and labels i32 [10000]. Fails the test on a read error. */
-void load_shared_mnist(hg_ctx *ctx, const char *dir, hg_tensor **images, hg_tensor **labels);
+/* Directory of the real Fashion-MNIST IDX files (gzip): $HGRAD_FASHION_MNIST
+ * if set, else Debian's /usr/share/datasets/fashion-mnist (package
+ * dataset-fashion-mnist); NULL if its t10k-images-idx3-ubyte.gz is not
+ * readable. */
+const char *fashion_mnist_dir(void);
+
+/* The first 100 test images of Fashion-MNIST, committed with their license
+ * under tests/data/fashion-mnist (found through $HGRAD_SOURCE_ROOT). */
+const char *fashion_subset_dir(void);
+
+/* Set "t10k" (10,000 test images) or "train" (60,000) from dir: images f32
+ * [N,28,28] scaled to [0,1] and labels i32 [N]. Fails the test on a read
+ * error. */
+void load_fashion_mnist(hg_ctx *ctx, const char *dir, const char *set, hg_tensor **images, hg_tensor **labels);
 
 /* Run a suite; returns the process exit code. */
 int run_suite(Suite *s);
