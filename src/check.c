@@ -58,7 +58,7 @@ static hg_status eval_s(checker *c, int k, hg_tensor **value, hg_tensor **grads)
             break;
         }
         hg_tensor *acc = NULL;
-        for (int i = 0; i < c->n_float; i++) {
+        for (int i = 0; i < c->n_float && (i == 0 || acc); i++) {
             hg_tensor *d = dot(ctx, c->v[level][i], g[i]);
             if (!d) { /* a failed term must not be dropped from the sum */
                 acc = NULL;
@@ -66,6 +66,7 @@ static hg_status eval_s(checker *c, int k, hg_tensor **value, hg_tensor **grads)
             }
             acc = acc ? hg_add(ctx, acc, d) : d;
         }
+        /* A failed term (acc NULL) must fail the check, not drop the term. */
         sk = acc;
     }
     if (sk && grads && (hg_tape_end(tapes[0]) != HG_OK ||
