@@ -16,157 +16,28 @@
  * hessian release each row's sweep (mark/rewind) once the row is copied, so
  * their memory is the output plus one sweep.
  *
- * Flattening and row assembly use two private linear ops defined below with
- * the public op API (concatenation of flattened tensors, and a slice of a
- * flattened tensor), each the other's vjp, so they are differentiable to any
- * order. */
+ * Flattening and row assembly use the public hg_reshape and hg_concat, so
+ * the results are differentiable to any order. A result is one matrix over
+ * the concatenated inputs; hg_narrow/hg_slice_axis split it per input. */
 #include "internal.h"
 
 #include <string.h>
 
-/* ---- private ops: concat (flatten + concatenate) and take (a slice) ---- */
-
-typedef struct concat_attr {
-    int n;
-} concat_attr;
-
-typedef struct take_attr {
-    int64_t offset; /* first element taken from the flattened input */
-    int rank;
-    int64_t shape[HG_MAX_RANK];
-} take_attr;
-
-static hg_tensor *take(hg_ctx *ctx, hg_tensor *x, int64_t offset, int rank, const int64_t *shape);
-static hg_tensor *concat(hg_ctx *ctx, int n, hg_tensor *const *xs);
-
-static hg_status concat_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)
-{
-    const concat_attr *a = attr;
-    hg_status s = hg_check_float_same(ctx, "hg_func_concat", a->n, in);
-    if (s != HG_OK)
-        return s;
-    int64_t total = 0;
-    for (int i = 0; i < a->n; i++)
-        total += in[i]->numel;
-    out->dtype = in[0]->dtype;
-    out->rank = 1;
-    out->shape[0] = total;
-    return HG_OK;
-}
-
-static hg_status concat_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)
-{
-    (void)ctx;
-    const concat_attr *a = attr;
-    size_t esize = hg_dtype_size(out[0]->dtype);
-    unsigned char *dst = out[0]->data;
-    for (int i = 0; i < a->n; i++) {
-        size_t bytes = (size_t)in[i]->numel * esize;
-        if (bytes)
-            memcpy(dst, in[i]->data, bytes);
-        dst += bytes;
-    }
-    return HG_OK;
-}
-
-/* dx_i = reshape(g[offset_i : offset_i + numel(x_i)], shape(x_i)) */
-static hg_status concat_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
-{
-    const concat_attr *a = hg_node_attr(node);
-    int64_t offset = 0;
-    for (int i = 0; i < a->n; i++) {
-        hg_tensor *x = hg_node_input(node, i);
-        if (hg_node_needs_grad(node, i) && !(gin[i] = take(ctx, gout[0], offset, x->rank, x->shape)))
-            return hg_ctx_status(ctx);
-        offset += x->numel;
-    }
-    return HG_OK;
-}
-
-#define CONCAT_DEF(n) {"hg_func_concat", n, 1, sizeof(concat_attr), concat_shape, concat_forward, concat_vjp, NULL}
-static const hg_opdef concat_defs[HG_MAX_OP_INPUTS] = {CONCAT_DEF(1), CONCAT_DEF(2), CONCAT_DEF(3), CONCAT_DEF(4),
-                                                       CONCAT_DEF(5), CONCAT_DEF(6), CONCAT_DEF(7), CONCAT_DEF(8)};
-#undef CONCAT_DEF
-
-/* 1 <= n <= HG_MAX_OP_INPUTS tensors of one float dtype -> 1-D. */
-static hg_tensor *concat(hg_ctx *ctx, int n, hg_tensor *const *xs)
-{
-    concat_attr a = {n};
-    return hg_apply(ctx, &concat_defs[n - 1], xs, &a);
-}
-
-static hg_status take_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)
-{
-    const take_attr *a = attr;
-    hg_status s = hg_check_float_same(ctx, "hg_func_take", 1, in);
-    if (s != HG_OK)
-        return s;
-    int64_t numel = 1;
-    for (int i = 0; i < a->rank; i++)
-        numel *= a->shape[i];
-    if (a->offset < 0 || a->offset > in[0]->numel || numel > in[0]->numel - a->offset)
-        return hg_op_error(ctx, HG_ERR_RANGE, "hg_func_take: elements [%lld, %lld) of a %lld-element tensor",
-                           (long long)a->offset, (long long)(a->offset + numel), (long long)in[0]->numel);
-    out->dtype = in[0]->dtype;
-    out->rank = a->rank;
-    memcpy(out->shape, a->shape, sizeof(int64_t) * (size_t)a->rank);
-    return HG_OK;
-}
-
-static hg_status take_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)
-{
-    (void)ctx;
-    const take_attr *a = attr;
-    size_t esize = hg_dtype_size(in[0]->dtype);
-    if (out[0]->numel)
-        memcpy(out[0]->data, (unsigned char *)in[0]->data + (size_t)a->offset * esize,
-               (size_t)out[0]->numel * esize);
-    return HG_OK;
-}
-
-/* dx = reshape(concat(0[offset], g, 0[rest]), shape(x)) */
-static hg_status take_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
-{
-    const take_attr *a = hg_node_attr(node);
-    hg_tensor *x = hg_node_input(node, 0);
-    int64_t before = a->offset, after = x->numel - a->offset - gout[0]->numel;
-    hg_tensor *parts[3];
-    int n = 0;
-    if (before > 0)
-        parts[n++] = hg_zeros(ctx, x->dtype, 1, &before);
-    parts[n++] = gout[0];
-    if (after > 0)
-        parts[n++] = hg_zeros(ctx, x->dtype, 1, &after);
-    gin[0] = hg_reshape(ctx, concat(ctx, n, parts), x->rank, x->shape);
-    return HG_OK;
-}
-
-static const hg_opdef take_def = {"hg_func_take", 1, 1, sizeof(take_attr), take_shape, take_forward, take_vjp, NULL};
-
-static hg_tensor *take(hg_ctx *ctx, hg_tensor *x, int64_t offset, int rank, const int64_t *shape)
-{
-    take_attr a;
-    memset(&a, 0, sizeof a);
-    a.offset = offset;
-    a.rank = rank;
-    memcpy(a.shape, shape, sizeof(int64_t) * (size_t)rank);
-    return hg_apply(ctx, &take_def, &x, &a);
-}
-
-/* Flatten and concatenate n >= 1 tensors (a tree of concats of up to
- * HG_MAX_OP_INPUTS inputs each). Overwrites ts. */
+/* Flatten and concatenate n >= 1 tensors with the public hg_concat (its vjp
+ * is hg_narrow, whose vjp is a placement into zeros, so the assembled rows
+ * are differentiable to any order). Overwrites ts with the flattened
+ * tensors. */
 static hg_tensor *concat_all(hg_ctx *ctx, int64_t n, hg_tensor **ts)
 {
-    while (n > 1) {
-        int64_t m = 0;
-        for (int64_t i = 0; i < n; i += HG_MAX_OP_INPUTS) {
-            int k = n - i < HG_MAX_OP_INPUTS ? (int)(n - i) : HG_MAX_OP_INPUTS;
-            if (!(ts[m++] = concat(ctx, k, ts + i)))
-                return NULL;
-        }
-        n = m;
+    static const int64_t flat[1] = {-1};
+    if (n > INT32_MAX) {
+        hg_set_error(ctx, HG_ERR_OVERFLOW, "hg_func: %lld pieces to concatenate", (long long)n);
+        return NULL;
     }
-    return ts[0]->rank == 1 ? ts[0] : concat(ctx, 1, ts);
+    for (int64_t i = 0; i < n; i++)
+        if (!(ts[i] = hg_reshape(ctx, ts[i], 1, flat)))
+            return NULL;
+    return hg_concat(ctx, (int)n, ts, 0);
 }
 
 /* ---- one call of a helper: argument checks, tapes, pausing ------------- */

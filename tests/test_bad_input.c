@@ -263,6 +263,158 @@ START_TEST(index_and_cast_bad_arguments)
 }
 END_TEST
 
+/* ---- issue 11 part B: layout, batched matmul, convolution, pooling --------------- */
+
+START_TEST(layout_ops_bad_arguments)
+{
+    hg_tensor *ab[2] = {a, b}, *aa[2] = {a, a}, *af[2] = {a, f}, *an[2] = {a, NULL};
+    hg_tensor *i3 = hg_tensor_from(ctx, HG_I32, 1, SHAPE(2), (const int32_t[]){0, 3});
+    hg_tensor *i2 = hg_tensor_from(ctx, HG_I32, 2, SHAPE(2, 1), (const int32_t[]){0, 1});
+    /* concat */
+    ck_assert_ptr_nonnull(hg_concat(ctx, 2, aa, 1));
+    BAD(ctx, HG_ERR_SHAPE, hg_concat(ctx, 2, ab, 0));
+    BAD(ctx, HG_ERR_DTYPE, hg_concat(ctx, 2, af, 0));
+    BAD(ctx, HG_ERR_RANGE, hg_concat(ctx, 2, aa, 2));
+    BAD(ctx, HG_ERR_RANGE, hg_concat(ctx, 2, aa, -3));
+    BAD(ctx, HG_ERR_RANGE, hg_concat(ctx, 1, &sc, 0));
+    BAD(ctx, HG_ERR_INVALID, hg_concat(ctx, 0, aa, 0));
+    BAD(ctx, HG_ERR_NULL, hg_concat(ctx, 2, NULL, 0));
+    BAD(ctx, HG_ERR_NULL, hg_concat(ctx, 2, an, 0));
+    KEEPS_FIRST(ctx, hg_concat(ctx, 2, an, 0));
+    BAD_NOCTX(hg_concat(NULL, 2, aa, 0) == NULL);
+    /* stack */
+    BAD(ctx, HG_ERR_SHAPE, hg_stack(ctx, 2, ab, 0));
+    BAD(ctx, HG_ERR_RANGE, hg_stack(ctx, 2, aa, 3));
+    BAD(ctx, HG_ERR_DTYPE, hg_stack(ctx, 2, af, 0));
+    BAD(ctx, HG_ERR_INVALID, hg_stack(ctx, -1, aa, 0));
+    BAD(ctx, HG_ERR_NULL, hg_stack(ctx, 2, an, 0));
+    hg_tensor *r6 = hg_ones(ctx, HG_F64, 6, SHAPE(1, 1, 1, 1, 1, 2));
+    BAD(ctx, HG_ERR_SHAPE, hg_stack(ctx, 1, &r6, 0));
+    BAD_NOCTX(hg_stack(NULL, 2, aa, 0) == NULL);
+    /* slice, slice_axis, narrow */
+    BAD(ctx, HG_ERR_RANGE, hg_slice(ctx, a, NULL, NULL, SHAPE(1, 0)));
+    BAD(ctx, HG_ERR_RANGE, hg_slice(ctx, a, NULL, NULL, SHAPE(-1, 1)));
+    BAD(ctx, HG_ERR_NULL, hg_slice(ctx, NULL, NULL, NULL, NULL));
+    KEEPS_FIRST(ctx, hg_slice(ctx, NULL, NULL, NULL, NULL));
+    BAD(ctx, HG_ERR_RANGE, hg_slice_axis(ctx, a, 2, 0, 1, 1));
+    BAD(ctx, HG_ERR_RANGE, hg_slice_axis(ctx, sc, 0, 0, 1, 1));
+    BAD(ctx, HG_ERR_RANGE, hg_narrow(ctx, a, 1, 2, 2));
+    BAD(ctx, HG_ERR_RANGE, hg_narrow(ctx, a, 1, -1, 1));
+    BAD(ctx, HG_ERR_RANGE, hg_narrow(ctx, a, 1, 0, -1));
+    BAD(ctx, HG_ERR_RANGE, hg_narrow(ctx, a, 1, INT64_MAX, INT64_MAX));
+    BAD(ctx, HG_ERR_NULL, hg_narrow(ctx, NULL, 0, 0, 1));
+    BAD_NOCTX(hg_slice(NULL, a, NULL, NULL, NULL) == NULL && hg_narrow(NULL, a, 0, 0, 1) == NULL);
+    /* index_select / index_add */
+    ck_assert_ptr_nonnull(hg_index_select(ctx, a, 1, lab));
+    BAD(ctx, HG_ERR_RANGE, hg_index_select(ctx, a, 0, i3));
+    BAD(ctx, HG_ERR_RANGE, hg_index_select(ctx, a, 2, lab));
+    BAD(ctx, HG_ERR_DTYPE, hg_index_select(ctx, a, 0, v));
+    BAD(ctx, HG_ERR_SHAPE, hg_index_select(ctx, a, 0, ia));
+    BAD(ctx, HG_ERR_NULL, hg_index_select(ctx, a, 0, NULL));
+    KEEPS_FIRST(ctx, hg_index_select(ctx, NULL, 0, lab));
+    BAD_NOCTX(hg_index_select(NULL, a, 0, lab) == NULL);
+    hg_tensor *src = hg_ones(ctx, HG_F64, 2, SHAPE(2, 3));
+    ck_assert_ptr_nonnull(hg_index_add(ctx, a, 0, lab, src));
+    BAD(ctx, HG_ERR_SHAPE, hg_index_add(ctx, a, 0, lab, b));
+    BAD(ctx, HG_ERR_DTYPE, hg_index_add(ctx, a, 0, lab, f));
+    BAD(ctx, HG_ERR_DTYPE, hg_index_add(ctx, ia, 0, lab, ia));
+    BAD(ctx, HG_ERR_RANGE, hg_index_add(ctx, a, 0, i3, src));
+    BAD(ctx, HG_ERR_NULL, hg_index_add(ctx, a, 0, lab, NULL));
+    /* gather_axis / scatter_add */
+    ck_assert_ptr_nonnull(hg_gather_axis(ctx, a, 1, i2));
+    BAD(ctx, HG_ERR_SHAPE, hg_gather_axis(ctx, a, 0, i2));
+    BAD(ctx, HG_ERR_SHAPE, hg_gather_axis(ctx, a, 1, lab));
+    BAD(ctx, HG_ERR_DTYPE, hg_gather_axis(ctx, a, 1, hg_zeros(ctx, HG_F64, 2, SHAPE(2, 1))));
+    BAD(ctx, HG_ERR_RANGE, hg_gather_axis(ctx, a, 1, hg_full(ctx, HG_I32, 2, SHAPE(2, 1), 3)));
+    BAD(ctx, HG_ERR_RANGE, hg_gather_axis(ctx, a, 5, i2));
+    BAD(ctx, HG_ERR_NULL, hg_gather_axis(ctx, NULL, 1, i2));
+    BAD_NOCTX(hg_gather_axis(NULL, a, 1, i2) == NULL);
+    hg_tensor *src2 = hg_ones(ctx, HG_F64, 2, SHAPE(2, 1));
+    ck_assert_ptr_nonnull(hg_scatter_add(ctx, a, 1, i2, src2));
+    BAD(ctx, HG_ERR_SHAPE, hg_scatter_add(ctx, a, 1, i2, a));
+    BAD(ctx, HG_ERR_DTYPE, hg_scatter_add(ctx, a, 1, i2, hg_ones(ctx, HG_F32, 2, SHAPE(2, 1))));
+    BAD(ctx, HG_ERR_RANGE, hg_scatter_add(ctx, a, 1, hg_full(ctx, HG_I32, 2, SHAPE(2, 1), -1), src2));
+    BAD(ctx, HG_ERR_NULL, hg_scatter_add(ctx, a, 1, NULL, src2));
+}
+END_TEST
+
+START_TEST(conv_pool_bmm_bad_arguments)
+{
+    hg_tensor *x = hg_ones(ctx, HG_F64, 4, SHAPE(2, 3, 6, 6)), *w = hg_ones(ctx, HG_F64, 4, SHAPE(4, 3, 3, 3));
+    hg_tensor *xf = hg_ones(ctx, HG_F32, 4, SHAPE(2, 3, 6, 6)), *xi = hg_zeros(ctx, HG_I32, 4, SHAPE(2, 3, 6, 6));
+    hg_tensor *bias = hg_ones(ctx, HG_F64, 1, SHAPE(4));
+    hg_conv2d_params p = {{1, 1}, {1, 1}, {1, 1}}, neg = {{-1, 1}, {0, 0}, {1, 1}}, negd = {{1, 1}, {0, -2}, {0, 0}};
+    hg_conv2d_params huge = {{1, 1}, {0, 0}, {1 << 30, 1}};
+    /* conv2d */
+    ck_assert_ptr_nonnull(hg_conv2d(ctx, x, w, bias, &p));
+    BAD(ctx, HG_ERR_SHAPE, hg_conv2d(ctx, x, hg_ones(ctx, HG_F64, 4, SHAPE(4, 2, 3, 3)), NULL, &p));
+    BAD(ctx, HG_ERR_SHAPE, hg_conv2d(ctx, x, hg_ones(ctx, HG_F64, 4, SHAPE(4, 3, 9, 3)), NULL, NULL));
+    BAD(ctx, HG_ERR_SHAPE, hg_conv2d(ctx, x, hg_ones(ctx, HG_F64, 4, SHAPE(4, 3, 0, 3)), NULL, NULL));
+    BAD(ctx, HG_ERR_SHAPE, hg_conv2d(ctx, x, w, NULL, &huge));
+    BAD(ctx, HG_ERR_SHAPE, hg_conv2d(ctx, a, b, NULL, NULL));
+    BAD(ctx, HG_ERR_SHAPE, hg_conv2d(ctx, x, w, v, &p));
+    BAD(ctx, HG_ERR_DTYPE, hg_conv2d(ctx, x, w, hg_ones(ctx, HG_F32, 1, SHAPE(4)), &p));
+    BAD(ctx, HG_ERR_DTYPE, hg_conv2d(ctx, xf, w, NULL, &p));
+    BAD(ctx, HG_ERR_DTYPE, hg_conv2d(ctx, xi, hg_zeros(ctx, HG_I32, 4, SHAPE(4, 3, 3, 3)), NULL, &p));
+    BAD(ctx, HG_ERR_RANGE, hg_conv2d(ctx, x, w, NULL, &neg));
+    BAD(ctx, HG_ERR_RANGE, hg_conv2d(ctx, x, w, NULL, &negd));
+    BAD(ctx, HG_ERR_NULL, hg_conv2d(ctx, NULL, w, NULL, &p));
+    BAD(ctx, HG_ERR_NULL, hg_conv2d(ctx, x, NULL, NULL, &p));
+    KEEPS_FIRST(ctx, hg_conv2d(ctx, NULL, w, NULL, &p));
+    BAD_NOCTX(hg_conv2d(NULL, x, w, NULL, &p) == NULL);
+    /* conv2d_transpose and conv2d_weight_grad: g [2,4,6,6] for x [2,3,6,6] with p */
+    hg_tensor *g = hg_ones(ctx, HG_F64, 4, SHAPE(2, 4, 6, 6));
+    ck_assert_ptr_nonnull(hg_conv2d_transpose(ctx, g, w, 6, 6, &p));
+    ck_assert_ptr_nonnull(hg_conv2d_weight_grad(ctx, x, g, 3, 3, &p));
+    BAD(ctx, HG_ERR_SHAPE, hg_conv2d_transpose(ctx, g, w, 7, 7, NULL));
+    BAD(ctx, HG_ERR_SHAPE, hg_conv2d_transpose(ctx, g, w, 0, 6, &p));
+    BAD(ctx, HG_ERR_SHAPE, hg_conv2d_transpose(ctx, g, w, -6, 6, &p));
+    BAD(ctx, HG_ERR_SHAPE, hg_conv2d_transpose(ctx, x, w, 6, 6, &p));
+    BAD(ctx, HG_ERR_SHAPE, hg_conv2d_transpose(ctx, v, w, 6, 6, &p));
+    BAD(ctx, HG_ERR_DTYPE, hg_conv2d_transpose(ctx, hg_ones(ctx, HG_F32, 4, SHAPE(2, 4, 6, 6)), w, 6, 6, &p));
+    BAD(ctx, HG_ERR_RANGE, hg_conv2d_transpose(ctx, g, w, 6, 6, &neg));
+    BAD(ctx, HG_ERR_NULL, hg_conv2d_transpose(ctx, g, NULL, 6, 6, &p));
+    BAD_NOCTX(hg_conv2d_transpose(NULL, g, w, 6, 6, &p) == NULL);
+    BAD(ctx, HG_ERR_SHAPE, hg_conv2d_weight_grad(ctx, x, g, 2, 3, &p));
+    BAD(ctx, HG_ERR_SHAPE, hg_conv2d_weight_grad(ctx, x, g, 0, 0, &p));
+    BAD(ctx, HG_ERR_SHAPE, hg_conv2d_weight_grad(ctx, x, hg_ones(ctx, HG_F64, 4, SHAPE(1, 4, 6, 6)), 3, 3, &p));
+    BAD(ctx, HG_ERR_DTYPE, hg_conv2d_weight_grad(ctx, xf, g, 3, 3, &p));
+    BAD(ctx, HG_ERR_RANGE, hg_conv2d_weight_grad(ctx, x, g, 3, 3, &negd));
+    BAD(ctx, HG_ERR_NULL, hg_conv2d_weight_grad(ctx, NULL, g, 3, 3, &p));
+    BAD_NOCTX(hg_conv2d_weight_grad(NULL, x, g, 3, 3, &p) == NULL);
+    /* pooling */
+    hg_pool2d_params q = {{2, 2}, {0, 0}, {1, 1}};
+    hg_pool2d_params k0 = {{0, 2}, {0, 0}, {0, 0}}, padbig = {{2, 2}, {1, 1}, {2, 0}};
+    hg_pool2d_params kbig = {{7, 7}, {1, 1}, {0, 0}}, sneg = {{2, 2}, {-1, 1}, {0, 0}};
+    for (int k = 0; k < 2; k++) {
+        hg_tensor *(*pool)(hg_ctx *, hg_tensor *, const hg_pool2d_params *) = k ? hg_avg_pool2d : hg_max_pool2d;
+        ck_assert_ptr_nonnull(pool(ctx, x, &q));
+        BAD(ctx, HG_ERR_RANGE, pool(ctx, x, &k0));
+        BAD(ctx, HG_ERR_RANGE, pool(ctx, x, &padbig));
+        BAD(ctx, HG_ERR_RANGE, pool(ctx, x, &sneg));
+        BAD(ctx, HG_ERR_SHAPE, pool(ctx, x, &kbig));
+        BAD(ctx, HG_ERR_SHAPE, pool(ctx, a, &q));
+        BAD(ctx, HG_ERR_DTYPE, pool(ctx, xi, &q));
+        BAD(ctx, HG_ERR_NULL, pool(ctx, x, NULL));
+        BAD(ctx, HG_ERR_NULL, pool(ctx, NULL, &q));
+        KEEPS_FIRST(ctx, pool(ctx, NULL, &q));
+        BAD_NOCTX(pool(NULL, x, &q) == NULL);
+    }
+    /* batched matmul */
+    ck_assert_ptr_nonnull(hg_matmul_batched(ctx, cube, hg_ones(ctx, HG_F64, 2, SHAPE(4, 2)), 0, 0));
+    BAD(ctx, HG_ERR_SHAPE, hg_matmul_batched(ctx, cube, cube, 0, 0));
+    BAD(ctx, HG_ERR_SHAPE, hg_matmul_batched(ctx, v, cube, 0, 0));
+    BAD(ctx, HG_ERR_SHAPE, hg_matmul_batched(ctx, cube, hg_ones(ctx, HG_F64, 3, SHAPE(3, 4, 2)), 0, 0));
+    BAD(ctx, HG_ERR_SHAPE, hg_matmul_batched(ctx, hg_ones(ctx, HG_F64, 5, SHAPE(2, 1, 1, 2, 2)),
+                                             hg_ones(ctx, HG_F64, 6, SHAPE(1, 3, 1, 1, 2, 2)), 0, 0));
+    BAD(ctx, HG_ERR_DTYPE, hg_matmul_batched(ctx, cube, hg_ones(ctx, HG_F32, 2, SHAPE(4, 2)), 0, 0));
+    BAD(ctx, HG_ERR_DTYPE, hg_matmul_batched(ctx, ia, ia, 0, 1));
+    BAD(ctx, HG_ERR_NULL, hg_matmul_batched(ctx, cube, NULL, 0, 0));
+    KEEPS_FIRST(ctx, hg_matmul_batched(ctx, NULL, cube, 0, 0));
+    BAD_NOCTX(hg_matmul_batched(NULL, cube, cube, 0, 1) == NULL);
+}
+END_TEST
+
 /* ---- nn.h, optim.h --------------------------------------------------------------- */
 
 START_TEST(nn_bad_arguments)
@@ -1203,6 +1355,8 @@ static Suite *bad_input_suite(void)
     tcase_add_test(tc, unary_ops_wrong_dtypes_and_shapes);
     tcase_add_test(tc, shape_ops_bad_arguments);
     tcase_add_test(tc, index_and_cast_bad_arguments);
+    tcase_add_test(tc, layout_ops_bad_arguments);
+    tcase_add_test(tc, conv_pool_bmm_bad_arguments);
     tcase_add_test(tc, nn_bad_arguments);
     tcase_add_test(tc, optim_bad_arguments);
     tcase_add_test(tc, tensor_creation_bad_arguments);

@@ -66,3 +66,48 @@ int run_suite(Suite *s)
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
+
+/* Gradient of <u, f(xs)> w.r.t. the float inputs; u from seed. */
+static void f32_grads(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *xs, void *user, hg_tensor **g)
+{
+    hg_tape *t = hg_tape_begin(ctx, 0);
+    hg_tensor *src[16];
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (hg_tensor_dtype(xs[i]) != HG_I32)
+            src[m++] = xs[i];
+    hg_watch_n(t, m, src);
+    hg_tensor *y = f(ctx, xs, user);
+    ck_assert_msg(y != NULL, "f failed: %s", hg_ctx_error(ctx));
+    hg_rng rng;
+    hg_rng_seed(&rng, 99);
+    hg_tensor *u = hg_rand_uniform(ctx, &rng, hg_tensor_dtype(y), hg_tensor_rank(y), hg_tensor_shape(y), -1, 1);
+    hg_tensor *s = hg_sum(ctx, hg_mul(ctx, y, u));
+    hg_tape_end(t);
+    ck_assert_msg(hg_gradient(t, s, m, src, NULL, g) == HG_OK, "gradient: %s", hg_ctx_error(ctx));
+}
+
+void check_f32_first_order(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, void *user, double tol,
+                           const char *what)
+{
+    ck_assert(n <= 16);
+    hg_tensor *x32[16], *g64[16], *g32[16];
+    for (int i = 0; i < n; i++)
+        x32[i] = hg_tensor_dtype(inputs[i]) == HG_F64 ? hg_cast(ctx, inputs[i], HG_F32) : inputs[i];
+    f32_grads(ctx, f, n, inputs, user, g64);
+    f32_grads(ctx, f, n, x32, user, g32);
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (hg_tensor_dtype(inputs[i]) != HG_I32)
+            m++;
+    for (int j = 0; j < m; j++) {
+        ck_assert_msg(hg_tensor_dtype(g32[j]) == HG_F32, "%s: f32 gradient %d is not f32", what, j);
+        double scale = 1;
+        for (int64_t k = 0; k < hg_tensor_numel(g64[j]); k++)
+            scale = fmax(scale, fabs(hg_get(g64[j], k)));
+        for (int64_t k = 0; k < hg_tensor_numel(g64[j]); k++)
+            ck_assert_msg(fabs(hg_get(g32[j], k) - hg_get(g64[j], k)) <= tol * scale,
+                          "%s: f32 gradient %d element %lld: %.9g vs f64 %.9g", what, j, (long long)k,
+                          hg_get(g32[j], k), hg_get(g64[j], k));
+    }
+}

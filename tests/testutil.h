@@ -34,6 +34,13 @@ void check_gradients(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, void
 void check_gradients_tol(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, void *user, int order,
                          double atol, double rtol, const char *what);
 
+/* First order in f32: the gradient of <u, f(x)> with the float inputs cast
+ * to f32 must match the one in f64 (itself checked by hg_gradcheck) within
+ * |d| <= tol * max(1, max |g64|). inputs are f64 (i32 passed through); u is
+ * a fixed random direction. */
+void check_f32_first_order(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, void *user, double tol,
+                           const char *what);
+
 /* Random f64 tensor with entries in [lo, hi). */
 hg_tensor *random_f64(hg_ctx *ctx, hg_rng *rng, int rank, const int64_t *shape, double lo, double hi);
 

@@ -49,14 +49,20 @@ HG_API hg_status hg_hvp(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, v
  * one row (one sweep of a persistent tape) at a time; without create-graph
  * each row's sweep is released once copied, so memory is jac plus one
  * sweep. The float inputs must have f's output dtype (HG_ERR_DTYPE) and
- * there must be at least one (HG_ERR_INVALID). */
+ * there must be at least one (HG_ERR_INVALID). To split the result per
+ * input, input i owns columns [offset_i, offset_i + numel_i) where offset_i
+ * sums the element counts of the float inputs before it:
+ * hg_narrow(ctx, jac, 1, offset_i, numel_i) is d f / d inputs[i] ([numel(f),
+ * numel_i]; hg_reshape it to [numel(f), shape of input i...] if wanted). */
 HG_API hg_status hg_jacobian(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, void *user,
                              unsigned flags, hg_tensor **jac);
 
 /* Hessian of a scalar f, flattened the same way: hess [N, N], symmetric up
  * to rounding. The gradient is computed once under a persistent tape, then
  * row r is one sweep of that tape seeded with e_r (an hvp per row without
- * recomputing the gradient). Same dtype rules and memory as hg_jacobian. */
+ * recomputing the gradient). Same dtype rules and memory as hg_jacobian.
+ * Block (i, j) = d2 f / d inputs[i] d inputs[j] is hg_narrow of the rows of
+ * input i, then of the columns of input j (offsets as for hg_jacobian). */
 HG_API hg_status hg_hessian(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, void *user,
                             unsigned flags, hg_tensor **hess);
 

@@ -94,6 +94,107 @@ HG_API hg_tensor *hg_one_hot(hg_ctx *ctx, hg_tensor *labels, int64_t classes, hg
 /* x [n, c], index i32 [n] -> y [n], y[i] = x[i, index[i]]. */
 HG_API hg_tensor *hg_gather(hg_ctx *ctx, hg_tensor *x, hg_tensor *index);
 
+/* ==== layout, batched products, convolution, pooling (issue 11, part B) ==== */
+
+/* ---- concatenation, stacking, slicing ----------------------------------- */
+/* Concatenate n >= 1 tensors along axis (negative counts from the end). They
+ * share dtype (any, i32 included; floats are differentiable) and rank, and
+ * every extent except along axis. Any n: more than HG_MAX_OP_INPUTS inputs
+ * become a tree of concats. Errors: HG_ERR_INVALID (n < 1), HG_ERR_NULL,
+ * HG_ERR_DTYPE, HG_ERR_SHAPE, HG_ERR_RANGE (axis). */
+HG_API hg_tensor *hg_concat(hg_ctx *ctx, int n, hg_tensor *const *xs, int axis);
+/* Stack n >= 1 tensors of one shape along a new axis (0..rank; negative
+ * counts from the end of the result): reshape each, then hg_concat. */
+HG_API hg_tensor *hg_stack(hg_ctx *ctx, int n, hg_tensor *const *xs, int axis);
+/* Python/NumPy basic slicing, x[start:stop:step] on every axis. start, stop
+ * and step are arrays of rank(x) entries, or NULL for the defaults (0, the
+ * extent, 1). Bounds follow Python: negative counts from the end, then
+ * clamped to [0, extent], so an empty range gives extent 0 (use
+ * HG_SLICE_END for "to the end"). step must be >= 1 (HG_ERR_RANGE). Result
+ * is a new contiguous tensor; any dtype (floats are differentiable, the vjp
+ * places g into zeros of x's shape). */
+#define HG_SLICE_END INT64_MAX
+HG_API hg_tensor *hg_slice(hg_ctx *ctx, hg_tensor *x, const int64_t *start, const int64_t *stop,
+                           const int64_t *step);
+/* x[..., start:stop:step, ...] on one axis; the other axes are whole. */
+HG_API hg_tensor *hg_slice_axis(hg_ctx *ctx, hg_tensor *x, int axis, int64_t start, int64_t stop, int64_t step);
+/* Exactly `length` elements from `start` along axis, no clamping: a range
+ * outside [0, extent] is HG_ERR_RANGE (PyTorch's narrow). */
+HG_API hg_tensor *hg_narrow(hg_ctx *ctx, hg_tensor *x, int axis, int64_t start, int64_t length);
+
+/* ---- selection along an axis (indices are i32, in [0, extent)) --------- */
+/* y = x with axis replaced by index [k]: y[..., j, ...] = x[..., index[j], ...]
+ * (torch.index_select, NumPy take with an axis). x any dtype; index i32 1-D;
+ * repeats allowed. An index outside [0, extent) is HG_ERR_RANGE. */
+HG_API hg_tensor *hg_index_select(hg_ctx *ctx, hg_tensor *x, int axis, hg_tensor *index);
+/* Adjoint of index_select: y = base, then y[..., index[j], ...] +=
+ * src[..., j, ...] (repeated indices accumulate). base and src float of one
+ * dtype; src is base's shape with index's length along axis. */
+HG_API hg_tensor *hg_index_add(hg_ctx *ctx, hg_tensor *base, int axis, hg_tensor *index, hg_tensor *src);
+/* Gather along any axis (torch.gather, NumPy take_along_axis): index is i32
+ * of x's rank, with x's extents except along axis; y has index's shape and
+ * y[i..., j, k...] = x[i..., index[i..., j, k...], k...]. x any dtype. */
+HG_API hg_tensor *hg_gather_axis(hg_ctx *ctx, hg_tensor *x, int axis, hg_tensor *index);
+/* Adjoint of gather_axis: y = base, then y[i..., index[i.., j, k..], k...]
+ * += src[i..., j, k...]; src has index's shape. Float only. */
+HG_API hg_tensor *hg_scatter_add(hg_ctx *ctx, hg_tensor *base, int axis, hg_tensor *index, hg_tensor *src);
+
+/* ---- batched matrix product -------------------------------------------- */
+/* a [..., m, k] @ b [..., k, n] -> [..., m, n] with op() transposing the
+ * last two axes when its flag is set. Both ranks >= 2; the batch axes (all
+ * but the last two) broadcast as NumPy does, so a rank-2 operand is shared
+ * by every batch. One CBLAS gemm per batch. Errors: HG_ERR_SHAPE (rank < 2,
+ * inner extents, batch axes), HG_ERR_DTYPE, HG_ERR_OVERFLOW (BLAS int). */
+HG_API hg_tensor *hg_matmul_batched(hg_ctx *ctx, hg_tensor *a, hg_tensor *b, int trans_a, int trans_b);
+
+/* ---- 2-D convolution and pooling (NCHW) ---------------------------------- */
+/* Geometry of a convolution; a zero field means its default (stride 1,
+ * dilation 1, padding 0). Index 0 is height, 1 width. Negative values are
+ * HG_ERR_RANGE. */
+typedef struct hg_conv2d_params {
+    int stride[2];
+    int padding[2];  /* zeros added on both sides */
+    int dilation[2];
+} hg_conv2d_params;
+
+/* y = conv2d(x, w) + bias: x [N,C,H,W], w [O,C,KH,KW], bias [O] or NULL ->
+ * y [N,O,OH,OW] with OH = (H + 2 pad - dil (KH-1) - 1) / stride + 1 (the
+ * same for OW), which must be >= 1 (HG_ERR_SHAPE otherwise). Cross-
+ * correlation, as in PyTorch. params may be NULL (defaults). Computed by
+ * im2col and one CBLAS gemm per sample; scratch comes from ctx's arena. */
+HG_API hg_tensor *hg_conv2d(hg_ctx *ctx, hg_tensor *x, hg_tensor *w, hg_tensor *bias,
+                            const hg_conv2d_params *params);
+/* Transposed convolution (the adjoint of conv2d in x): g [N,O,OH,OW], w
+ * [O,C,KH,KW] -> [N,C,out_h,out_w], where conv2d of an [out_h, out_w] input
+ * with these params gives [OH, OW] (HG_ERR_SHAPE otherwise). Computed by a
+ * gemm and col2im per sample. It is conv2d's vjp in x. */
+HG_API hg_tensor *hg_conv2d_transpose(hg_ctx *ctx, hg_tensor *g, hg_tensor *w, int64_t out_h, int64_t out_w,
+                                      const hg_conv2d_params *params);
+/* The weight gradient of conv2d: x [N,C,H,W], g [N,O,OH,OW] -> [O,C,kh,kw],
+ * dw[o,c,i,j] = sum over n and output positions of g * the input under tap
+ * (i,j). conv2d's vjp in w. */
+HG_API hg_tensor *hg_conv2d_weight_grad(hg_ctx *ctx, hg_tensor *x, hg_tensor *g, int64_t kh, int64_t kw,
+                                        const hg_conv2d_params *params);
+
+/* Pooling window: kernel (required, >= 1), stride (0: the kernel),
+ * padding (0 .. kernel/2, as PyTorch). */
+typedef struct hg_pool2d_params {
+    int kernel[2];
+    int stride[2];
+    int padding[2];
+} hg_pool2d_params;
+
+/* Max over each window of x [N,C,H,W] -> [N,C,OH,OW]; padding never wins.
+ * The gradient goes to the window's maximum, ties to the first in row-major
+ * order; a NaN in a window wins (and propagates). Built from a constant
+ * argmax and hg_gather_axis, so it is differentiable to any order. */
+HG_API hg_tensor *hg_max_pool2d(hg_ctx *ctx, hg_tensor *x, const hg_pool2d_params *params);
+/* Mean over each window, padding counted as zeros in the divisor (PyTorch's
+ * count_include_pad=True): a depthwise hg_conv2d with weight 1/(KH KW). */
+HG_API hg_tensor *hg_avg_pool2d(hg_ctx *ctx, hg_tensor *x, const hg_pool2d_params *params);
+
+/* ==== end of part B block ==== */
+
 /* ---- dtype ------------------------------------------------------------- */
 /* Value conversion; f32<->f64 is differentiable, i32 -> float is a constant. */
 HG_API hg_tensor *hg_cast(hg_ctx *ctx, hg_tensor *x, hg_dtype dtype);

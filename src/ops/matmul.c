@@ -1,4 +1,5 @@
-/* Matrix product of 2-D tensors with optional transposes (CBLAS). */
+/* Matrix products with optional transposes (CBLAS): 2-D, and batched with
+ * NumPy broadcasting over the batch axes (one gemm per batch). */
 #include "../kernels/gemm.h"
 
 typedef struct matmul_attr {
@@ -86,4 +87,116 @@ hg_tensor *hg_matmul_t(hg_ctx *ctx, hg_tensor *a, hg_tensor *b, int trans_a, int
 hg_tensor *hg_matmul(hg_ctx *ctx, hg_tensor *a, hg_tensor *b)
 {
     return hg_matmul_t(ctx, a, b, 0, 0);
+}
+
+/* ---- batched: a [..., m, k] @ b [..., k, n], batch axes broadcast ------- */
+
+static hg_status bmm_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)
+{
+    const matmul_attr *t = attr;
+    hg_status s = hg_check_float_same(ctx, "hg_matmul_batched", 2, in);
+    if (s != HG_OK)
+        return s;
+    char a[160], b[160];
+    const hg_tensor *A = in[0], *B = in[1];
+    if (A->rank < 2 || B->rank < 2)
+        return hg_op_error(ctx, HG_ERR_SHAPE, "hg_matmul_batched: operands need rank >= 2, got %s and %s",
+                           HG_SHAPE(A, a), HG_SHAPE(B, b));
+    int ra = A->rank, rb = B->rank, r;
+    int64_t m = A->shape[ra - (t->trans_a ? 1 : 2)], ka = A->shape[ra - (t->trans_a ? 2 : 1)];
+    int64_t kb = B->shape[rb - (t->trans_b ? 1 : 2)], n = B->shape[rb - (t->trans_b ? 2 : 1)];
+    if (ka != kb)
+        return hg_op_error(ctx, HG_ERR_SHAPE, "hg_matmul_batched: inner dimensions differ: %s%s @ %s%s",
+                           HG_SHAPE(A, a), t->trans_a ? "^T" : "", HG_SHAPE(B, b), t->trans_b ? "^T" : "");
+    if (!hg_broadcast_shapes(ra - 2, A->shape, rb - 2, B->shape, &r, out->shape) || r + 2 > HG_MAX_RANK)
+        return hg_op_error(ctx, HG_ERR_SHAPE, "hg_matmul_batched: batch axes of %s and %s do not broadcast",
+                           HG_SHAPE(A, a), HG_SHAPE(B, b));
+    if (m > INT32_MAX || n > INT32_MAX || ka > INT32_MAX)
+        return hg_op_error(ctx, HG_ERR_OVERFLOW, "hg_matmul_batched: dimensions %s and %s exceed the BLAS int range",
+                           HG_SHAPE(A, a), HG_SHAPE(B, b));
+    out->dtype = A->dtype;
+    out->rank = r + 2;
+    out->shape[r] = m;
+    out->shape[r + 1] = n;
+    return HG_OK;
+}
+
+/* Element offset of batch `bi` (row-major over the output's batch axes) in
+ * an operand with rank-2 batch axes right-aligned; broadcast axes add 0. */
+static int64_t batch_offset(const hg_tensor *t, const hg_tensor *out, int64_t bi)
+{
+    int rb = out->rank - 2, rt = t->rank - 2;
+    int64_t off = 0, stride = t->shape[t->rank - 2] * t->shape[t->rank - 1];
+    for (int d = rb - 1; d >= 0; d--) {
+        int64_t ext = out->shape[d], i = bi % ext;
+        bi /= ext;
+        int dt = d - (rb - rt);
+        if (dt >= 0) {
+            if (t->shape[dt] != 1)
+                off += i * stride;
+            stride *= t->shape[dt];
+        }
+    }
+    return off;
+}
+
+static hg_status bmm_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)
+{
+    (void)ctx;
+    const matmul_attr *t = attr;
+    const hg_tensor *A = in[0], *B = in[1];
+    hg_tensor *C = out[0];
+    int r = C->rank;
+    int64_t m = C->shape[r - 2], n = C->shape[r - 1], k = A->shape[A->rank - (t->trans_a ? 2 : 1)];
+    int64_t nb = 1;
+    for (int d = 0; d < r - 2; d++)
+        nb *= C->shape[d];
+    if (C->numel == 0)
+        return HG_OK;
+    size_t es = hg_dtype_size(C->dtype);
+    int64_t lda = t->trans_a ? m : k, ldb = t->trans_b ? k : n;
+    for (int64_t bi = 0; bi < nb; bi++)
+        hg_kernel_gemm_raw(C->dtype, t->trans_a, t->trans_b, m, n, k, 1.0,
+                           (const unsigned char *)A->data + (size_t)batch_offset(A, C, bi) * es, lda,
+                           (const unsigned char *)B->data + (size_t)batch_offset(B, C, bi) * es, ldb, 0.0,
+                           (unsigned char *)C->data + (size_t)(bi * m * n) * es, n);
+    return HG_OK;
+}
+
+static hg_tensor *reduce_to(hg_ctx *ctx, hg_tensor *g, const hg_tensor *like)
+{
+    if (!g || hg_same_shape(g, like))
+        return g;
+    return hg_sum_to(ctx, g, like->rank, like->shape);
+}
+
+/* The 2-D formulas per batch, then sum_to each operand's shape:
+ * C = A B: dA = G Bᵀ, dB = Aᵀ G (and the transposed variants as hg_matmul) */
+static hg_status bmm_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
+{
+    const matmul_attr *t = hg_node_attr(node);
+    hg_tensor *a = hg_node_input(node, 0), *b = hg_node_input(node, 1), *g = gout[0];
+    if (hg_node_needs_grad(node, 0)) {
+        hg_tensor *d = !t->trans_a ? hg_matmul_batched(ctx, g, b, 0, !t->trans_b)
+                                   : hg_matmul_batched(ctx, b, g, t->trans_b, 1);
+        if (!(gin[0] = reduce_to(ctx, d, a)))
+            return hg_ctx_status(ctx);
+    }
+    if (hg_node_needs_grad(node, 1)) {
+        hg_tensor *d = !t->trans_b ? hg_matmul_batched(ctx, a, g, !t->trans_a, 0)
+                                   : hg_matmul_batched(ctx, g, a, 1, t->trans_a);
+        if (!(gin[1] = reduce_to(ctx, d, b)))
+            return hg_ctx_status(ctx);
+    }
+    return HG_OK;
+}
+
+static const hg_opdef bmm_def = {"hg_matmul_batched", 2, 1, sizeof(matmul_attr), bmm_shape, bmm_forward, bmm_vjp,
+                                 NULL};
+
+hg_tensor *hg_matmul_batched(hg_ctx *ctx, hg_tensor *a, hg_tensor *b, int trans_a, int trans_b)
+{
+    matmul_attr t = {trans_a != 0, trans_b != 0};
+    hg_tensor *in[2] = {a, b};
+    return hg_apply(ctx, &bmm_def, in, &t);
 }

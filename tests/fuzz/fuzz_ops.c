@@ -352,7 +352,7 @@ static const hg_fn fns[3] = {fn_sum_tanh, fn_elementwise, fn_fail};
 enum {
     OP_NEW, OP_CREATE, OP_BINARY, OP_UNARY, OP_REDUCE, OP_SHAPE, OP_SOFTMAX, OP_INDEX, OP_NN,
     OP_TAPE_BEGIN, OP_TAPE_END, OP_WATCH, OP_PAUSE, OP_GRADIENT, OP_MARK, OP_REWIND, OP_CLEAR,
-    OP_QUERY, OP_OPT_STEP, OP_OPTIMIZER, OP_FUNC, OP_CUSTOM, OP_COUNT
+    OP_QUERY, OP_OPT_STEP, OP_OPTIMIZER, OP_FUNC, OP_CUSTOM, OP_LAYOUT, OP_CONV, OP_COUNT
 };
 
 static void op_new(state *s, reader *r)
@@ -547,6 +547,63 @@ static void op_index(state *s, reader *r)
         put(s, hg_one_hot(s->ctx, a, (int64_t)s8(r) % 8, dtype_of(u8(r))), "hg_one_hot");
     else
         put(s, hg_gather(s->ctx, a, b), "hg_gather");
+}
+
+/* Layout ops of issue 11: concat/stack of pool tensors, slices with random
+ * bounds, index_select/index_add and gather_axis/scatter_add with pool
+ * tensors as indices (mostly refused: they must be i32 and in range). */
+static void op_layout(state *s, reader *r)
+{
+    uint8_t k = u8(r);
+    int axis = s8(r) % 8;
+    hg_tensor *x = pick(s, r), *y = pick(s, r), *z = pick(s, r);
+    hg_tensor *xs[3] = {x, y, z};
+    int n = 1 + u8(r) % 3;
+    int64_t b[8], e[8], st[8];
+    for (int i = 0; i < 8; i++) {
+        b[i] = (int64_t)s8(r) % 6;
+        e[i] = (int64_t)s8(r) % 7;
+        st[i] = (int64_t)(u8(r) % 4);
+    }
+    switch (k % 9) {
+    case 0: put(s, hg_concat(s->ctx, n, xs, axis), "hg_concat"); break;
+    case 1: put(s, hg_stack(s->ctx, n, xs, axis), "hg_stack"); break;
+    case 2: put(s, hg_slice(s->ctx, x, (k & 16) ? NULL : b, (k & 32) ? NULL : e, (k & 64) ? NULL : st), "hg_slice"); break;
+    case 3: put(s, hg_slice_axis(s->ctx, x, axis, b[0], e[0], st[0]), "hg_slice_axis"); break;
+    case 4: put(s, hg_narrow(s->ctx, x, axis, b[0], e[0]), "hg_narrow"); break;
+    case 5: put(s, hg_index_select(s->ctx, x, axis, y), "hg_index_select"); break;
+    case 6: put(s, hg_index_add(s->ctx, x, axis, y, z), "hg_index_add"); break;
+    case 7: put(s, hg_gather_axis(s->ctx, x, axis, y), "hg_gather_axis"); break;
+    case 8: put(s, hg_scatter_add(s->ctx, x, axis, y, z), "hg_scatter_add"); break;
+    }
+}
+
+/* Convolution, pooling and batched products of issue 11 with random
+ * geometry (often refused: shapes, negative or huge strides). */
+static void op_conv(state *s, reader *r)
+{
+    uint8_t k = u8(r);
+    hg_tensor *x = pick(s, r), *w = pick(s, r), *bias = pick(s, r);
+    hg_conv2d_params p;
+    hg_pool2d_params q;
+    for (int i = 0; i < 2; i++) {
+        p.stride[i] = s8(r) % 4;
+        p.padding[i] = s8(r) % 3;
+        p.dilation[i] = s8(r) % 3;
+        q.kernel[i] = s8(r) % 4;
+        q.stride[i] = s8(r) % 3;
+        q.padding[i] = s8(r) % 2;
+    }
+    int64_t h = s8(r) % 6, wd = s8(r) % 6;
+    switch (k % 7) {
+    case 0: put(s, hg_conv2d(s->ctx, x, w, (k & 8) ? bias : NULL, (k & 16) ? NULL : &p), "hg_conv2d"); break;
+    case 1: put(s, hg_conv2d_transpose(s->ctx, x, w, h, wd, &p), "hg_conv2d_transpose"); break;
+    case 2: put(s, hg_conv2d_weight_grad(s->ctx, x, w, h, wd, &p), "hg_conv2d_weight_grad"); break;
+    case 3: put(s, hg_max_pool2d(s->ctx, x, (k & 16) ? NULL : &q), "hg_max_pool2d"); break;
+    case 4: put(s, hg_avg_pool2d(s->ctx, x, &q), "hg_avg_pool2d"); break;
+    case 5: put(s, hg_matmul_batched(s->ctx, x, w, k & 32, k & 64), "hg_matmul_batched"); break;
+    case 6: put(s, hg_matmul_batched(s->ctx, x, w, 0, 0), "hg_matmul_batched"); break;
+    }
 }
 
 static void op_nn(state *s, reader *r)
@@ -888,6 +945,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case OP_OPTIMIZER: op_optimizer(&s, &r); break;
         case OP_FUNC: op_func(&s, &r); break;
         case OP_CUSTOM: op_custom(&s, &r); break;
+        case OP_LAYOUT: op_layout(&s, &r); break;
+        case OP_CONV: op_conv(&s, &r); break;
         }
     }
     hg_ctx_free(s.ctx);
