@@ -17,6 +17,7 @@
 #include "mnist/data.h"
 #include "mnist/fdcheck.h"
 #include "mnist/hypergrad.h"
+#include "mnist/linearity.h"
 #include "mnist/picture.h"
 #include "mnist/progress.h"
 #include "mnist/train.h"
@@ -193,6 +194,12 @@ static int run(options *o)
                fs.evaluations, fs.seconds);
     }
 
+    double t_lin = 0;
+    if (o->linearity >= 0) {
+        printf("\n== 4b. how far the first-order prediction holds (replaying the steps after each change)\n");
+        t_lin = linearity_report(hctx, &hp, &res, o->linearity);
+    }
+
     /* ---- 5. ranking and files ---------------------------------------------- */
     printf("\n== 5. ranking the %lld samples touched by dE_val/dw_i\n", (long long)res.touched);
     rank = malloc((size_t)n_train * sizeof *rank);
@@ -262,10 +269,13 @@ static int run(options *o)
         printf("  wrote %s: the %d most helpful and %d most harmful samples above their maps\n", o->out_png, top, top);
 
     printf("\n== 7. timings\n");
+    char lin[48] = "";
+    if (t_lin > 0)
+        snprintf(lin, sizeof lin, " | linearity %.1f s", t_lin);
     printf("  training %.1f s | hypergradient %.1f s (forward %.1f, reverse %.1f) | finite differences %.1f s"
-           " | total %.1f s\n",
+           "%s | total %.1f s\n",
            tr.seconds, res.seconds_forward + res.seconds_reverse, res.seconds_forward, res.seconds_reverse,
-           fs.seconds, now_seconds() - t_start);
+           fs.seconds, lin, now_seconds() - t_start);
     rc = pic < 0 ? 1 : fs.worst > FD_FAILED ? 3 : 0;
 done:
     free(rank);

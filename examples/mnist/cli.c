@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "crosscheck.h"
+#include "hypergrad.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +49,9 @@ void cli_usage(FILE *f)
             "  --loss L          ce | mse: E_val is the cross-entropy or the squared error of the\n"
             "                    softmax against one-hot labels (default ce)\n"
             "  --fd-pixels N     pixels checked by finite differences (default 2; 0: no check)\n"
+            "  --linearity N     replay real changes: a sample's weight and brightness changed by\n"
+            "                    1e-6..1, and leave-one-out for the N (0..8) most helpful and most\n"
+            "                    harmful samples, against the first-order prediction\n"
             "output\n"
             "  --out FILE        the picture (default mnist_hypergrad.png)\n"
             "  --influence FILE  dE_val/dw_i of every training sample, float64 [n] (default\n"
@@ -168,7 +172,7 @@ int cli_parse(int argc, char **argv, options *o)
 {
     *o = (options){.out_png = "mnist_hypergrad.png", .influence_path = "influence.npy", .epochs = 5, .batch = 32,
                    .val = 1000, .through = THROUGH_STEPS, .steps = 1, .snapshots = 40, .opt = HG_OPT_ADAM,
-                   .dtype = HG_F64, .loss = VAL_LOSS_CE, .fd_pixels = 2, .repeat = 1, .seed = 1};
+                   .dtype = HG_F64, .loss = VAL_LOSS_CE, .fd_pixels = 2, .linearity = -1, .repeat = 1, .seed = 1};
     o->spec = (hg_mlp){3, {0, 64, 64, 0}, HG_ACT_RELU};
     bool through_given = false, hidden_given = false, lr_given = false;
     for (int i = 1; i < argc; i++) {
@@ -188,7 +192,7 @@ int cli_parse(int argc, char **argv, options *o)
         static const char *const with_value[] = {
             "--data",  "--out",       "--case",    "--epochs", "--train-limit", "--batch", "--val",
             "--steps", "--fd-pixels", "--repeat",  "--seed",   "--lr",          "--opt",   "--dtype",
-            "--loss",  "--hidden",    "--through", "--influence", "--save-dx",  "--snapshots"};
+            "--loss",  "--hidden",    "--through", "--influence", "--save-dx",  "--snapshots", "--linearity"};
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             known = known || !strcmp(a, with_value[k]);
@@ -232,6 +236,9 @@ int cli_parse(int argc, char **argv, options *o)
         } else if (!strcmp(a, "--fd-pixels")) {
             if (!(rc = parse_int(a, v, 0, 100000, &x)))
                 o->fd_pixels = (int)x;
+        } else if (!strcmp(a, "--linearity")) {
+            if (!(rc = parse_int(a, v, 0, HYPERGRAD_TOP, &x)))
+                o->linearity = (int)x;
         } else if (!strcmp(a, "--repeat")) {
             if (!(rc = parse_int(a, v, 1, 100000, &x)))
                 o->repeat = (int)x, o->repeat_given = true;

@@ -39,6 +39,7 @@ typedef struct options {
     hg_dtype dtype;
     val_loss_kind loss;
     int fd_pixels;
+    int linearity;      /* --linearity N: leave-one-out for N samples each way (-1: off) */
     int repeat;
     bool repeat_given, steps_given;
     uint64_t seed;

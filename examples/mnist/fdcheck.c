@@ -63,7 +63,7 @@ static int64_t pick_pixel(const sample_map *m, const float *image, int64_t pixel
 
 typedef struct fd_target {
     const sample_map *m;
-    int64_t pixel; /* -1: the sample's loss weight */
+    int64_t pixel; /* PERTURB_WEIGHT: the sample's loss weight */
     const char *why;
 } fd_target;
 
@@ -87,12 +87,12 @@ void fd_check(hg_ctx *ctx, const hypergrad_problem *p, const hypergrad_result *r
         return;
     }
     const float *images = hg_tensor_cf32(p->d->x_train);
-    list[n++] = (fd_target){&r->first, -1, "first batch"};
+    list[n++] = (fd_target){&r->first, PERTURB_WEIGHT, "first batch"};
     for (int q = 0; n < pixels + 3; q++) {
         if (q == 1)
-            list[n++] = (fd_target){&r->helpful[0], -1, "most helpful"};
+            list[n++] = (fd_target){&r->helpful[0], PERTURB_WEIGHT, "most helpful"};
         if (q == 1 && n < pixels + 3)
-            list[n++] = (fd_target){&r->harmful[0], -1, "most harmful"};
+            list[n++] = (fd_target){&r->harmful[0], PERTURB_WEIGHT, "most harmful"};
         if (n >= pixels + 3)
             break;
         const sample_map *m = q == 0 ? &r->first : q % 2 ? &r->helpful[(q / 2) % r->n_maps] : &r->harmful[(q / 2 - 1) % r->n_maps];

@@ -83,13 +83,17 @@ hg_status step_inputs(hg_ctx *ctx, const dataset *d, const schedule *s, int64_t 
         yd[i] = labels[idx[i]];
         if (pert && pert->sample == idx[i]) {
             /* In the dtype of the computation: a step of 1e-6 survives in f64. */
-            bool pixel = pert->pixel >= 0;
-            hg_tensor *t = pixel ? *x : *w;
-            int64_t at = pixel ? i * pixels + pert->pixel : i;
-            if (dtype == HG_F64)
-                hg_tensor_f64(t)[at] += pert->delta;
-            else
-                hg_tensor_f32(t)[at] += (float)pert->delta;
+            int64_t from = pert->pixel >= 0 ? i * pixels + pert->pixel : i * pixels;
+            int64_t to = pert->pixel >= 0 ? from + 1 : from + pixels;
+            hg_tensor *t = *x;
+            if (pert->pixel == PERTURB_WEIGHT)
+                t = *w, from = i, to = i + 1;
+            for (int64_t at = from; at < to; at++) {
+                if (dtype == HG_F64)
+                    hg_tensor_f64(t)[at] += pert->delta;
+                else
+                    hg_tensor_f32(t)[at] += (float)pert->delta;
+            }
         }
     }
     return HG_OK;

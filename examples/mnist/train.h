@@ -26,8 +26,12 @@ int64_t schedule_steps(const schedule *s);
 const int32_t *schedule_batch(const schedule *s, int64_t k, int64_t *count);
 
 /* A change to one input of the training data, for finite differences:
- * pixel >= 0 adds delta to that pixel of sample `sample`; pixel < 0 adds
- * delta to the sample's loss weight (1 otherwise). sample < 0: none. */
+ * pixel >= 0 adds delta to that pixel of sample `sample`;
+ * PERTURB_WEIGHT adds delta to the sample's loss weight (1 otherwise);
+ * PERTURB_BRIGHTNESS adds delta to every pixel of the sample. At every
+ * appearance of the sample. sample < 0: none. */
+#define PERTURB_WEIGHT (-1)
+#define PERTURB_BRIGHTNESS (-2)
 typedef struct perturbation {
     int64_t sample, pixel;
     double delta;
