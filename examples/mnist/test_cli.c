@@ -4,7 +4,11 @@
  * holding one existing output file, which must be left as it was). Then
  * one good run on images that are not 28 x 28 (12 x 10, written here as
  * IDX files) must succeed and write its outputs.
- * Usage: test_cli PATH_TO_MNIST_HYPERGRAD */
+ * Usage: test_cli PATH_TO_MNIST_HYPERGRAD
+ *
+ * test_cli --if-data DIR PROGRAM ARGS... runs PROGRAM with ARGS when DIR
+ * holds MNIST-format train and t10k files, else exits 77 (a skip for meson):
+ * the example's runs on Debian's Fashion-MNIST use it. */
 #define _DEFAULT_SOURCE /* realpath */
 #include <dirent.h>
 #include <stdbool.h>
@@ -110,8 +114,29 @@ typedef struct bad_case {
     int status;
 } bad_case;
 
+static bool has(const char *dir, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.gz", dir, name);
+    if (access(path, R_OK) == 0)
+        return true;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, R_OK) == 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 4 && !strcmp(argv[1], "--if-data")) {
+        const char *dir = argv[2];
+        if (!has(dir, "train-images-idx3-ubyte") || !has(dir, "train-labels-idx1-ubyte") ||
+            !has(dir, "t10k-images-idx3-ubyte") || !has(dir, "t10k-labels-idx1-ubyte")) {
+            printf("SKIP: no MNIST-format data in %s (apt-get install dataset-fashion-mnist)\n", dir);
+            return 77;
+        }
+        execv(argv[3], argv + 3);
+        perror(argv[3]);
+        return 1;
+    }
     if (argc < 2) {
         fprintf(stderr, "usage: test_cli PATH_TO_MNIST_HYPERGRAD\n");
         return 2;
