@@ -27,6 +27,8 @@ static uint64_t rotl(uint64_t x, int k)
 
 uint64_t hg_rng_next(hg_rng *rng)
 {
+    if (!rng)
+        return 0;
     uint64_t *s = rng->s;
     uint64_t result = rotl(s[1] * 5, 7) * 9;
     uint64_t t = s[1] << 17;

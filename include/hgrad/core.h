@@ -103,6 +103,7 @@ typedef struct hg_mark {
     void *last_object;
 } hg_mark;
 
+/* The current position, for hg_ctx_rewind. A NULL ctx gives an all-zero mark. */
 HG_API hg_mark hg_ctx_mark(hg_ctx *ctx);
 /* Errors: HG_ERR_NULL; HG_ERR_INVALID for a mark that is not behind the
  * current position or was itself released by an earlier rewind to an older
@@ -121,6 +122,8 @@ typedef struct hg_ctx_stats {
     uint64_t tensors;        /* live tensors */
 } hg_ctx_stats;
 
+/* Current statistics (all zero for a NULL ctx). hg_ctx_reset_peak restarts
+ * peak_bytes from bytes_in_use; NULL is ignored. */
 HG_API hg_ctx_stats hg_ctx_get_stats(const hg_ctx *ctx);
 HG_API void hg_ctx_reset_peak(hg_ctx *ctx);
 
@@ -148,13 +151,17 @@ HG_API hg_tensor *hg_ones_like(hg_ctx *ctx, const hg_tensor *like);
 /* Value copy of t in a new, untracked tensor (a constant for every tape). */
 HG_API hg_tensor *hg_tensor_clone(hg_ctx *ctx, const hg_tensor *t);
 
+/* Dtype and rank of t; HG_F64 and -1 for a NULL or stale t (hg_tensor_check
+ * tells which). */
 HG_API hg_dtype hg_tensor_dtype(const hg_tensor *t);
 HG_API int hg_tensor_rank(const hg_tensor *t);
 /* Extent of axis (negative counts from the end); -1 if out of range/NULL. */
 HG_API int64_t hg_tensor_dim(const hg_tensor *t, int axis);
 /* Pointer to the rank extents (owned by the tensor); NULL for NULL t. */
 HG_API const int64_t *hg_tensor_shape(const hg_tensor *t);
+/* Number of elements (1 for rank 0); -1 for a NULL or stale t. */
 HG_API int64_t hg_tensor_numel(const hg_tensor *t);
+/* The ctx whose arena holds t; NULL for a NULL or stale t. */
 HG_API hg_ctx *hg_tensor_ctx(const hg_tensor *t);
 /* Raw data (numel * dtype size bytes, 64-byte aligned) for WRITING. Every
  * call bumps t's version counter (see hg_tensor_version): a tape saves the
@@ -195,7 +202,9 @@ typedef struct hg_rng {
     uint64_t s[4];
 } hg_rng;
 
+/* Seed the state (splitmix64 of seed); NULL is ignored. */
 HG_API void hg_rng_seed(hg_rng *rng, uint64_t seed);
+/* Next 64 random bits; 0 for a NULL rng. */
 HG_API uint64_t hg_rng_next(hg_rng *rng);
 /* Uniform in [0, 1). */
 HG_API double hg_rng_uniform(hg_rng *rng);
