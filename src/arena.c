@@ -189,7 +189,8 @@ hg_status hg_ctx_rewind(hg_ctx *ctx, hg_mark mark)
     if (!behind || (ctx->n_chunks && mark.chunk >= ctx->n_chunks) || mark.serial > ctx->serial)
         return hg_set_error(ctx, HG_ERR_INVALID, "hg_ctx_rewind: mark is not behind the current position");
     const hg_object *last = mark.last_object;
-    if (mark_released(ctx, mark.serial) || (last && last->magic != HG_TENSOR_MAGIC && last->magic != HG_TAPE_MAGIC))
+    if (mark_released(ctx, mark.serial) ||
+        (last && last->magic != HG_TENSOR_MAGIC && last->magic != HG_TAPE_MAGIC && last->magic != HG_FREE_MAGIC))
         return hg_set_error(ctx, HG_ERR_INVALID,
                             "hg_ctx_rewind: mark was released by an earlier rewind to an older mark");
     for (int i = 0; i < ctx->depth; i++)

@@ -37,7 +37,64 @@ typedef struct sweep {
     size_t n_nodes, cap_nodes;
     hg_tensor **cot;  /* cotangent per relevant tensor slot */
     size_t n_slots, cap_slots;
+    /* Reuse (no tape records the sweep): the sources, whose cotangents are
+     * the results and stay. */
+    bool reuse;
+    int n_sources;
+    hg_tensor *const *sources;
 } sweep;
+
+/* ---- cotangent reuse ------------------------------------------------------
+ * When no tape records the sweep, the tensors it makes are referenced only
+ * by the cotangent slots (and, while a vjp runs, by that vjp). Slots count
+ * their references; after each node, the tensors made during its vjp and
+ * the cotangents it consumed or replaced that no slot references are dead,
+ * and their blocks go to the ctx's size-class free lists, where the next
+ * allocations of the sweep take them (tensor.c) instead of new arena
+ * memory. The free lists end with the sweep; the blocks themselves are
+ * released by the next rewind, like everything else. */
+
+/* Could an op applied now be recorded (an active tape that is not paused)? */
+static bool any_tape_recording(const hg_ctx *ctx)
+{
+    for (int L = 0; L < ctx->depth; L++)
+        if (!ctx->tapes[L]->paused)
+            return true;
+    return false;
+}
+
+static void ref(hg_tensor *t)
+{
+    if (t)
+        t->refs++;
+}
+
+/* Give t's block to the free lists if the sweep made it and nothing refers
+ * to it. */
+static void release(hg_ctx *ctx, hg_tensor *t)
+{
+    if (!t || t->born != ctx->reuse_id || t->refs != 0 || t->obj.magic != HG_TENSOR_MAGIC)
+        return;
+    t->obj.magic = HG_FREE_MAGIC;
+    ctx->n_tensors--;
+    int c = hg_free_class(t->block_bytes);
+    t->link = ctx->free_blocks[c];
+    ctx->free_blocks[c] = t;
+}
+
+static void unref(hg_tensor *t)
+{
+    if (t)
+        t->refs--;
+}
+
+static bool is_source(const sweep *sw, const hg_tensor *t)
+{
+    for (int i = 0; i < sw->n_sources; i++)
+        if (sw->sources[i] == t)
+            return true;
+    return false;
+}
 
 static bool grow(hg_ctx *ctx, void **array, size_t *cap, size_t elem)
 {
@@ -109,8 +166,9 @@ static hg_status make_relevant(sweep *sw, hg_tensor *t)
     return HG_OK;
 }
 
-/* Add g into the cotangent of t (recorded, so outer tapes see the sum). */
-static hg_status accumulate(sweep *sw, hg_tensor *t, hg_tensor *g, const hg_node *node, int i)
+/* Add g into the cotangent of t (recorded, so outer tapes see the sum). A
+ * replaced cotangent goes to *dropped (reuse candidates). */
+static hg_status accumulate(sweep *sw, hg_tensor *t, hg_tensor *g, const hg_node *node, int i, hg_tensor **dropped)
 {
     char a[160], b[160];
     if (hg_tensor_check(g) != HG_OK || g->ctx != sw->ctx)
@@ -124,12 +182,16 @@ static hg_status accumulate(sweep *sw, hg_tensor *t, hg_tensor *g, const hg_node
     hg_tensor **slot = &sw->cot[t->slot];
     if (!*slot) {
         *slot = g;
+        ref(g);
         return HG_OK;
     }
     hg_tensor *sum = hg_add(sw->ctx, *slot, g);
     if (!sum)
         return hg_ctx_status(sw->ctx);
+    unref(*slot);
+    *dropped = *slot;
     *slot = sum;
+    ref(sum);
     return HG_OK;
 }
 
@@ -217,6 +279,7 @@ static hg_status backprop_node(sweep *sw, hg_node *node)
     }
     if (!any)
         return HG_OK;
+    ctx->born_list = NULL;
     hg_status s = check_versions(ctx, node);
     if (s != HG_OK)
         return s;
@@ -236,10 +299,31 @@ static hg_status backprop_node(sweep *sw, hg_node *node)
         if (s != HG_OK || (s = failed_inside(ctx, errors, before, node, "backward")) != HG_OK)
             return s;
     }
+    hg_tensor *dropped[HG_MAX_OP_INPUTS + HG_MAX_OP_OUTPUTS] = {0};
     for (int i = 0; i < node->n_in; i++)
-        if (node->needs_grad[i] && gin[i] && (s = accumulate(sw, node->in[i], gin[i], node, i)) != HG_OK)
+        if (node->needs_grad[i] && gin[i] &&
+            (s = accumulate(sw, node->in[i], gin[i], node, i, &dropped[i])) != HG_OK)
             return s;
-    return failed_inside(ctx, errors, before, node, "gradient accumulation");
+    if ((s = failed_inside(ctx, errors, before, node, "gradient accumulation")) != HG_OK || !sw->reuse)
+        return s;
+    /* The outputs' cotangents are consumed (unless a source's: a result). */
+    for (int k = 0; k < node->n_out; k++) {
+        hg_tensor *o = node->out[k];
+        if (relevant(sw, o) && sw->cot[o->slot] && !is_source(sw, o)) {
+            unref(sw->cot[o->slot]);
+            dropped[HG_MAX_OP_INPUTS + k] = sw->cot[o->slot];
+            sw->cot[o->slot] = NULL;
+        }
+    }
+    /* Born list first: release() reuses the link field. */
+    for (hg_tensor *t = ctx->born_list, *next; t; t = next) {
+        next = t->link;
+        release(ctx, t);
+    }
+    ctx->born_list = NULL;
+    for (size_t j = 0; j < sizeof dropped / sizeof dropped[0]; j++)
+        release(ctx, dropped[j]);
+    return HG_OK;
 }
 
 static hg_status check_args(hg_tape *tape, hg_tensor *target, int n, hg_tensor *const *sources, hg_tensor *seed,
@@ -336,6 +420,7 @@ static hg_status run_sweep(sweep *sw, hg_tensor *target, int n, hg_tensor *const
         if (!g)
             return hg_ctx_status(ctx);
         sw->cot[target->slot] = g;
+        ref(g);
         for (size_t j = sw->n_nodes; j-- > 0;)
             if ((s = backprop_node(sw, sw->nodes[j])) != HG_OK)
                 return s;
@@ -379,9 +464,21 @@ hg_status hg_gradient(hg_tape *tape, hg_tensor *target, int n, hg_tensor *const 
     if (++ctx->sweep_id == 0)
         ctx->sweep_id = 1;
     sw.id = ctx->sweep_id;
+    /* Reuse cotangent blocks when no tape records the sweep. */
+    sw.reuse = !any_tape_recording(ctx);
+    sw.n_sources = n;
+    sw.sources = sources;
+    if (sw.reuse) {
+        if (++ctx->next_reuse_id == 0)
+            ctx->next_reuse_id = 1;
+        ctx->reuse_id = ctx->next_reuse_id;
+    }
     ctx->in_sweep = true;
     s = run_sweep(&sw, target, n, sources, seed, grads);
     ctx->in_sweep = false;
+    ctx->reuse_id = 0;
+    ctx->born_list = NULL;
+    memset(ctx->free_blocks, 0, sizeof ctx->free_blocks);
     if (s != HG_OK)
         for (int i = 0; i < n; i++)
             grads[i] = NULL;

@@ -9,7 +9,9 @@
 #define HG_TENSOR_MAGIC 0x68677465u /* "hgte" */
 #define HG_TAPE_MAGIC 0x68677461u   /* "hgta" */
 #define HG_DEAD_MAGIC 0xdeadbeefu
+#define HG_FREE_MAGIC 0x68676672u /* "hgfr": a dead cotangent's block on a sweep's free list (grad.c) */
 #define HG_ALIGN 64
+#define HG_FREE_CLASSES 64
 
 /* Header of every arena object that can go stale (tensors, tapes): rewinding
  * walks the chain of objects made after the mark and marks them dead. */
@@ -36,6 +38,13 @@ struct hg_tensor {
     /* Scratch for one gradient sweep (valid while sweep == ctx->sweep_id). */
     uint32_t sweep;
     int32_t slot;
+    /* Cotangent reuse (grad.c): arena bytes of header + data, the reusing
+     * sweep that allocated it (0: none), references from cotangent slots,
+     * and the link of the ctx's born or free list. */
+    size_t block_bytes;
+    uint32_t born;
+    int32_t refs;
+    struct hg_tensor *link;
 };
 
 struct hg_node {
@@ -104,6 +113,13 @@ struct hg_ctx {
     uint32_t next_tape_id;
     uint32_t sweep_id;
     bool in_sweep;
+    /* Cotangent reuse during a sweep no tape records (grad.c): while
+     * reuse_id != 0, tensors allocated get born = reuse_id and go on the
+     * born list; hg_tensor_alloc takes blocks of dead ones from the free
+     * lists (by size class, floor(log2(block_bytes))). */
+    uint32_t reuse_id, next_reuse_id;
+    hg_tensor *born_list;
+    hg_tensor *free_blocks[HG_FREE_CLASSES];
     hg_tape *tapes[HG_MAX_TAPES];
     int depth;
     hg_tape *newest_tape; /* every live tape, through hg_tape.older */
@@ -117,6 +133,8 @@ void *hg_arena_alloc(hg_ctx *ctx, size_t size);
 void hg_arena_register(hg_ctx *ctx, hg_object *obj, uint32_t magic);
 
 /* tensor.c */
+/* Size class of a block of `bytes` for the sweep's free lists. */
+int hg_free_class(size_t bytes);
 /* Tensor header + data in the arena; records errors on ctx naming `who`. */
 hg_tensor *hg_tensor_alloc(hg_ctx *ctx, const char *who, hg_dtype dtype, int rank, const int64_t *shape);
 /* Live tensor of ctx? Records HG_ERR_NULL/HG_ERR_STALE naming `who`. */

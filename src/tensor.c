@@ -58,6 +58,63 @@ hg_status hg_tensor_validate(hg_ctx *ctx, const hg_tensor *t, const char *who)
     return HG_OK;
 }
 
+int hg_free_class(size_t bytes)
+{
+    int c = 0;
+    while (bytes > 1 && c < HG_FREE_CLASSES - 1) {
+        bytes >>= 1;
+        c++;
+    }
+    return c;
+}
+
+/* A dead cotangent's block of at least `need` bytes from the sweep's free
+ * lists (first fit in need's class, else the head of the next class, at
+ * most 4x larger), or NULL. The block keeps its place in the arena's
+ * object chain. */
+static hg_tensor *reuse_block(hg_ctx *ctx, size_t need)
+{
+    int c = hg_free_class(need);
+    for (hg_tensor **pp = &ctx->free_blocks[c]; *pp; pp = &(*pp)->link)
+        if ((*pp)->block_bytes >= need) {
+            hg_tensor *t = *pp;
+            *pp = t->link;
+            return t;
+        }
+    if (c + 1 < HG_FREE_CLASSES && ctx->free_blocks[c + 1]) {
+        hg_tensor *t = ctx->free_blocks[c + 1];
+        ctx->free_blocks[c + 1] = t->link;
+        return t;
+    }
+    return NULL;
+}
+
+/* Fill a tensor header (its obj.prev and block_bytes already set). */
+static hg_tensor *init_tensor(hg_ctx *ctx, hg_tensor *t, unsigned char *data, hg_dtype dtype, int rank,
+                              const int64_t *shape, int64_t numel)
+{
+    hg_object obj = t->obj;
+    size_t block = t->block_bytes;
+    memset(t, 0, sizeof *t);
+    t->obj = obj;
+    t->obj.magic = HG_TENSOR_MAGIC;
+    t->block_bytes = block;
+    t->ctx = ctx;
+    t->dtype = dtype;
+    t->rank = rank;
+    for (int i = 0; i < rank; i++)
+        t->shape[i] = shape[i];
+    t->numel = numel;
+    t->data = data;
+    if (ctx->reuse_id) {
+        t->born = ctx->reuse_id;
+        t->link = ctx->born_list;
+        ctx->born_list = t;
+    }
+    ctx->n_tensors++;
+    return t;
+}
+
 hg_tensor *hg_tensor_alloc(hg_ctx *ctx, const char *who, hg_dtype dtype, int rank, const int64_t *shape)
 {
     if (!ctx)
@@ -101,7 +158,13 @@ hg_tensor *hg_tensor_alloc(hg_ctx *ctx, const char *who, hg_dtype dtype, int ran
         return NULL;
     }
     size_t header = (sizeof(hg_tensor) + HG_ALIGN - 1) & ~(size_t)(HG_ALIGN - 1);
-    unsigned char *mem = hg_arena_alloc(ctx, header + (size_t)numel * esize);
+    size_t need = header + (size_t)numel * esize;
+    if (ctx->reuse_id) {
+        hg_tensor *t = reuse_block(ctx, need);
+        if (t)
+            return init_tensor(ctx, t, (unsigned char *)t + header, dtype, rank, shape, numel);
+    }
+    unsigned char *mem = hg_arena_alloc(ctx, need);
     if (!mem) {
         char s[160];
         hg_set_error(ctx, HG_ERR_OOM, "%s: out of memory for a %s %s tensor", who,
@@ -110,16 +173,9 @@ hg_tensor *hg_tensor_alloc(hg_ctx *ctx, const char *who, hg_dtype dtype, int ran
     }
     hg_tensor *t = (hg_tensor *)mem;
     memset(t, 0, sizeof *t);
-    t->ctx = ctx;
-    t->dtype = dtype;
-    t->rank = rank;
-    for (int i = 0; i < rank; i++)
-        t->shape[i] = shape[i];
-    t->numel = numel;
-    t->data = mem + header;
+    t->block_bytes = need;
     hg_arena_register(ctx, &t->obj, HG_TENSOR_MAGIC);
-    ctx->n_tensors++;
-    return t;
+    return init_tensor(ctx, t, mem + header, dtype, rank, shape, numel);
 }
 
 hg_tensor *hg_tensor_new(hg_ctx *ctx, hg_dtype dtype, int rank, const int64_t *shape)
