@@ -37,5 +37,6 @@
 #include "hgrad/nn.h"
 #include "hgrad/optim.h"
 #include "hgrad/io.h"
+#include "hgrad/version.h"
 
 #endif

@@ -412,6 +412,11 @@ START_TEST(conv_pool_bmm_bad_arguments)
     BAD(ctx, HG_ERR_NULL, hg_matmul_batched(ctx, cube, NULL, 0, 0));
     KEEPS_FIRST(ctx, hg_matmul_batched(ctx, NULL, cube, 0, 0));
     BAD_NOCTX(hg_matmul_batched(NULL, cube, cube, 0, 1) == NULL);
+    /* copy_to and print */
+    BAD(ctx, HG_ERR_NULL, hg_tensor_copy_to(ctx, NULL));
+    BAD_NOCTX(hg_tensor_copy_to(NULL, a) == NULL);
+    BAD_ST(ctx, HG_ERR_NULL, hg_tensor_print(NULL, a, 0));
+    BAD_NOCTX(hg_tensor_print(stderr, NULL, 0) == HG_ERR_NULL);
 }
 END_TEST
 

@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -213,6 +214,25 @@ HG_API double hg_rng_normal(hg_rng *rng);
 /* Tensor of i.i.d. draws: uniform in [lo, hi) / normal(mean, std). f32/f64. */
 HG_API hg_tensor *hg_rand_uniform(hg_ctx *ctx, hg_rng *rng, hg_dtype dtype, int rank, const int64_t *shape, double lo, double hi);
 HG_API hg_tensor *hg_rand_normal(hg_ctx *ctx, hg_rng *rng, hg_dtype dtype, int rank, const int64_t *shape, double mean, double std);
+
+/* ---- copying between ctxs, printing (issue 11, part B) ---------------- */
+
+/* Value copy of t (a tensor of ANY ctx, possibly another one) into ctx: a
+ * new untracked tensor (a constant for every tape of ctx). t's ctx is only
+ * read, so it must not be used by another thread meanwhile. Errors (on
+ * ctx): HG_ERR_NULL, HG_ERR_STALE for a NULL or stale t, HG_ERR_OOM. Use it
+ * to keep results (trained parameters, a gradient) across an hg_ctx_reset
+ * or hg_ctx_free of the ctx that computed them. */
+HG_API hg_tensor *hg_tensor_copy_to(hg_ctx *ctx, const hg_tensor *t);
+
+/* Print t to f as nested brackets after a header line ("[2,3] f64"):
+ * floats with %.6g (NaN, inf, -inf), i32 with %d. A tensor of more than
+ * 1000 elements is summarised as NumPy does: on each axis longer than
+ * 2 * edgeitems only the first and last edgeitems entries are printed,
+ * with "..." between. edgeitems <= 0 means 3. Returns HG_OK, HG_ERR_NULL
+ * (NULL f or t), HG_ERR_STALE or HG_ERR_IO (a write failed); the error is
+ * also recorded on t's ctx when t is live. Nothing is allocated. */
+HG_API hg_status hg_tensor_print(FILE *f, const hg_tensor *t, int edgeitems);
 
 #ifdef __cplusplus
 }
