@@ -339,7 +339,8 @@ DEFINE_UNARY(sqrt, sqrtf(v), sqrt(v))
 DEFINE_UNARY(tanh, tanh_f32(v), tanh(v))
 DEFINE_UNARY(relu, v < 0 ? 0 : v, v < 0 ? 0 : v)
 DEFINE_UNARY(abs, fabsf(v), fabs(v))
-DEFINE_UNARY(sign, v != v ? v : (v > 0) - (v < 0), v != v ? v : (v > 0) - (v < 0)) /* sign(NaN) = NaN */
+/* sign(NaN) = NaN */
+DEFINE_UNARY(sign, v != v ? v : (float)((v > 0) - (v < 0)), v != v ? v : (double)((v > 0) - (v < 0)))
 
 /* Loops that need more than one expression. */
 #define SELECT_F64(cond, a, b) ((cond) ? (a) : (b))

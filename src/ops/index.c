@@ -276,9 +276,9 @@ static hg_status index_add_shape(hg_ctx *ctx, hg_tensor *const *in, const void *
     for (int64_t o = 0; o < outer; o++)                                                                            \
         for (int64_t j = 0; j < k; j++) {                                                                          \
             T *d = (T *)y + (o * n + idx[j]) * inner;                                                              \
-            const T *s = (const T *)src + (o * k + j) * inner;                                                     \
+            const T *from = (const T *)src + (o * k + j) * inner;                                                  \
             for (int64_t i = 0; i < inner; i++)                                                                    \
-                d[i] += s[i];                                                                                      \
+                d[i] += from[i];                                                                                   \
         }
 
 static hg_status index_add_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)
