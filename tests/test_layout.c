@@ -290,6 +290,43 @@ START_TEST(jacobian_split_per_input)
 }
 END_TEST
 
+/* g(a, b) = sum(a^2) * sum(b) + a0 b1^2: the Hessian [5, 5] split into the
+ * (a, a), (a, b), (b, b) blocks with hg_narrow. */
+static hg_tensor *scalar_two_inputs(hg_ctx *ctx, hg_tensor *const *in, void *user)
+{
+    (void)user;
+    hg_tensor *s = hg_mul(ctx, hg_sum(ctx, hg_mul(ctx, in[0], in[0])), hg_sum(ctx, in[1]));
+    hg_tensor *b1 = hg_narrow(ctx, in[1], 0, 1, 1);
+    return hg_add(ctx, s, hg_sum(ctx, hg_mul(ctx, hg_narrow(ctx, in[0], 0, 0, 1), hg_mul(ctx, b1, b1))));
+}
+
+START_TEST(hessian_split_per_input)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_tensor *a = T64(ctx, 1, SHAPE(3), 1, 2, 3), *b = T64(ctx, 1, SHAPE(2), 4, 5);
+    hg_tensor *in[2] = {a, b}, *H;
+    ck_assert_int_eq(hg_hessian(ctx, scalar_two_inputs, 2, in, NULL, 0, &H), HG_OK);
+    hg_tensor *rows_a = hg_narrow(ctx, H, 0, 0, 3), *rows_b = hg_narrow(ctx, H, 0, 3, 2);
+    hg_tensor *Haa = hg_narrow(ctx, rows_a, 1, 0, 3), *Hab = hg_narrow(ctx, rows_a, 1, 3, 2);
+    hg_tensor *Hbb = hg_narrow(ctx, rows_b, 1, 3, 2), *Hba = hg_narrow(ctx, rows_b, 1, 0, 3);
+    ck_assert_ctx_ok(ctx);
+    /* Haa = 2 (b0 + b1) I = 18 I; Hab[i][j] = 2 a_i + [i = 0][j = 1] 2 b1; Hbb = [[0,0],[0, 2 a0]] */
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            ck_assert_double_eq(hg_get(Haa, i * 3 + j), i == j ? 18 : 0);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 2; j++) {
+            double want = 2 * (i + 1) + (i == 0 && j == 1 ? 10 : 0);
+            ck_assert_double_eq(hg_get(Hab, i * 2 + j), want);
+            ck_assert_double_eq(hg_get(Hba, j * 3 + i), want); /* symmetric */
+        }
+    ck_assert_double_eq(hg_get(Hbb, 0), 0);
+    ck_assert_double_eq(hg_get(Hbb, 1), 0);
+    ck_assert_double_eq(hg_get(Hbb, 3), 2);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(errors)
 {
     hg_ctx *ctx = hg_ctx_new(NULL);
@@ -320,6 +357,7 @@ static Suite *layout_suite(void)
     tcase_add_test(tc, index_values);
     tcase_add_test(tc, derivatives);
     tcase_add_test(tc, jacobian_split_per_input);
+    tcase_add_test(tc, hessian_split_per_input);
     tcase_add_test(tc, errors);
     suite_add_tcase(s, tc);
     return s;
