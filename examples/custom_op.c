@@ -11,7 +11,8 @@
  * compares them with the closed forms, runs hg_gradcheck to order 3, gets a
  * forward-mode product for free with hg_jvp, and shows that a
  * once-differentiable variant (raw backward kernel) gives correct first
- * derivatives but refuses a second one with an error naming the op.
+ * derivatives but refuses a second one with an error naming the op. A
+ * second op, hypot(a, b), broadcasts its inputs with the helpers of op.h.
  *
  * docs/custom-ops.md walks through this file; its code blocks are copied
  * from here verbatim (a test checks that). Outside the tree:
@@ -135,6 +136,74 @@ static hg_tensor *softplus_once(hg_ctx *ctx, hg_tensor *x, double beta)
     return hg_apply(ctx, &softplus_once_def, &x, &a);
 }
 
+/* ---- a broadcasting op: hypot(a, b) = sqrt(a^2 + b^2) ------------------- */
+
+/* Shape rule: one float dtype for both inputs, NumPy broadcasting. */
+static hg_status hypot_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)
+{
+    (void)attr;
+    hg_status s = hg_check_float_same(ctx, "hypot", 2, in);
+    if (s != HG_OK)
+        return s;
+    if (!hg_broadcast_shapes(hg_tensor_rank(in[0]), hg_tensor_shape(in[0]), hg_tensor_rank(in[1]),
+                             hg_tensor_shape(in[1]), &out[0].rank, out[0].shape)) {
+        char a[64], b[64];
+        return hg_op_error(ctx, HG_ERR_SHAPE, "hypot: shapes %s and %s do not broadcast",
+                           hg_tensor_describe(in[0], a, sizeof a), hg_tensor_describe(in[1], b, sizeof b));
+    }
+    out[0].dtype = hg_tensor_dtype(in[0]);
+    return HG_OK;
+}
+
+/* Forward: the iterator gives each output element's offset in a and in b. */
+static hg_status hypot_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)
+{
+    (void)ctx;
+    (void)attr;
+    int64_t n = hg_tensor_numel(out[0]);
+    hg_broadcast_iter it;
+    hg_broadcast_iter_init(&it, out[0], 2, in);
+    if (hg_tensor_dtype(out[0]) == HG_F64) {
+        const double *a = hg_tensor_cdata(in[0]), *b = hg_tensor_cdata(in[1]);
+        double *y = hg_tensor_data(out[0]);
+        for (int64_t i = 0; i < n; i++, hg_broadcast_iter_next(&it))
+            y[i] = hypot(a[it.offset[0]], b[it.offset[1]]);
+    } else {
+        const float *a = hg_tensor_cdata(in[0]), *b = hg_tensor_cdata(in[1]);
+        float *y = hg_tensor_data(out[0]);
+        for (int64_t i = 0; i < n; i++, hg_broadcast_iter_next(&it))
+            y[i] = hypotf(a[it.offset[0]], b[it.offset[1]]);
+    }
+    return HG_OK;
+}
+
+/* da = sum_to(g a / y, a), db = sum_to(g b / y, b) */
+static hg_status hypot_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
+{
+    hg_tensor *a = hg_node_input(node, 0), *b = hg_node_input(node, 1);
+    hg_tensor *g_over_y = hg_div(ctx, gout[0], hg_node_output(node, 0));
+    if (hg_node_needs_grad(node, 0))
+        gin[0] = hg_sum_to_like(ctx, hg_mul(ctx, g_over_y, a), a);
+    if (hg_node_needs_grad(node, 1))
+        gin[1] = hg_sum_to_like(ctx, hg_mul(ctx, g_over_y, b), b);
+    return HG_OK;
+}
+
+static const hg_opdef hypot_def = {
+    .name = "hypot",
+    .n_inputs = 2,
+    .n_outputs = 1,
+    .shape = hypot_shape,
+    .forward = hypot_forward,
+    .vjp = hypot_vjp,
+};
+
+static hg_tensor *hypot_op(hg_ctx *ctx, hg_tensor *a, hg_tensor *b)
+{
+    hg_tensor *in[2] = {a, b};
+    return hg_apply(ctx, &hypot_def, in, NULL);
+}
+
 /* ---- checks ----------------------------------------------------------------- */
 
 static int failures;
@@ -247,6 +316,38 @@ static void once_differentiable(hg_ctx *ctx, hg_tensor *x, double beta)
     hg_ctx_clear_error(ctx);
 }
 
+/* hypot with a [2,3] and b [3] (broadcast over rows): values against libm,
+ * the gradient of b summed over the rows, and gradcheck to order 3. */
+static hg_tensor *hypot_fn(hg_ctx *ctx, hg_tensor *const *in, void *user)
+{
+    (void)user;
+    return hypot_op(ctx, in[0], in[1]);
+}
+
+static void broadcasting(hg_ctx *ctx)
+{
+    const double av[] = {3.0, -1.0, 0.5, 2.0, 4.0, -2.5}, bv[] = {4.0, 1.5, -1.2};
+    hg_tensor *a = hg_tensor_from(ctx, HG_F64, 2, (const int64_t[]){2, 3}, av);
+    hg_tensor *b = hg_tensor_from(ctx, HG_F64, 1, (const int64_t[]){3}, bv);
+    hg_tape *t = hg_tape_begin(ctx, 0);
+    hg_watch(t, b);
+    hg_tensor *y = hypot_op(ctx, a, b), *s = hg_sum(ctx, y), *db = NULL;
+    hg_tape_end(t);
+    hg_gradient(t, s, 1, &b, NULL, &db);
+    double worst = y && db ? 0.0 : INFINITY;
+    for (int64_t i = 0; y && db && i < 6; i++)
+        worst = fmax(worst, fabs(hg_get(y, i) - hypot(av[i], bv[i % 3])));
+    for (int64_t j = 0; y && db && j < 3; j++) /* d/db_j = sum over rows of b_j / y */
+        worst = fmax(worst, fabs(hg_get(db, j) - bv[j] / hypot(av[j], bv[j]) - bv[j] / hypot(av[3 + j], bv[j])));
+    report("hypot (broadcasting) values and db", worst, 1e-15);
+    hg_tensor *in[2] = {a, b};
+    hg_check_options opts = {.order = 3};
+    hg_check_report r;
+    int ok = hg_gradcheck(ctx, hypot_fn, 2, in, NULL, &opts, &r) == HG_OK && r.passed;
+    printf("check %-44s %s\n", "hypot gradcheck to order 3", ok ? "ok" : "MISMATCH");
+    failures += !ok;
+}
+
 int main(void)
 {
     hg_ctx *ctx = hg_ctx_new(NULL);
@@ -260,6 +361,7 @@ int main(void)
     gradcheck(ctx, small, beta);
     forward_mode(ctx, x, beta);
     once_differentiable(ctx, x, beta);
+    broadcasting(ctx);
     if (hg_ctx_status(ctx) != HG_OK) {
         fprintf(stderr, "error: %s\n", hg_ctx_error(ctx));
         failures++;

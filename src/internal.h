@@ -163,8 +163,7 @@ bool hg_tape_has(const hg_tape *tape, const hg_tensor *t);
  * of `in` (no-op if none). */
 hg_status hg_record(hg_ctx *ctx, const hg_opdef *def, int n_in, hg_tensor *const *in, int n_out,
                     hg_tensor *const *out, const void *attr);
-/* Shared shape rules for op definitions. */
-/* All inputs float and of one dtype; message names op. */
-hg_status hg_check_float_same(hg_ctx *ctx, const char *op, int n, hg_tensor *const *in);
+/* Shape-rule helpers (hg_check_float_same, hg_broadcast_shapes, ...) are
+ * public: include/hgrad/op.h. */
 
 #endif

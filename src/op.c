@@ -190,3 +190,48 @@ hg_status hg_check_float_same(hg_ctx *ctx, const char *op, int n, hg_tensor *con
     }
     return HG_OK;
 }
+
+void hg_broadcast_iter_init(hg_broadcast_iter *it, const hg_tensor *out, int n, hg_tensor *const *in)
+{
+    memset(it, 0, sizeof *it);
+    if (!out || n < 0 || n > HG_MAX_OP_INPUTS || (n > 0 && !in))
+        return;
+    it->rank = out->rank;
+    it->n = n;
+    for (int d = 0; d < out->rank; d++)
+        it->shape[d] = out->shape[d];
+    for (int k = 0; k < n; k++) {
+        const hg_tensor *t = in[k];
+        int64_t s = 1;
+        for (int d = out->rank - 1; d >= 0; d--) {
+            int td = d - (out->rank - t->rank);
+            int64_t extent = td >= 0 ? t->shape[td] : 1;
+            it->stride[k][d] = extent == 1 ? 0 : s;
+            s *= extent;
+        }
+    }
+}
+
+void hg_broadcast_iter_next(hg_broadcast_iter *it)
+{
+    for (int d = it->rank - 1; d >= 0; d--) {
+        for (int k = 0; k < it->n; k++)
+            it->offset[k] += it->stride[k][d];
+        if (++it->index[d] < it->shape[d])
+            return;
+        for (int k = 0; k < it->n; k++)
+            it->offset[k] -= it->stride[k][d] * it->shape[d];
+        it->index[d] = 0;
+    }
+}
+
+hg_tensor *hg_sum_to_like(hg_ctx *ctx, hg_tensor *g, const hg_tensor *like)
+{
+    if (!ctx || !g)
+        return NULL;
+    if (hg_tensor_validate(ctx, like, "hg_sum_to_like") != HG_OK)
+        return NULL;
+    if (hg_same_shape(g, like))
+        return g;
+    return hg_sum_to(ctx, g, like->rank, like->shape);
+}

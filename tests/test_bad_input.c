@@ -107,6 +107,16 @@ static hg_tensor *mean0(hg_ctx *c, hg_tensor *x) { return hg_mean_axis(c, x, 0, 
 static hg_tensor *softmax1(hg_ctx *c, hg_tensor *x) { return hg_softmax(c, x, -1); }
 static hg_tensor *log_softmax1(hg_ctx *c, hg_tensor *x) { return hg_log_softmax(c, x, -1); }
 static hg_tensor *matmul_tt(hg_ctx *c, hg_tensor *x, hg_tensor *y) { return hg_matmul_t(c, x, y, 1, 1); }
+static hg_tensor *clamp01(hg_ctx *c, hg_tensor *x) { return hg_clamp(c, x, 0.0, 1.0); }
+static hg_tensor *leaky01(hg_ctx *c, hg_tensor *x) { return hg_leaky_relu(c, x, 0.01); }
+static hg_tensor *elu1(hg_ctx *c, hg_tensor *x) { return hg_elu(c, x, 1.0); }
+static hg_tensor *max1(hg_ctx *c, hg_tensor *x) { return hg_max_axis(c, x, 1, 0); }
+static hg_tensor *min0(hg_ctx *c, hg_tensor *x) { return hg_min_axis(c, x, 0, 1); }
+static hg_tensor *argmax1(hg_ctx *c, hg_tensor *x) { return hg_argmax(c, x, -1, 0); }
+static hg_tensor *argmin0(hg_ctx *c, hg_tensor *x) { return hg_argmin(c, x, 0, 1); }
+static hg_tensor *lse1(hg_ctx *c, hg_tensor *x) { return hg_logsumexp(c, x, 1, 0); }
+static hg_tensor *sum01(hg_ctx *c, hg_tensor *x) { return hg_sum_axes(c, x, 2, (const int[]){0, 1}, 0); }
+static hg_tensor *mean10(hg_ctx *c, hg_tensor *x) { return hg_mean_axes(c, x, 2, (const int[]){-1, 0}, 1); }
 static hg_tensor *where_aa(hg_ctx *c, hg_tensor *x, hg_tensor *y) { return hg_where(c, x, x, y); }
 
 static const struct {
@@ -129,6 +139,11 @@ static const struct {
     {"sigmoid", hg_sigmoid}, {"relu", hg_relu},   {"abs", hg_abs},        {"sign", hg_sign},
     {"identity", hg_identity}, {"sum", hg_sum},   {"mean", hg_mean},      {"sum_axis", sum0},
     {"mean_axis", mean0},  {"softmax", softmax1}, {"log_softmax", log_softmax1}, {"transpose", hg_transpose},
+    {"sin", hg_sin},       {"cos", hg_cos},       {"log1p", hg_log1p},    {"expm1", hg_expm1},
+    {"erf", hg_erf},       {"softplus", hg_softplus}, {"clamp", clamp01}, {"leaky_relu", leaky01},
+    {"elu", elu1},         {"gelu", hg_gelu},     {"gelu_tanh", hg_gelu_tanh}, {"silu", hg_silu},
+    {"max_axis", max1},    {"min_axis", min0},    {"argmax", argmax1},    {"argmin", argmin0},
+    {"logsumexp", lse1},   {"sum_axes", sum01},   {"mean_axes", mean10},
 };
 
 START_TEST(binary_ops_wrong_shapes_and_dtypes)
@@ -188,11 +203,46 @@ START_TEST(unary_ops_wrong_dtypes_and_shapes)
     BAD(ctx, HG_ERR_RANGE, hg_sum_axis(ctx, a, 2, 0));
     BAD(ctx, HG_ERR_RANGE, hg_sum_axis(ctx, a, -3, 0));
     BAD(ctx, HG_ERR_RANGE, hg_mean_axis(ctx, a, 7, 1));
-    BAD(ctx, HG_ERR_RANGE, hg_mean_axis(ctx, sc, 0, 0));
+    BAD(ctx, HG_ERR_RANGE, hg_mean_axis(ctx, sc, 1, 0)); /* rank 0: axis 0 or -1 only */
+    BAD(ctx, HG_ERR_RANGE, hg_mean_axis(ctx, sc, -2, 0));
     BAD(ctx, HG_ERR_RANGE, hg_softmax(ctx, a, 2));
     BAD(ctx, HG_ERR_RANGE, hg_log_softmax(ctx, a, -3));
     BAD(ctx, HG_ERR_RANGE, hg_softmax(ctx, sc, 0));
     BAD(ctx, HG_ERR_RANGE, hg_sum_axis(ctx, a, INT32_MIN, 0));
+    BAD(ctx, HG_ERR_RANGE, hg_max_axis(ctx, a, 2, 0));
+    BAD(ctx, HG_ERR_RANGE, hg_min_axis(ctx, a, -3, 1));
+    BAD(ctx, HG_ERR_RANGE, hg_argmax(ctx, a, INT32_MIN, 0));
+    BAD(ctx, HG_ERR_RANGE, hg_argmin(ctx, sc, 1, 0));
+    BAD(ctx, HG_ERR_RANGE, hg_logsumexp(ctx, a, INT32_MAX, 0));
+    BAD(ctx, HG_ERR_RANGE, hg_sum_axes(ctx, a, 2, (const int[]){0, 2}, 0));
+    BAD(ctx, HG_ERR_RANGE, hg_mean_axes(ctx, a, 2, (const int[]){1, -1}, 0)); /* repeated */
+    BAD(ctx, HG_ERR_RANGE, hg_sum_axes(ctx, a, -1, (const int[]){0}, 0));
+    BAD(ctx, HG_ERR_RANGE, hg_sum_axes(ctx, a, HG_MAX_RANK + 1, (const int[]){0, 1, 0, 1, 0, 1, 0}, 0));
+    BAD(ctx, HG_ERR_NULL, hg_sum_axes(ctx, a, 1, NULL, 0));
+    BAD(ctx, HG_ERR_NULL, hg_mean_axes(ctx, NULL, 1, (const int[]){0}, 0));
+    /* no identity element: max/min/arg over an empty axis */
+    hg_tensor *empty = hg_zeros(ctx, HG_F64, 2, SHAPE(2, 0));
+    BAD(ctx, HG_ERR_SHAPE, hg_max_axis(ctx, empty, 1, 0));
+    BAD(ctx, HG_ERR_SHAPE, hg_argmin(ctx, empty, -1, 1));
+    /* parameters: clamp's interval, the slopes */
+    BAD(ctx, HG_ERR_RANGE, hg_clamp(ctx, a, 1.0, 0.0));
+    BAD(ctx, HG_ERR_RANGE, hg_clamp(ctx, a, NAN, 1.0));
+    BAD(ctx, HG_ERR_RANGE, hg_clamp(ctx, a, 0.0, NAN));
+    BAD(ctx, HG_ERR_RANGE, hg_leaky_relu(ctx, a, INFINITY));
+    BAD(ctx, HG_ERR_RANGE, hg_elu(ctx, a, NAN));
+    BAD(ctx, HG_ERR_NULL, hg_leaky_relu(ctx, NULL, NAN)); /* the NULL is reported first */
+    ck_assert_ptr_nonnull(hg_clamp(ctx, a, -INFINITY, INFINITY));
+    /* op.h broadcasting helpers */
+    BAD(ctx, HG_ERR_NULL, hg_sum_to_like(ctx, a, NULL));
+    BAD(ctx, HG_ERR_SHAPE, hg_sum_to_like(ctx, v, a)); /* [3]: a [2,3] does not broadcast to it */
+    KEEPS_FIRST(ctx, hg_sum_to_like(ctx, NULL, a));
+    BAD_NOCTX(hg_sum_to_like(NULL, a, v) == NULL);
+    ck_assert_ptr_eq(hg_sum_to_like(ctx, a, a), a);
+    hg_broadcast_iter it;
+    hg_broadcast_iter_init(&it, NULL, 1, &a); /* refused: an empty iteration, no crash */
+    ck_assert_int_eq(it.n, 0);
+    hg_broadcast_iter_init(&it, a, HG_MAX_OP_INPUTS + 1, &a);
+    ck_assert_int_eq(it.n, 0);
     /* transpose is 2-D only */
     BAD(ctx, HG_ERR_SHAPE, hg_transpose(ctx, v));
     BAD(ctx, HG_ERR_SHAPE, hg_transpose(ctx, cube));
@@ -969,6 +1019,14 @@ START_TEST(null_ctx_everywhere)
     r[n++] = hg_cast(NULL, a, HG_F32);
     r[n++] = hg_softmax(NULL, a, 1);
     r[n++] = hg_sum_axis(NULL, a, 0, 0);
+    r[n++] = hg_clamp(NULL, a, 0, 1);
+    r[n++] = hg_leaky_relu(NULL, a, 0.1);
+    r[n++] = hg_elu(NULL, a, 1);
+    r[n++] = hg_max_axis(NULL, a, 0, 0);
+    r[n++] = hg_argmin(NULL, a, 0, 0);
+    r[n++] = hg_logsumexp(NULL, a, 0, 0);
+    r[n++] = hg_sum_axes(NULL, a, 1, (const int[]){0}, 0);
+    r[n++] = hg_mean_axes(NULL, a, 1, (const int[]){0}, 0);
     r[n++] = hg_dense(NULL, a, b, NULL);
     r[n++] = hg_activate(NULL, a, HG_ACT_RELU);
     r[n++] = hg_activate(NULL, a, (hg_activation)42);
@@ -1285,7 +1343,9 @@ START_TEST(nan_and_inf_propagate)
         double (*ref)(double);
     } un[] = {{"exp", hg_exp, exp},     {"log", hg_log, log},           {"sqrt", hg_sqrt, sqrt},
               {"tanh", hg_tanh, tanh},  {"sigmoid", hg_sigmoid, sigmoid_ref}, {"relu", hg_relu, relu_ref},
-              {"abs", hg_abs, fabs},    {"sign", hg_sign, sign_ref}};
+              {"abs", hg_abs, fabs},    {"sign", hg_sign, sign_ref}, {"sin", hg_sin, sin},
+              {"cos", hg_cos, cos},     {"log1p", hg_log1p, log1p}, {"expm1", hg_expm1, expm1},
+              {"erf", hg_erf, erf}};
     for (size_t k = 0; k < sizeof un / sizeof un[0]; k++) {
         hg_tensor *y = un[k].op(ctx, x);
         ck_assert_ptr_nonnull(y);

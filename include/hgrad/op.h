@@ -74,11 +74,58 @@ HG_API hg_status hg_op_error(hg_ctx *ctx, hg_status code, const char *fmt, ...)
 #endif
     ;
 
-/* Helpers for shape rules: identical shape/dtype checks with messages. */
+/* ---- helpers for ops, the same ones the built-in ops use --------------
+ * Broadcasting (NumPy rules) in a custom op takes three steps, one helper
+ * each (docs/custom-ops.md, section 10, shows a whole op):
+ *   shape rule  hg_check_float_same + hg_broadcast_shapes
+ *   forward     hg_broadcast_iter: offsets of each output element in every
+ *               (broadcast) input
+ *   vjp         hg_sum_to_like: the cotangent summed back to an input's shape */
+
+/* 1 if a and b have the same rank and extents (dtype not compared); 0 for
+ * NULL. */
 HG_API int hg_same_shape(const hg_tensor *a, const hg_tensor *b);
-/* NumPy broadcast of a and b into out (rank, shape); 0 if incompatible. */
+/* NumPy broadcast of shapes sa (rank ra) and sb (rank rb), right-aligned:
+ * fills *rank_out and shape_out[0 .. rank_out) (room for HG_MAX_RANK) and
+ * returns 1; returns 0 (nothing written that matters) if they do not
+ * broadcast or the result would exceed HG_MAX_RANK. */
 HG_API int hg_broadcast_shapes(int ra, const int64_t *sa, int rb, const int64_t *sb,
                                int *rank_out, int64_t *shape_out);
+/* For a shape rule: every in[0 .. n) is f32 or f64, all of one dtype. On
+ * failure records HG_ERR_DTYPE naming `op` and the input ("use hg_cast" for
+ * mixed dtypes) and returns it; HG_OK otherwise. Inputs must be live. */
+HG_API hg_status hg_check_float_same(hg_ctx *ctx, const char *op, int n, hg_tensor *const *in);
+
+/* Iteration over the elements of an output, in row-major order, with the
+ * element offset of the matching element of each input broadcast to it.
+ *
+ *   hg_broadcast_iter it;
+ *   hg_broadcast_iter_init(&it, out[0], 2, in);
+ *   for (int64_t i = 0; i < hg_tensor_numel(out[0]); i++, hg_broadcast_iter_next(&it))
+ *       y[i] = f(a[it.offset[0]], b[it.offset[1]]);
+ *
+ * n: 1 .. HG_MAX_OP_INPUTS inputs whose shapes broadcast to out's (as the
+ * shape rule checked with hg_broadcast_shapes); nothing is allocated, and
+ * the struct may live on the stack. Offsets are in elements (not bytes). */
+typedef struct hg_broadcast_iter {
+    int rank;                                     /* out's rank */
+    int n;                                        /* number of inputs */
+    int64_t shape[HG_MAX_RANK];                   /* out's shape */
+    int64_t index[HG_MAX_RANK];                   /* current multi-index in out */
+    int64_t stride[HG_MAX_OP_INPUTS][HG_MAX_RANK]; /* per input, 0 on broadcast axes */
+    int64_t offset[HG_MAX_OP_INPUTS];             /* current element offset in each input */
+} hg_broadcast_iter;
+HG_API void hg_broadcast_iter_init(hg_broadcast_iter *it, const hg_tensor *out, int n, hg_tensor *const *in);
+/* Advance to the next output element (after the last one: back to the
+ * first). */
+HG_API void hg_broadcast_iter_next(hg_broadcast_iter *it);
+
+/* For a vjp: the cotangent g of a broadcast result, summed down to the
+ * shape of input `like` (hg_sum_to, recorded, so differentiable again); g
+ * itself when the shapes already match. NULL if g is NULL (keeping the
+ * earlier error) or on error (HG_ERR_SHAPE if like's shape does not
+ * broadcast to g's). */
+HG_API hg_tensor *hg_sum_to_like(hg_ctx *ctx, hg_tensor *g, const hg_tensor *like);
 
 #ifdef __cplusplus
 }

@@ -68,7 +68,8 @@ HG_API hg_tensor *hg_matmul_t(hg_ctx *ctx, hg_tensor *a, hg_tensor *b, int trans
 /* Sum/mean of all elements -> rank 0. */
 HG_API hg_tensor *hg_sum(hg_ctx *ctx, hg_tensor *x);
 HG_API hg_tensor *hg_mean(hg_ctx *ctx, hg_tensor *x);
-/* Over one axis (negative counts from the end); keepdim keeps it as 1. */
+/* Over one axis (negative counts from the end); keepdim keeps it as 1. A
+ * rank-0 x accepts axis 0 or -1 (its one element). */
 HG_API hg_tensor *hg_sum_axis(hg_ctx *ctx, hg_tensor *x, int axis, int keepdim);
 HG_API hg_tensor *hg_mean_axis(hg_ctx *ctx, hg_tensor *x, int axis, int keepdim);
 /* Sum x down to `shape` (x's shape must broadcast from it). */
@@ -198,6 +199,70 @@ HG_API hg_tensor *hg_avg_pool2d(hg_ctx *ctx, hg_tensor *x, const hg_pool2d_param
 /* ---- dtype ------------------------------------------------------------- */
 /* Value conversion; f32<->f64 is differentiable, i32 -> float is a constant. */
 HG_API hg_tensor *hg_cast(hg_ctx *ctx, hg_tensor *x, hg_dtype dtype);
+
+/* ==== issue 11 part A: more elementwise ops and reductions ==============
+ * Same rules as above: f32/f64 only (i32 is HG_ERR_DTYPE), the result is a
+ * new tensor, every derivative is made of recorded ops (any order), and the
+ * formulas are in docs/derivatives.md. */
+
+/* ---- elementwise unary ------------------------------------------------- */
+HG_API hg_tensor *hg_sin(hg_ctx *ctx, hg_tensor *x);
+HG_API hg_tensor *hg_cos(hg_ctx *ctx, hg_tensor *x);
+/* log(1 + x) and exp(x) - 1, accurate near 0. */
+HG_API hg_tensor *hg_log1p(hg_ctx *ctx, hg_tensor *x);
+HG_API hg_tensor *hg_expm1(hg_ctx *ctx, hg_tensor *x);
+/* The error function erf(x) (used by hg_gelu's derivative). */
+HG_API hg_tensor *hg_erf(hg_ctx *ctx, hg_tensor *x);
+/* log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|): no overflow for large
+ * x, no precision loss for very negative x. Derivative sigmoid(x). */
+HG_API hg_tensor *hg_softplus(hg_ctx *ctx, hg_tensor *x);
+/* min(max(x, lo), hi). lo <= hi, either may be infinite (HG_ERR_RANGE for
+ * lo > hi or a NaN bound). Derivative 1 for lo <= x <= hi (bounds included,
+ * as PyTorch's clamp; so hg_clamp(x, 0, INFINITY) has derivative 1 at x = 0
+ * where hg_relu has 0), 0 outside. NaN stays NaN. */
+HG_API hg_tensor *hg_clamp(hg_ctx *ctx, hg_tensor *x, double lo, double hi);
+/* x > 0 ? x : alpha x. alpha finite (HG_ERR_RANGE otherwise); derivative at
+ * exactly 0 is alpha (so alpha = 0 is hg_relu, whose derivative at 0 is 0).
+ * PyTorch's default alpha is 0.01. */
+HG_API hg_tensor *hg_leaky_relu(hg_ctx *ctx, hg_tensor *x, double alpha);
+/* x > 0 ? x : alpha (e^x - 1). alpha finite; derivative at exactly 0 is
+ * alpha (the left one; 1 = both sides for alpha = 1, the usual value). */
+HG_API hg_tensor *hg_elu(hg_ctx *ctx, hg_tensor *x, double alpha);
+/* GELU, exact (erf) form: x Phi(x) = x (1 + erf(x / sqrt 2)) / 2 (PyTorch's
+ * default, approximate='none'). */
+HG_API hg_tensor *hg_gelu(hg_ctx *ctx, hg_tensor *x);
+/* GELU, tanh approximation: x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2
+ * (PyTorch's approximate='tanh', GPT-2, BERT). */
+HG_API hg_tensor *hg_gelu_tanh(hg_ctx *ctx, hg_tensor *x);
+/* SiLU / swish: x sigmoid(x). */
+HG_API hg_tensor *hg_silu(hg_ctx *ctx, hg_tensor *x);
+
+/* ---- reductions over axes ---------------------------------------------- */
+/* Axes count from the end when negative. A rank-0 tensor accepts axis 0 or
+ * -1 (its one element; the result is rank 0). keepdim keeps reduced axes as
+ * extent 1. HG_ERR_RANGE for an axis outside the rank. */
+
+/* Largest/smallest element along axis. Derivative: the cotangent goes to
+ * the FIRST index of the extreme (ties), as hg_argmax/hg_argmin say; a NaN
+ * counts as the extreme (first NaN wins, as NumPy). An empty axis is
+ * HG_ERR_SHAPE (no identity element). */
+HG_API hg_tensor *hg_max_axis(hg_ctx *ctx, hg_tensor *x, int axis, int keepdim);
+HG_API hg_tensor *hg_min_axis(hg_ctx *ctx, hg_tensor *x, int axis, int keepdim);
+/* Index (i32 constant, never recorded) of that element along axis. */
+HG_API hg_tensor *hg_argmax(hg_ctx *ctx, hg_tensor *x, int axis, int keepdim);
+HG_API hg_tensor *hg_argmin(hg_ctx *ctx, hg_tensor *x, int axis, int keepdim);
+/* log(sum(exp(x))) along axis, as m + log(sum(exp(x - m))) with m the
+ * maximum: no overflow. Derivative g softmax(x) along axis. Every element
+ * -inf (or an empty axis) gives -inf; a +inf gives +inf; NaN gives NaN. */
+HG_API hg_tensor *hg_logsumexp(hg_ctx *ctx, hg_tensor *x, int axis, int keepdim);
+/* Sum/mean over the n_axes axes listed (distinct after resolving negative
+ * ones: a repeated axis is HG_ERR_RANGE; axes NULL with n_axes > 0 is
+ * HG_ERR_NULL). n_axes = 0 reduces nothing (a recorded copy, as NumPy's
+ * axis=()); use hg_sum/hg_mean for all axes. Mean of an empty selection is
+ * NaN. */
+HG_API hg_tensor *hg_sum_axes(hg_ctx *ctx, hg_tensor *x, int n_axes, const int *axes, int keepdim);
+HG_API hg_tensor *hg_mean_axes(hg_ctx *ctx, hg_tensor *x, int n_axes, const int *axes, int keepdim);
+/* ==== end of issue 11 part A ============================================ */
 
 #ifdef __cplusplus
 }

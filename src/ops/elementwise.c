@@ -23,9 +23,7 @@ static hg_status binary_shape(hg_ctx *ctx, const char *name, hg_tensor *const *i
  * the shapes already match). */
 static hg_tensor *sum_to_input(hg_ctx *ctx, hg_tensor *g, const hg_tensor *x)
 {
-    if (!g || hg_same_shape(g, x))
-        return g;
-    return hg_sum_to(ctx, g, x->rank, x->shape);
+    return hg_sum_to_like(ctx, g, x);
 }
 
 /* Rank-0 constant of x's dtype. */

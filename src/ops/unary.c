@@ -1,8 +1,11 @@
 /* Elementwise unary ops. Each op is an hg_opdef with the shared shape rule;
  * its forward runs the op's kernel and its vjp is built from recorded hg_*
  * ops (so it can be differentiated again). The attribute of every unary op
- * is one double, its parameter p (scale, shift or exponent; 0 otherwise). */
-#include "../kernels/kernels.h"
+ * is one double, its parameter p (scale, shift, exponent or slope; 0
+ * otherwise); clamp has two (lo, hi) and its own definition. */
+#include "../kernels/activation.h"
+
+#include <math.h>
 
 /* Shape rule: one float input; the output has its dtype and shape. */
 static hg_status unary_shape(hg_ctx *ctx, const char *name, hg_tensor *const *in, hg_out_spec *out)
@@ -148,6 +151,86 @@ static hg_tensor *identity_dx(hg_ctx *ctx, const hg_node *node, hg_tensor *g)
     return g;
 }
 
+/* dx = g cos(x) */
+static hg_tensor *sin_dx(hg_ctx *ctx, const hg_node *node, hg_tensor *g)
+{
+    return hg_mul(ctx, g, hg_cos(ctx, input(node)));
+}
+
+/* dx = -g sin(x) */
+static hg_tensor *cos_dx(hg_ctx *ctx, const hg_node *node, hg_tensor *g)
+{
+    return hg_neg(ctx, hg_mul(ctx, g, hg_sin(ctx, input(node))));
+}
+
+/* dx = g / (1 + x) */
+static hg_tensor *log1p_dx(hg_ctx *ctx, const hg_node *node, hg_tensor *g)
+{
+    return hg_div(ctx, g, hg_add_scalar(ctx, input(node), 1.0));
+}
+
+/* dx = g (y + 1) */
+static hg_tensor *expm1_dx(hg_ctx *ctx, const hg_node *node, hg_tensor *g)
+{
+    return hg_mul(ctx, g, hg_add_scalar(ctx, output(node), 1.0));
+}
+
+/* dx = g (2 / sqrt(pi)) exp(-x^2) */
+static hg_tensor *erf_dx(hg_ctx *ctx, const hg_node *node, hg_tensor *g)
+{
+    hg_tensor *x = input(node);
+    return hg_mul(ctx, g, hg_scale(ctx, hg_exp(ctx, hg_neg(ctx, hg_mul(ctx, x, x))), 1.12837916709551257390));
+}
+
+/* dx = g sigmoid(x) */
+static hg_tensor *softplus_dx(hg_ctx *ctx, const hg_node *node, hg_tensor *g)
+{
+    return hg_mul(ctx, g, hg_sigmoid(ctx, input(node)));
+}
+
+/* dx = where(x > 0, g, alpha g) */
+static hg_tensor *leaky_relu_dx(hg_ctx *ctx, const hg_node *node, hg_tensor *g)
+{
+    hg_tensor *x = input(node);
+    return hg_where(ctx, hg_greater(ctx, x, constant(ctx, x, 0.0)), g, hg_scale(ctx, g, param(node)));
+}
+
+/* dx = where(x > 0, g, g (y + alpha)) */
+static hg_tensor *elu_dx(hg_ctx *ctx, const hg_node *node, hg_tensor *g)
+{
+    hg_tensor *x = input(node);
+    return hg_where(ctx, hg_greater(ctx, x, constant(ctx, x, 0.0)), g,
+                    hg_mul(ctx, g, hg_add_scalar(ctx, output(node), param(node))));
+}
+
+/* dx = g (Phi(x) + x phi(x)), Phi(x) = (1 + erf(x / sqrt 2)) / 2, phi(x) = exp(-x^2 / 2) / sqrt(2 pi) */
+static hg_tensor *gelu_dx(hg_ctx *ctx, const hg_node *node, hg_tensor *g)
+{
+    hg_tensor *x = input(node);
+    hg_tensor *cdf = hg_scale(ctx, hg_add_scalar(ctx, hg_erf(ctx, hg_scale(ctx, x, 0.70710678118654752440)), 1.0), 0.5);
+    hg_tensor *pdf = hg_scale(ctx, hg_exp(ctx, hg_scale(ctx, hg_mul(ctx, x, x), -0.5)), 0.39894228040143267794);
+    return hg_mul(ctx, g, hg_add(ctx, cdf, hg_mul(ctx, x, pdf)));
+}
+
+/* dx = g ((1 + t) / 2 + x (1 - t^2) c (1 + 3k x^2) / 2), t = tanh(c (x + k x^3)), c = sqrt(2/pi), k = 0.044715 */
+static hg_tensor *gelu_tanh_dx(hg_ctx *ctx, const hg_node *node, hg_tensor *g)
+{
+    const double c = 0.79788456080286535588, k = 0.044715;
+    hg_tensor *x = input(node), *x2 = hg_mul(ctx, x, x);
+    hg_tensor *t = hg_tanh(ctx, hg_scale(ctx, hg_add(ctx, x, hg_scale(ctx, hg_mul(ctx, x2, x), k)), c));
+    hg_tensor *du = hg_scale(ctx, hg_add_scalar(ctx, hg_scale(ctx, x2, 3 * k), 1.0), c);
+    hg_tensor *d = hg_add(ctx, hg_scale(ctx, hg_add_scalar(ctx, t, 1.0), 0.5),
+                          hg_mul(ctx, hg_scale(ctx, x, 0.5), hg_mul(ctx, one_minus(ctx, hg_mul(ctx, t, t)), du)));
+    return hg_mul(ctx, g, d);
+}
+
+/* dx = g s (1 + x (1 - s)), s = sigmoid(x) */
+static hg_tensor *silu_dx(hg_ctx *ctx, const hg_node *node, hg_tensor *g)
+{
+    hg_tensor *x = input(node), *s = hg_sigmoid(ctx, x);
+    return hg_mul(ctx, g, hg_mul(ctx, s, hg_add_scalar(ctx, hg_mul(ctx, x, one_minus(ctx, s)), 1.0)));
+}
+
 /* ---- op definitions ----------------------------------------------------- */
 
 /* Shape rule and forward of op, running `kernel`. */
@@ -194,6 +277,63 @@ DIFFERENTIABLE_UNARY(relu, hg_unary_relu)
 DIFFERENTIABLE_UNARY(abs, hg_unary_abs)
 CONSTANT_UNARY(sign, hg_unary_sign)
 DIFFERENTIABLE_UNARY(identity, hg_unary_copy)
+DIFFERENTIABLE_UNARY(sin, hg_unary_sin)
+DIFFERENTIABLE_UNARY(cos, hg_unary_cos)
+DIFFERENTIABLE_UNARY(log1p, hg_unary_log1p)
+DIFFERENTIABLE_UNARY(expm1, hg_unary_expm1)
+DIFFERENTIABLE_UNARY(erf, hg_unary_erf)
+DIFFERENTIABLE_UNARY(softplus, hg_unary_softplus)
+DIFFERENTIABLE_UNARY(leaky_relu, hg_unary_leaky_relu)
+DIFFERENTIABLE_UNARY(elu, hg_unary_elu)
+DIFFERENTIABLE_UNARY(gelu, hg_unary_gelu)
+DIFFERENTIABLE_UNARY(gelu_tanh, hg_unary_gelu_tanh)
+DIFFERENTIABLE_UNARY(silu, hg_unary_silu)
+
+/* ---- clamp(x, lo, hi): two parameters ---------------------------------- */
+
+typedef struct clamp_attr {
+    double lo, hi;
+} clamp_attr;
+
+static hg_status clamp_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)
+{
+    const clamp_attr *a = attr;
+    if (isnan(a->lo) || isnan(a->hi) || a->lo > a->hi)
+        return hg_op_error(ctx, HG_ERR_RANGE, "hg_clamp: bounds [%g, %g] are not an interval (need lo <= hi, no NaN)",
+                           a->lo, a->hi);
+    return unary_shape(ctx, "hg_clamp", in, out);
+}
+
+static hg_status clamp_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)
+{
+    (void)ctx;
+    const clamp_attr *a = attr;
+    hg_kernel_clamp(out[0], in[0], a->lo, a->hi);
+    return HG_OK;
+}
+
+/* dx = where(lo <= x <= hi, g, 0) (bounds included, as PyTorch) */
+static hg_status clamp_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
+{
+    const clamp_attr *a = hg_node_attr(node);
+    hg_tensor *x = input(node);
+    if (!hg_node_needs_grad(node, 0))
+        return HG_OK;
+    hg_tensor *inside = hg_mul(ctx, hg_greater_equal(ctx, x, constant(ctx, x, a->lo)),
+                               hg_greater_equal(ctx, constant(ctx, x, a->hi), x));
+    gin[0] = hg_where(ctx, inside, gout[0], constant(ctx, x, 0.0));
+    return HG_OK;
+}
+
+static const hg_opdef clamp_def = {
+    .name = "hg_clamp",
+    .n_inputs = 1,
+    .n_outputs = 1,
+    .attr_size = sizeof(clamp_attr),
+    .shape = clamp_shape,
+    .forward = clamp_forward,
+    .vjp = clamp_vjp,
+};
 
 static hg_tensor *apply_unary(hg_ctx *ctx, const hg_opdef *def, hg_tensor *x, double p)
 {
@@ -213,3 +353,34 @@ hg_tensor *hg_relu(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &relu_de
 hg_tensor *hg_abs(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &abs_def, x, 0); }
 hg_tensor *hg_sign(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &sign_def, x, 0); }
 hg_tensor *hg_identity(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &identity_def, x, 0); }
+hg_tensor *hg_sin(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &sin_def, x, 0); }
+hg_tensor *hg_cos(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &cos_def, x, 0); }
+hg_tensor *hg_log1p(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &log1p_def, x, 0); }
+hg_tensor *hg_expm1(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &expm1_def, x, 0); }
+hg_tensor *hg_erf(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &erf_def, x, 0); }
+hg_tensor *hg_softplus(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &softplus_def, x, 0); }
+hg_tensor *hg_gelu(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &gelu_def, x, 0); }
+hg_tensor *hg_gelu_tanh(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &gelu_tanh_def, x, 0); }
+hg_tensor *hg_silu(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &silu_def, x, 0); }
+
+/* A slope that is not finite is refused (after a NULL x, which keeps the
+ * earlier error). */
+static hg_tensor *apply_sloped(hg_ctx *ctx, const hg_opdef *def, hg_tensor *x, double alpha)
+{
+    if (!ctx)
+        return NULL;
+    if (x && !isfinite(alpha)) {
+        hg_op_error(ctx, HG_ERR_RANGE, "%s: alpha %g is not finite", def->name, alpha);
+        return NULL;
+    }
+    return hg_apply(ctx, def, &x, &alpha);
+}
+
+hg_tensor *hg_leaky_relu(hg_ctx *ctx, hg_tensor *x, double alpha) { return apply_sloped(ctx, &leaky_relu_def, x, alpha); }
+hg_tensor *hg_elu(hg_ctx *ctx, hg_tensor *x, double alpha) { return apply_sloped(ctx, &elu_def, x, alpha); }
+
+hg_tensor *hg_clamp(hg_ctx *ctx, hg_tensor *x, double lo, double hi)
+{
+    clamp_attr a = {lo, hi};
+    return ctx ? hg_apply(ctx, &clamp_def, &x, &a) : NULL;
+}

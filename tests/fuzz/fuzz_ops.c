@@ -429,7 +429,7 @@ static void op_unary(state *s, reader *r)
     hg_tensor *x = pick(s, r);
     double v = value_of(u8(r));
     hg_tensor *t = NULL;
-    switch (k % 15) {
+    switch (k % 27) {
     case 0: t = hg_neg(s->ctx, x); break;
     case 1: t = hg_scale(s->ctx, x, v); break;
     case 2: t = hg_add_scalar(s->ctx, x, v); break;
@@ -445,6 +445,18 @@ static void op_unary(state *s, reader *r)
     case 12: t = hg_identity(s->ctx, x); break;
     case 13: t = hg_cast(s->ctx, x, dtype_of(u8(r))); break;
     case 14: t = hg_pow_scalar(s->ctx, x, (double)(k % 5) - 1); break;
+    case 15: t = hg_sin(s->ctx, x); break;
+    case 16: t = hg_cos(s->ctx, x); break;
+    case 17: t = hg_log1p(s->ctx, x); break;
+    case 18: t = hg_expm1(s->ctx, x); break;
+    case 19: t = hg_erf(s->ctx, x); break;
+    case 20: t = hg_softplus(s->ctx, x); break;
+    case 21: t = hg_clamp(s->ctx, x, v, value_of(u8(r))); break; /* often lo > hi or NaN: refused */
+    case 22: t = hg_leaky_relu(s->ctx, x, v); break;
+    case 23: t = hg_elu(s->ctx, x, v); break;
+    case 24: t = hg_gelu(s->ctx, x); break;
+    case 25: t = hg_gelu_tanh(s->ctx, x); break;
+    case 26: t = hg_silu(s->ctx, x); break;
     }
     put(s, t, "unary op");
 }
@@ -456,7 +468,7 @@ static void op_reduce(state *s, reader *r)
     int axis = s8(r) % 8;
     int keep = k >> 7;
     hg_tensor *t = NULL;
-    switch (k % 6) {
+    switch (k % 12) {
     case 0: t = hg_sum(s->ctx, x); break;
     case 1: t = hg_mean(s->ctx, x); break;
     case 2: t = hg_sum_axis(s->ctx, x, axis, keep); break;
@@ -474,6 +486,20 @@ static void op_reduce(state *s, reader *r)
             t = hg_sum_to(s->ctx, x, hg_tensor_rank(y), hg_tensor_shape(y));
         else
             t = hg_sum_to(s->ctx, x, 1, NULL);
+        break;
+    }
+    case 6: t = hg_max_axis(s->ctx, x, axis, keep); break;
+    case 7: t = hg_min_axis(s->ctx, x, axis, keep); break;
+    case 8: t = (k & 0x40) ? hg_argmax(s->ctx, x, axis, keep) : hg_argmin(s->ctx, x, axis, keep); break;
+    case 9: t = hg_logsumexp(s->ctx, x, axis, keep); break;
+    case 10:
+    case 11: {
+        /* up to 8 axes, often repeated or out of range; sometimes NULL */
+        int axes[8], n_axes = (int)(u8(r) % 9) - 1;
+        for (int i = 0; i < 8; i++)
+            axes[i] = s8(r) % 8;
+        const int *list = (k & 0x40) ? NULL : axes;
+        t = k % 12 == 10 ? hg_sum_axes(s->ctx, x, n_axes, list, keep) : hg_mean_axes(s->ctx, x, n_axes, list, keep);
         break;
     }
     }
