@@ -11,7 +11,8 @@ Op names are collected from the C sources the way they are written there:
                                DEFINE_BINARY_OP(add, add_vjp)  -> hg_add
 A name is documented when a table row of docs/derivatives.md (a line that
 starts with '|') names it, with or without its "hg_" prefix, as a whole word
-in its first cell. Exits 1 listing the missing names, and also if fewer than
+in its first cell, or a heading (a line that starts with '#') names it in
+backticks (a section of its own, e.g. "### Batched — `hg_matmul_batched`"). Exits 1 listing the missing names, and also if fewer than
 20 names were found (the parser must not silently find nothing).
 """
 import os
@@ -59,6 +60,9 @@ def op_names(src_root):
 def documented(doc_text):
     words = set()
     for line in doc_text.splitlines():
+        if line.startswith('#'):
+            words.update(re.findall(r'`([A-Za-z_][A-Za-z0-9_]*)`', line))
+            continue
         if not line.startswith('|'):
             continue
         cells = line.split('|')
