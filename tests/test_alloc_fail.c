@@ -231,6 +231,54 @@ static hg_status prog_func(hg_ctx *ctx, double *out, size_t *n_out)
     return HG_OK;
 }
 
+/* A tiny CNN (conv2d with padding and bias, relu, max and avg pooling,
+ * dense) and its hypergradient through one SGD step: conv2d, its two
+ * backward ops, gather/scatter of max pooling and the layout ops all under
+ * allocation failure. */
+static hg_status prog_cnn(hg_ctx *ctx, double *out, size_t *n_out)
+{
+    hg_rng rng;
+    hg_rng_seed(&rng, 4);
+    hg_tensor *x = hg_rand_uniform(ctx, &rng, HG_F64, 4, SHAPE(2, 1, 6, 6), 0, 1);
+    hg_tensor *p[4] = {hg_rand_normal(ctx, &rng, HG_F64, 4, SHAPE(3, 1, 3, 3), 0, 0.5),
+                       hg_rand_normal(ctx, &rng, HG_F64, 1, SHAPE(3), 0, 0.1),
+                       hg_rand_normal(ctx, &rng, HG_F64, 2, SHAPE(12, 3), 0, 0.3), NULL};
+    hg_tensor *y = labels(ctx, 2, 3);
+    if (!x || !p[0] || !p[1] || !p[2] || !y)
+        return hg_ctx_status(ctx);
+    const hg_conv2d_params cp = {{1, 1}, {1, 1}, {1, 1}};
+    const hg_pool2d_params mp = {{2, 2}, {2, 2}, {0, 0}}, ap = {{2, 2}, {0, 0}, {1, 1}};
+    hg_tape *outer = hg_tape_begin(ctx, 0);
+    if (!outer)
+        return hg_ctx_status(ctx);
+    hg_watch(outer, x);
+    hg_tape *inner = hg_tape_begin(ctx, 0);
+    if (!inner) {
+        hg_tape_end(outer);
+        return hg_ctx_status(ctx);
+    }
+    hg_watch_n(inner, 3, p);
+    hg_tensor *h = hg_relu(ctx, hg_conv2d(ctx, x, p[0], p[1], &cp));
+    hg_tensor *m = hg_avg_pool2d(ctx, hg_max_pool2d(ctx, h, &mp), &ap); /* [2,3,2,2] */
+    hg_tensor *logits = hg_matmul(ctx, hg_reshape(ctx, m, 2, SHAPE(2, 12)), p[2]);
+    hg_tensor *loss = hg_softmax_cross_entropy(ctx, logits, y);
+    hg_tape_end(inner);
+    hg_tensor *g[3] = {0}, *E = NULL, *dx = NULL;
+    hg_status s = loss ? hg_gradient(inner, loss, 3, p, NULL, g) : hg_ctx_status(ctx);
+    if (s == HG_OK) {
+        hg_tensor *w = hg_sub(ctx, p[0], hg_scale(ctx, g[0], 0.1));
+        E = hg_sum(ctx, hg_max_pool2d(ctx, hg_conv2d(ctx, x, w, NULL, &cp), &mp));
+    }
+    hg_tape_end(outer);
+    if (s == HG_OK)
+        s = E ? hg_gradient(outer, E, 1, &x, NULL, &dx) : hg_ctx_status(ctx);
+    if (s != HG_OK)
+        return s;
+    copy_out(E, out, n_out);
+    copy_out(dx, out, n_out);
+    return HG_OK;
+}
+
 /* ---- the sweep ---------------------------------------------------------------- */
 
 static long sweep(program prog, const char *name, int sticky)
@@ -336,6 +384,13 @@ START_TEST(func_helpers)
 END_TEST
 
 /* max_bytes is the other way to run out: refused before the allocator. */
+START_TEST(cnn_hypergradient)
+{
+    sweep(prog_cnn, "CNN hypergradient", 0);
+    sweep(prog_cnn, "CNN hypergradient", 1);
+}
+END_TEST
+
 START_TEST(arena_limit)
 {
     hg_ctx_options opts = {.chunk_bytes = 4096, .max_bytes = 64 * 1024};
@@ -418,6 +473,7 @@ static Suite *alloc_fail_suite(void)
     tcase_add_test(tc, hypergradient_sgd);
     tcase_add_test(tc, hypergradient_adam);
     tcase_add_test(tc, func_helpers);
+    tcase_add_test(tc, cnn_hypergradient);
     tcase_add_test(tc, arena_limit);
     tcase_add_test(tc, bad_allocator);
     suite_add_tcase(s, tc);
