@@ -98,6 +98,14 @@ START_TEST(concat_stack_values)
         for (int j = 0; j < i % 3; j++)
             ck_assert_double_eq(hg_get(m, k++), i);
     ck_assert_int_eq(hg_tensor_numel(m), k);
+    /* stack of more than HG_MAX_OP_INPUTS tensors */
+    hg_tensor *rows[11];
+    for (int i = 0; i < 11; i++)
+        rows[i] = hg_full(ctx, HG_F64, 1, SHAPE(2), i);
+    hg_tensor *st = hg_stack(ctx, 11, rows, 1);
+    ck_assert_int_eq(hg_tensor_dim(st, 0), 2);
+    ck_assert_int_eq(hg_tensor_dim(st, 1), 11);
+    ck_assert_double_eq(hg_get(st, 11 + 7), 7);
     hg_tensor *l[2] = {i32(ctx, 1, SHAPE(2), (const int32_t[]){1, 2}), i32(ctx, 1, SHAPE(1), (const int32_t[]){3})};
     hg_tensor *lc = hg_concat(ctx, 2, l, 0);
     ck_assert_int_eq(hg_tensor_dtype(lc), HG_I32);
@@ -339,6 +347,10 @@ START_TEST(errors)
     ck_assert_ptr_nonnull(hg_concat(ctx, 2, ab, 0));
     ck_assert_ptr_null(hg_stack(ctx, 2, ab, 0));
     ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "hg_stack: input 1 [3,3] differs from input 0 [2,3]"));
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_index_select(ctx, a, -5, hg_zeros(ctx, HG_I32, 1, SHAPE(1))));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_RANGE);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "hg_index_select: axis -5 outside the rank of [2,3]"));
     hg_ctx_clear_error(ctx);
     ck_assert_ptr_null(hg_slice_axis(ctx, a, 0, 0, 1, 0));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_RANGE);

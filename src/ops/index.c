@@ -189,7 +189,8 @@ hg_tensor *hg_cast(hg_ctx *ctx, hg_tensor *x, hg_dtype dtype)
  * is the other's vjp, so both are differentiable to any order. */
 
 typedef struct axis_attr {
-    int axis; /* normalised by the public call */
+    int axis;  /* normalised by the public call */
+    int given; /* as the caller gave it, for messages */
 } axis_attr;
 
 static int64_t prod(const int64_t *s, int from, int to)
@@ -200,11 +201,12 @@ static int64_t prod(const int64_t *s, int from, int to)
     return p;
 }
 
-static hg_status axis_ok(hg_ctx *ctx, const char *who, const hg_tensor *x, int axis)
+static hg_status axis_ok(hg_ctx *ctx, const char *who, const hg_tensor *x, const void *attr)
 {
+    const axis_attr *a = attr;
     char s[160];
-    if (axis < 0 || axis >= x->rank)
-        return hg_op_error(ctx, HG_ERR_RANGE, "%s: axis %d outside the rank of %s", who, axis, HG_SHAPE(x, s));
+    if (a->axis < 0 || a->axis >= x->rank)
+        return hg_op_error(ctx, HG_ERR_RANGE, "%s: axis %d outside the rank of %s", who, a->given, HG_SHAPE(x, s));
     return HG_OK;
 }
 
@@ -213,7 +215,7 @@ static hg_status index_select_shape(hg_ctx *ctx, hg_tensor *const *in, const voi
 {
     int axis = ((const axis_attr *)attr)->axis;
     char a[160], b[160];
-    hg_status s = axis_ok(ctx, "hg_index_select", in[0], axis);
+    hg_status s = axis_ok(ctx, "hg_index_select", in[0], attr);
     if (s != HG_OK)
         return s;
     if (in[1]->dtype != HG_I32)
@@ -256,7 +258,7 @@ static hg_status index_add_shape(hg_ctx *ctx, hg_tensor *const *in, const void *
     char a[160], b[160], c[160];
     hg_tensor *two[2] = {in[0], in[2]};
     hg_status s = hg_check_float_same(ctx, "hg_index_add", 2, two);
-    if (s != HG_OK || (s = axis_ok(ctx, "hg_index_add", in[0], axis)) != HG_OK)
+    if (s != HG_OK || (s = axis_ok(ctx, "hg_index_add", in[0], attr)) != HG_OK)
         return s;
     if (in[1]->dtype != HG_I32)
         return hg_op_error(ctx, HG_ERR_DTYPE, "hg_index_add: index is %s, expected i32", hg_dtype_name(in[1]->dtype));
@@ -335,7 +337,7 @@ static hg_status gather_axis_shape(hg_ctx *ctx, hg_tensor *const *in, const void
 {
     int axis = ((const axis_attr *)attr)->axis;
     char a[160], b[160];
-    hg_status s = axis_ok(ctx, "hg_gather_axis", in[0], axis);
+    hg_status s = axis_ok(ctx, "hg_gather_axis", in[0], attr);
     if (s != HG_OK)
         return s;
     if (in[1]->dtype != HG_I32)
@@ -381,7 +383,7 @@ static hg_status scatter_add_shape(hg_ctx *ctx, hg_tensor *const *in, const void
     char a[160], b[160], c[160];
     hg_tensor *two[2] = {in[0], in[2]};
     hg_status s = hg_check_float_same(ctx, "hg_scatter_add", 2, two);
-    if (s != HG_OK || (s = axis_ok(ctx, "hg_scatter_add", in[0], axis)) != HG_OK)
+    if (s != HG_OK || (s = axis_ok(ctx, "hg_scatter_add", in[0], attr)) != HG_OK)
         return s;
     if (in[1]->dtype != HG_I32)
         return hg_op_error(ctx, HG_ERR_DTYPE, "hg_scatter_add: index is %s, expected i32", hg_dtype_name(in[1]->dtype));
@@ -467,28 +469,28 @@ static int norm_axis(const hg_tensor *x, int axis)
 
 hg_tensor *hg_index_select(hg_ctx *ctx, hg_tensor *x, int axis, hg_tensor *index)
 {
-    axis_attr a = {norm_axis(x, axis)};
+    axis_attr a = {norm_axis(x, axis), axis};
     hg_tensor *in[2] = {x, index};
     return hg_apply(ctx, &index_select_def, in, &a);
 }
 
 hg_tensor *hg_index_add(hg_ctx *ctx, hg_tensor *base, int axis, hg_tensor *index, hg_tensor *src)
 {
-    axis_attr a = {norm_axis(base, axis)};
+    axis_attr a = {norm_axis(base, axis), axis};
     hg_tensor *in[3] = {base, index, src};
     return hg_apply(ctx, &index_add_def, in, &a);
 }
 
 hg_tensor *hg_gather_axis(hg_ctx *ctx, hg_tensor *x, int axis, hg_tensor *index)
 {
-    axis_attr a = {norm_axis(x, axis)};
+    axis_attr a = {norm_axis(x, axis), axis};
     hg_tensor *in[2] = {x, index};
     return hg_apply(ctx, &gather_axis_def, in, &a);
 }
 
 hg_tensor *hg_scatter_add(hg_ctx *ctx, hg_tensor *base, int axis, hg_tensor *index, hg_tensor *src)
 {
-    axis_attr a = {norm_axis(base, axis)};
+    axis_attr a = {norm_axis(base, axis), axis};
     hg_tensor *in[3] = {base, index, src};
     return hg_apply(ctx, &scatter_add_def, in, &a);
 }
