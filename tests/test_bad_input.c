@@ -401,6 +401,10 @@ START_TEST(conv_pool_bmm_bad_arguments)
     BAD(ctx, HG_ERR_SHAPE, hg_conv2d(ctx, x, hg_ones(ctx, HG_F64, 4, SHAPE(4, 3, 9, 3)), NULL, NULL));
     BAD(ctx, HG_ERR_SHAPE, hg_conv2d(ctx, x, hg_ones(ctx, HG_F64, 4, SHAPE(4, 3, 0, 3)), NULL, NULL));
     BAD(ctx, HG_ERR_SHAPE, hg_conv2d(ctx, x, w, NULL, &huge));
+    /* an empty weight with a huge kernel extent: no overflow of the span */
+    hg_conv2d_params maxdil = {{1, 1}, {0, 0}, {INT32_MAX, INT32_MAX}};
+    BAD(ctx, HG_ERR_SHAPE, hg_conv2d(ctx, x, hg_zeros(ctx, HG_F64, 4, SHAPE(0, 3, (int64_t)1 << 40, 3)), NULL, &maxdil));
+    BAD(ctx, HG_ERR_SHAPE, hg_conv2d_transpose(ctx, x, hg_zeros(ctx, HG_F64, 4, SHAPE(0, 3, (int64_t)1 << 40, 3)), 6, 6, &maxdil));
     BAD(ctx, HG_ERR_SHAPE, hg_conv2d(ctx, a, b, NULL, NULL));
     BAD(ctx, HG_ERR_SHAPE, hg_conv2d(ctx, x, w, v, &p));
     BAD(ctx, HG_ERR_DTYPE, hg_conv2d(ctx, x, w, hg_ones(ctx, HG_F32, 1, SHAPE(4)), &p));

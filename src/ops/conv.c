@@ -24,6 +24,10 @@ typedef struct conv_attr {
 /* Output extent of a convolution; < 1 if the kernel does not fit. */
 static int64_t conv_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d)
 {
+    /* extents come from tensors (< 2^62 each), p and d from ints: only the
+     * span d (k - 1) can overflow, and then nothing fits anyway */
+    if (k < 1 || k - 1 > (INT64_MAX - 1) / d)
+        return 0;
     int64_t span = d * (k - 1) + 1;
     int64_t room = in + 2 * p - span;
     return room < 0 ? 0 : room / s + 1;
