@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -68,11 +69,15 @@ void cli_usage(FILE *f)
             "finite-difference check failed.\n");
 }
 
-static int bad(const char *fmt, const char *a, const char *b)
+/* Prints "error: " and the message on one line; returns -1. */
+__attribute__((format(printf, 1, 2))) static int bad(const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
     fprintf(stderr, "error: ");
-    fprintf(stderr, fmt, a, b);
+    vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
+    va_end(ap);
     return -1;
 }
 
@@ -83,9 +88,7 @@ static int parse_int(const char *opt, const char *v, long long lo, long long hi,
     errno = 0;
     long long x = strtoll(v, &end, 10);
     if (end == v || *end || errno == ERANGE || x < lo || x > hi || strchr(v, ' ')) {
-        char range[96];
-        snprintf(range, sizeof range, "%s: expected a whole number from %lld to %lld", v, lo, hi);
-        return bad("%s %s", opt, range);
+        return bad("%s %s: expected a whole number from %lld to %lld", opt, v, lo, hi);
     }
     *out = x;
     return 0;
@@ -97,9 +100,7 @@ static int parse_double(const char *opt, const char *v, double lo, double hi, do
     errno = 0;
     double x = strtod(v, &end);
     if (end == v || *end || !isfinite(x) || !(x > lo) || !(x <= hi)) {
-        char range[96];
-        snprintf(range, sizeof range, "%s: expected a number above %g and at most %g", v, lo, hi);
-        return bad("%s %s", opt, range);
+        return bad("%s %s: expected a number above %g and at most %g", opt, v, lo, hi);
     }
     *out = x;
     return 0;
@@ -116,15 +117,15 @@ static int parse_hidden(const char *v, hg_mlp *spec)
         long long x = strtoll(s, &end, 10);
         if (end == s || errno == ERANGE || x < 1 || x > 4096 || (*end && *end != ',') ||
             n + 1 >= HG_MLP_MAX_LAYERS)
-            return bad("--hidden %s: expected up to %s sizes from 1 to 4096 separated by commas, e.g. 64,64",
-                       v, HG_MLP_MAX_LAYERS == 8 ? "7" : "a few");
+            return bad("--hidden %s: expected up to %d sizes from 1 to 4096 separated by commas, e.g. 64,64", v,
+                       HG_MLP_MAX_LAYERS - 1);
         spec->sizes[++n] = x;
         s = *end ? end + 1 : end;
         if (*end && !*s)
-            return bad("--hidden %s: %s", v, "a size is missing after the last comma");
+            return bad("--hidden %s: a size is missing after the last comma", v);
     }
     if (n == 0)
-        return bad("--hidden %s: %s", v, "no sizes");
+        return bad("--hidden %s: no sizes", v);
     spec->n_layers = n + 1;
     return 0;
 }
@@ -135,13 +136,13 @@ static int check_writable(const char *opt, const char *path)
 {
     struct stat st;
     if (!*path)
-        return bad("%s: %s", opt, "an empty file name");
+        return bad("%s: an empty file name", opt);
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return bad("%s %s: is a folder, not a file", opt, path);
     char dir[4096];
     size_t len = strlen(path);
     if (len + 16 >= sizeof dir)
-        return bad("%s: %s", opt, "the file name is too long");
+        return bad("%s: the file name is too long", opt);
     const char *slash = strrchr(path, '/');
     if (!slash)
         snprintf(dir, sizeof dir, ".");
@@ -197,9 +198,9 @@ int cli_parse(int argc, char **argv, options *o)
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             known = known || !strcmp(a, with_value[k]);
         if (!known)
-            return bad("unknown option %s%s", a, " (--help lists them)");
+            return bad("unknown option %s (--help lists them)", a);
         if (!v)
-            return bad("%s needs a value%s", a, "");
+            return bad("%s needs a value", a);
         i++;
         long long x = 0;
         int rc = 0;
@@ -213,7 +214,7 @@ int cli_parse(int argc, char **argv, options *o)
             o->dx_path = v;
         else if (!strcmp(a, "--case")) {
             if (strlen(v) > CROSSCHECK_MAX_DIR)
-                return bad("--case: the folder name is longer than %s characters%s", "4000", "");
+                return bad("--case: the folder name is longer than %d characters", CROSSCHECK_MAX_DIR);
             o->case_dir = v;
         } else if (!strcmp(a, "--epochs")) {
             if (!(rc = parse_int(a, v, 1, 1000, &x)))
@@ -247,21 +248,21 @@ int cli_parse(int argc, char **argv, options *o)
             errno = 0;
             unsigned long long s = strtoull(v, &end, 10);
             if (end == v || *end || errno == ERANGE || v[0] == '-' || v[0] == ' ')
-                return bad("--seed %s: expected a whole number from 0 to %s", v, "18446744073709551615");
+                return bad("--seed %s: expected a whole number from 0 to %llu", v, (unsigned long long)UINT64_MAX);
             o->seed = s;
         } else if (!strcmp(a, "--lr")) {
             rc = parse_double(a, v, 0, 10, &o->lr);
             lr_given = true;
         } else if (!strcmp(a, "--opt")) {
             if (hg_opt_parse(v, &o->opt) != 0)
-                return bad("--opt %s: expected sgd, momentum or adam%s", v, "");
+                return bad("--opt %s: expected sgd, momentum or adam", v);
         } else if (!strcmp(a, "--dtype")) {
             if (strcmp(v, "f32") && strcmp(v, "f64"))
-                return bad("--dtype %s: expected f32 or f64%s", v, "");
+                return bad("--dtype %s: expected f32 or f64", v);
             o->dtype = strcmp(v, "f32") ? HG_F64 : HG_F32;
         } else if (!strcmp(a, "--loss")) {
             if (strcmp(v, "ce") && strcmp(v, "mse"))
-                return bad("--loss %s: expected ce or mse%s", v, "");
+                return bad("--loss %s: expected ce or mse", v);
             o->loss = strcmp(v, "ce") ? VAL_LOSS_MSE : VAL_LOSS_CE;
         } else if (!strcmp(a, "--hidden")) {
             rc = parse_hidden(v, &o->spec);
@@ -272,7 +273,7 @@ int cli_parse(int argc, char **argv, options *o)
             else if (!strcmp(v, "last-epoch"))
                 o->through = THROUGH_LAST_EPOCH;
             else
-                return bad("--through %s: expected last-epoch or all%s", v, "");
+                return bad("--through %s: expected last-epoch or all", v);
             through_given = true;
         }
         if (rc)
@@ -280,11 +281,11 @@ int cli_parse(int argc, char **argv, options *o)
     }
     /* Combinations. */
     if (o->synthetic && o->data_dir)
-        return bad("--synthetic and --data %s: choose one%s", o->data_dir, "");
+        return bad("--synthetic and --data %s: choose one", o->data_dir);
     if (o->repeat_given && !o->case_dir)
-        return bad("--repeat only applies to the cross-check mode (--case DIR)%s%s", "", "");
+        return bad("--repeat only applies to the cross-check mode (--case DIR)");
     if (through_given && o->steps_given)
-        return bad("--through and --steps: choose one%s%s", "", "");
+        return bad("--through and --steps: choose one");
     if (o->steps_given)
         o->through = THROUGH_STEPS;
     if (o->case_dir) {
@@ -297,7 +298,7 @@ int cli_parse(int argc, char **argv, options *o)
             for (size_t k = 0; k < sizeof case_options / sizeof case_options[0]; k++)
                 ok = ok || !strcmp(argv[i], case_options[k]);
             if (!ok)
-                return bad("%s does not apply to the cross-check mode (--case DIR)%s", argv[i], "");
+                return bad("%s does not apply to the cross-check mode (--case DIR)", argv[i]);
             i++; /* its value */
         }
         if (!o->steps_given)
@@ -312,6 +313,6 @@ int cli_parse(int argc, char **argv, options *o)
         return -1;
     if (!strcmp(o->out_png, o->influence_path) || (o->dx_path && (!strcmp(o->dx_path, o->out_png) ||
                                                                    !strcmp(o->dx_path, o->influence_path))))
-        return bad("--out, --influence and --save-dx must name different files%s%s", "", "");
+        return bad("--out, --influence and --save-dx must name different files");
     return 0;
 }
