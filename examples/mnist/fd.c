@@ -17,11 +17,21 @@ static double stencil(double *x, fd_function f, void *user, double h)
 
 fd_estimate fd_derivative(double *x, fd_function f, void *user, double h_max, double h_min)
 {
+    return fd_derivative_until(x, f, user, h_max, h_min, 0);
+}
+
+fd_estimate fd_derivative_until(double *x, fd_function f, void *user, double h_max, double h_min, double enough)
+{
     double d[FD_MAX_STEPS], h[FD_MAX_STEPS];
     int n = 0;
     for (double step = h_max; n < FD_MAX_STEPS && step >= h_min * 0.999; step /= sqrt(10.0), n++) {
         h[n] = step;
         d[n] = stencil(x, f, user, step);
+        if (n >= 2 && enough > 0 &&
+            fmax(fabs(d[n] - d[n - 1]), fabs(d[n - 1] - d[n - 2])) <= enough * fabs(d[n - 1])) {
+            n++;
+            break; /* three consecutive steps agree: the smaller steps are not needed */
+        }
     }
     fd_estimate best = {NAN, INFINITY, NAN, 4 * n};
     if (n < 3) {

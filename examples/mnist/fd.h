@@ -30,6 +30,10 @@ typedef struct fd_estimate {
  * NaN from f makes that step's estimate NaN (never chosen unless all are). */
 fd_estimate fd_derivative(double *x, fd_function f, void *user, double h_max, double h_min);
 
+/* The same, stopping as soon as three consecutive steps agree to `enough`
+ * relative (each step costs four evaluations of f; 0: never stop early). */
+fd_estimate fd_derivative_until(double *x, fd_function f, void *user, double h_max, double h_min, double enough);
+
 /* |a - b| / max(|a|, |b|), 0 if both are 0. */
 double fd_relative_error(double a, double b);
 

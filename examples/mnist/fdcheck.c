@@ -148,7 +148,7 @@ void fd_check(hg_ctx *ctx, const hypergrad_problem *p, const hypergrad_result *r
                      f->why, (long long)(k_i + 1), (long long)(f->pixel / cols), (long long)(f->pixel % cols),
                      image[f->pixel]);
         }
-        fd_estimate fd = fd_derivative(&t.pert.delta, evaluate, &t, h_max, h_min);
+        fd_estimate fd = fd_derivative_until(&t.pert.delta, evaluate, &t, h_max, h_min, FD_RESOLVED / 3);
         out->evaluations += fd.evaluations;
         hg_ctx_rewind(ctx, mark);
         if (bar.tty) {
