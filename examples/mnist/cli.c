@@ -22,9 +22,10 @@ void cli_usage(FILE *f)
             "\n"
             "Trains an MLP on MNIST-format data as the original question did (Adam, batch 32,\n"
             "5 epochs, shuffled), then computes the gradient of the validation loss with respect to\n"
-            "every training image through the whole last epoch of training (double backward,\n"
-            "checkpointed), ranks all training samples by their influence, checks the result\n"
-            "against finite differences and draws it. See docs/hypergradient.md.\n"
+            "every training image and sample weight through the last training steps, from the\n"
+            "optimizer state training left (double backward), ranks the training samples by their\n"
+            "influence, checks the result against finite differences and draws it.\n"
+            "See docs/hypergradient.md.\n"
             "\n"
             "data\n"
             "  --data DIR        MNIST-format IDX files, gzip or raw (default: $HGRAD_DATA, then\n"
@@ -42,8 +43,10 @@ void cli_usage(FILE *f)
             "  --seed N          random seed: initial weights, shuffling (default 1)\n"
             "  --dtype T         f32 | f64: training and hypergradient (default f64)\n"
             "hypergradient\n"
-            "  --through WHAT    last-epoch (default) | all: every step from initialisation\n"
-            "  --steps K         only the last K training steps\n"
+            "  --through WHAT    last-epoch | all: every step from initialisation (need the\n"
+            "                    checkpointed unroll: more than 64 steps)\n"
+            "  --steps K         only the last K training steps (default 10 until the checkpointed\n"
+            "                    unroll is in the library: at most 64 on one full tape)\n"
             "  --fresh-state     the unrolled steps start from a fresh optimizer state (t = 1,\n"
             "                    zero moments) instead of the state training left\n"
             "  --snapshots N     states kept for the checkpointed reverse sweep (default 40)\n"
@@ -172,7 +175,7 @@ double cli_lr(const options *o)
 int cli_parse(int argc, char **argv, options *o)
 {
     *o = (options){.out_png = "mnist_hypergrad.png", .influence_path = "influence.npy", .epochs = 5, .batch = 32,
-                   .val = 1000, .through = THROUGH_STEPS, .steps = 1, .snapshots = 40, .opt = HG_OPT_ADAM,
+                   .val = 1000, .through = THROUGH_STEPS, .steps = 10, .snapshots = 40, .opt = HG_OPT_ADAM,
                    .dtype = HG_F64, .loss = VAL_LOSS_CE, .fd_pixels = 2, .linearity = -1, .repeat = 1, .seed = 1};
     o->spec = (hg_mlp){3, {0, 64, 64, 0}, HG_ACT_RELU};
     bool through_given = false, hidden_given = false, lr_given = false;

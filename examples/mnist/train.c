@@ -106,17 +106,18 @@ hg_tensor *train_loss(hg_ctx *ctx, const hg_mlp *spec, hg_tensor *const *params,
     return hg_mean(ctx, hg_mul(ctx, w, each));
 }
 
-/* A copy of the training state (weights, optimizer state) in keep. */
-static int capture_state(hg_ctx *keep, hg_optimizer *opt, int np, hg_tensor *const *params, train_state *st)
+/* A copy of the training state (weights, optimizer state, step count) in keep. */
+static int capture_state(hg_ctx *keep, int np, int ns, hg_tensor *const *params, hg_tensor *const *opt, int t,
+                         train_state *st)
 {
     memset(st, 0, sizeof *st);
     st->np = np;
+    st->ns = ns;
+    st->t = t;
     for (int i = 0; i < np; i++)
         st->params[i] = hyper_copy_as(keep, params[i], hg_tensor_dtype(params[i]));
-    st->t = hg_optimizer_steps(opt);
-    /* TODO(unroll API): hg_optimizer's exported state (m, v, u). Until it
-     * lands only a fresh state can be continued from. */
-    st->ns = 0;
+    for (int i = 0; i < ns; i++)
+        st->opt[i] = hyper_copy_as(keep, opt[i], hg_tensor_dtype(opt[i]));
     if (hg_ctx_status(keep) != HG_OK) {
         fprintf(stderr, "error: keeping the training state: %s\n", hg_ctx_error(keep));
         return -1;
@@ -129,17 +130,20 @@ int train(hg_ctx *ctx, hg_ctx *keep, const dataset *d, const schedule *s, const 
           int64_t capture, train_state *captured, hg_tensor **final, train_report *rep)
 {
     memset(rep, 0, sizeof *rep);
-    int np = hg_mlp_param_count(spec);
-    hg_tensor *params[HYPER_MAX_PARAMS];
+    int np = hg_mlp_param_count(spec), ns = np < 0 ? 0 : hg_opt_state_count(cfg->kind, np);
+    hg_tensor *params[HYPER_MAX_PARAMS], *opt[2 * HYPER_MAX_PARAMS];
     hg_rng rng;
     hg_rng_seed(&rng, seed);
     if (np < 0 || hg_mlp_init(ctx, spec, dtype, HG_INIT_HE, &rng, params) != HG_OK) {
         fprintf(stderr, "error: initialising the MLP: %s\n", hg_ctx_error(ctx));
         return -1;
     }
-    hg_optimizer *opt = hg_optimizer_new(ctx, cfg, np, params);
+    /* The optimizer state as explicit tensors (zeros: a fresh state), so
+     * that the state before any step can be kept and continued from. */
+    for (int i = 0; i < ns; i++)
+        opt[i] = hg_zeros_like(ctx, params[i % np]);
     hg_tensor *xt = hyper_copy_as(ctx, x_test, dtype);
-    if (!opt || !xt) {
+    if (!xt || hg_ctx_status(ctx) != HG_OK) {
         fprintf(stderr, "error: %s\n", hg_ctx_error(ctx));
         return -1;
     }
@@ -148,23 +152,33 @@ int train(hg_ctx *ctx, hg_ctx *keep, const dataset *d, const schedule *s, const 
     double t0 = now_seconds();
     hg_mark step_mark = hg_ctx_mark(ctx);
     for (int64_t k = 0; k < steps; k++) {
-        if (k == capture && capture_state(keep, opt, np, params, captured) != 0)
+        if (k == capture && capture_state(keep, np, ns, params, opt, (int)k, captured) != 0)
             return -1;
         int epoch = (int)(k / s->steps_per_epoch) + 1;
         if (k % s->steps_per_epoch == 0) {
             progress_begin(&bar, "", s->steps_per_epoch);
             rep->final_loss = 0;
         }
-        hg_tensor *x, *y, *w, *grads[HYPER_MAX_PARAMS];
+        /* One step: the same code the hypergradient differentiates
+         * (hypergrad.c), run without an outer tape. */
+        hg_tensor *x, *y, *w, *grads[HYPER_MAX_PARAMS], *next[HYPER_MAX_PARAMS], *state[2 * HYPER_MAX_PARAMS];
+        memcpy(state, opt, (size_t)ns * sizeof *state);
         step_inputs(ctx, d, s, k, dtype, NULL, &x, &y, &w);
         hg_tape *tape = hg_tape_begin(ctx, 0);
         hg_watch_n(tape, np, params);
         hg_tensor *loss = train_loss(ctx, spec, params, x, y, w);
         hg_tape_end(tape);
-        if (hg_gradient(tape, loss, np, params, NULL, grads) != HG_OK || hg_optimizer_step(opt, grads) != HG_OK) {
+        if (hg_gradient(tape, loss, np, params, NULL, grads) != HG_OK ||
+            hg_opt_step(ctx, cfg, NULL, (int)k + 1, np, params, grads, state, next) != HG_OK) {
             fprintf(stderr, "error: training step %lld: %s\n", (long long)k + 1, hg_ctx_error(ctx));
             return -1;
         }
+        for (int i = 0; i < np; i++)
+            memcpy(hg_tensor_data(params[i]), hg_tensor_cdata(next[i]),
+                   (size_t)hg_tensor_numel(params[i]) * hg_dtype_size(dtype));
+        for (int i = 0; i < ns; i++)
+            memcpy(hg_tensor_data(opt[i]), hg_tensor_cdata(state[i]),
+                   (size_t)hg_tensor_numel(opt[i]) * hg_dtype_size(dtype));
         int64_t j = k % s->steps_per_epoch + 1;
         rep->final_loss += hg_item(loss);
         hg_ctx_rewind(ctx, step_mark);
@@ -187,7 +201,7 @@ int train(hg_ctx *ctx, hg_ctx *keep, const dataset *d, const schedule *s, const 
             fflush(stdout);
         }
     }
-    if (capture == steps && capture_state(keep, opt, np, params, captured) != 0)
+    if (capture == steps && capture_state(keep, np, ns, params, opt, (int)steps, captured) != 0)
         return -1;
     memcpy(final, params, (size_t)np * sizeof *final);
     rep->seconds = now_seconds() - t0;
