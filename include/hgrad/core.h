@@ -45,7 +45,8 @@ typedef enum hg_status {
     HG_ERR_IO,          /* file could not be opened, read or written */
     HG_ERR_FORMAT,      /* file contents malformed, truncated or unsupported */
     HG_ERR_OVERFLOW,    /* element or byte count overflows */
-    HG_ERR_MODIFIED     /* a tensor a recorded op saved was written in place afterwards */
+    HG_ERR_MODIFIED,    /* a tensor a recorded op saved was written in place afterwards */
+    HG_ERR_REMOTE       /* another process failed, or MPI did (hgrad/mpi.h) */
 } hg_status;
 
 /* Short fixed name of a status code ("HG_ERR_SHAPE"), never NULL. */
