@@ -1437,12 +1437,13 @@ static void put(canvas *c, int x, int y, const rgb col)
 /* 3x5 glyphs, rows top to bottom, 3 bits each (MSB left). */
 static unsigned glyph(char ch)
 {
-    static const char *chars = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ.-+:/=(),_%*";
+    static const char *chars = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ.-+:/=(),_%*<>";
     static const unsigned bits[] = {
         075557, 026227, 071747, 071717, 055711, 074717, 074757, 071111, 075757, 075717, 025755, 065656,
         034443, 065556, 074647, 074644, 034553, 055755, 072227, 011152, 055655, 044447, 057755, 065555,
         025552, 065644, 025563, 065655, 034216, 072222, 055557, 055552, 055775, 055255, 055222, 071247,
-        000002, 000700, 002720, 002020, 011244, 007070, 024442, 021112, 000024, 000007, 051245, 005250};
+        000002, 000700, 002720, 002020, 011244, 007070, 024442, 021112, 000024, 000007, 051245, 005250,
+        012421, 042124};
     const char *p = strchr(chars, ch);
     return p && ch ? bits[p - chars] : 0;
 }
@@ -1475,7 +1476,7 @@ static int write_plot(const char *path, const opt_result *res, int n_res)
             char title[96];
             snprintf(title, sizeof title, "%s %s", x->opt, est_short[e]);
             text(&c, x0, y0 - 26, title, 2, black);
-            snprintf(title, sizeof title, "PEARSON %.3f", x->pearson[e]);
+            snprintf(title, sizeof title, "PEARSON %.3f  SPEARMAN %.3f", x->pearson[e], x->spearman[e]);
             text(&c, x0, y0 - 12, title, 2, x->pearson[e] >= 0.9 ? dot : red);
             double xl = BIG, xh = -BIG, yl = BIG, yh = -BIG;
             for (int i = 0; i < x->N; i++) {

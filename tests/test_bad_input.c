@@ -902,6 +902,22 @@ static hg_tensor *f_error(hg_ctx *c, hg_tensor *const *in, void *user)
     return NULL;
 }
 
+/* Operators for hg_cg_solve / hg_lissa_solve: Av = 2 v, and one that fails. */
+static hg_status apply_twice(hg_ctx *c, const hg_tensor *v, hg_tensor **Av, void *user)
+{
+    (void)user;
+    *Av = hg_scale(c, hg_tensor_clone(c, v), 2.0);
+    return *Av ? HG_OK : hg_ctx_status(c);
+}
+
+static hg_status apply_error(hg_ctx *c, const hg_tensor *v, hg_tensor **Av, void *user)
+{
+    (void)v;
+    (void)Av;
+    (void)user;
+    return hg_op_error(c, HG_ERR_RANGE, "apply_error: deliberate");
+}
+
 START_TEST(func_and_check_bad_arguments)
 {
     hg_tensor *x = T64(ctx, 1, SHAPE(3), 1, 2, 3), *in1[1] = {x}, *out[2], *value;
@@ -945,6 +961,19 @@ START_TEST(func_and_check_bad_arguments)
     BAD_ST(ctx, HG_ERR_NULL, hg_gradcheck(ctx, f_sum_sq, 1, NULL, NULL, NULL, &rep));
     BAD_ST(ctx, HG_ERR_RANGE, hg_gradcheck(ctx, f_error, 1, in1, NULL, NULL, &rep));
     BAD_NOCTX(hg_gradcheck(NULL, f_sum_sq, 1, in1, NULL, NULL, &rep) == HG_ERR_NULL);
+    /* solve.h: CG and LiSSA */
+    hg_solve_options scaled = {.scale = 4.0}, neg_tol = {.tol = -1.0, .scale = 4.0};
+    BAD_ST(ctx, HG_ERR_NULL, hg_cg_solve(ctx, NULL, NULL, x, NULL, out, NULL));
+    BAD_ST(ctx, HG_ERR_NULL, hg_cg_solve(ctx, apply_twice, NULL, NULL, NULL, out, NULL));
+    BAD_ST(ctx, HG_ERR_NULL, hg_cg_solve(ctx, apply_twice, NULL, x, NULL, NULL, NULL));
+    BAD_ST(ctx, HG_ERR_DTYPE, hg_cg_solve(ctx, apply_twice, NULL, lab, NULL, out, NULL));
+    BAD_ST(ctx, HG_ERR_RANGE, hg_cg_solve(ctx, apply_twice, NULL, x, &neg_tol, out, NULL));
+    BAD_ST(ctx, HG_ERR_RANGE, hg_cg_solve(ctx, apply_error, NULL, x, NULL, out, NULL));
+    BAD_ST(ctx, HG_ERR_RANGE, hg_lissa_solve(ctx, apply_twice, NULL, x, NULL, out, NULL)); /* no scale */
+    BAD_ST(ctx, HG_ERR_DTYPE, hg_lissa_solve(ctx, apply_twice, NULL, lab, &scaled, out, NULL));
+    BAD_ST(ctx, HG_ERR_RANGE, hg_lissa_solve(ctx, apply_error, NULL, x, &scaled, out, NULL));
+    BAD_NOCTX(hg_cg_solve(NULL, apply_twice, NULL, x, NULL, out, NULL) == HG_ERR_NULL);
+    BAD_NOCTX(hg_lissa_solve(NULL, apply_twice, NULL, x, &scaled, out, NULL) == HG_ERR_NULL);
 }
 END_TEST
 
