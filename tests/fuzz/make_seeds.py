@@ -80,7 +80,7 @@ out("fuzz_idx", "raw_rank5", bytes([0, 0, 8, 5]) + b"\0\0\0\1" * 5 + b"\7")
 
 # ---- op programs ---------------------------------------------------------------
 (NEW, CREATE, BINARY, UNARY, REDUCE, SHAPE, SOFTMAX, INDEX, NN, TAPE_BEGIN, TAPE_END, WATCH, PAUSE, GRADIENT,
- MARK, REWIND, CLEAR, QUERY, OPT_STEP, OPTIMIZER, FUNC, CUSTOM) = range(22)
+ MARK, REWIND, CLEAR, QUERY, OPT_STEP, OPTIMIZER, FUNC, CUSTOM, LAYOUT, CONV) = range(24)
 F64, F32, I32 = 0, 3, 5
 V = {x: x * 16 + 125 for x in range(-7, 8)}  # value byte for small integers
 
@@ -214,6 +214,29 @@ def adam_training_program():
     return p
 
 
+def cnn_program():
+    """conv2d -> max_pool -> sum under two tapes, the weight gradient
+    concatenated with the weight, then the gradient w.r.t. the input."""
+    p = Prog()
+    x = p.new(F64, [1, 1, 4, 4], [V[(i * 3) % 7 - 3] for i in range(16)])
+    w = p.new(F64, [2, 1, 2, 2], [V[1], V[-1], V[2], V[0], V[-2], V[1], V[0], V[3]])
+    p.op(TAPE_BEGIN, 0, 0)
+    p.op(WATCH, 0, 0, x)
+    p.op(TAPE_BEGIN, 0, 1)
+    p.op(WATCH, 0, 1, w)
+    p.b += [CONV, 16, x, w, 25] + [0] * 12 + [0, 0]; y = p.res()                 # conv2d, default params
+    p.b += [CONV, 3, y, 25, 25] + [0, 0, 0, 2, 0, 0] * 2 + [0, 0]; m = p.res()   # max_pool 2x2
+    p.b += [REDUCE, 0, m, 0]; s = p.res()
+    p.op(TAPE_END, 1)
+    p.b += [GRADIENT, 1, 1, s, w, w, w]; g = p.res()
+    p.b += [LAYOUT, 0, 0, g, w, w, 1] + [0] * 24; c = p.res()                    # concat(g, w), axis 0
+    p.b += [UNARY, 7, c, 0]; t = p.res()
+    p.b += [REDUCE, 0, t, 0]; s2 = p.res()
+    p.op(TAPE_END, 0)
+    p.b += [GRADIENT, 1, 0, s2, x, x, x]; p.res()
+    return p
+
+
 out("fuzz_ops", "hessian", hessian_program().bytes())
 for kind, name in ((0, "sgd"), (1, "momentum"), (2, "adam")):
     out("fuzz_ops", "hypergrad_" + name, mlp_hypergrad_program(kind).bytes())
@@ -221,6 +244,7 @@ out("fuzz_ops", "rewind", rewind_program().bytes())
 out("fuzz_ops", "misuse", misuse_program().bytes())
 out("fuzz_ops", "func", func_program().bytes())
 out("fuzz_ops", "adam_training", adam_training_program().bytes())
+out("fuzz_ops", "cnn", cnn_program().bytes())
 q = hessian_program()
 q.b[0] = 0x80 | 3
 out("fuzz_ops", "hessian_oom", q.bytes())
