@@ -313,7 +313,7 @@ START_TEST(index_and_cast_bad_arguments)
 }
 END_TEST
 
-/* ---- issue 11 part B: layout, batched matmul, convolution, pooling --------------- */
+/* ---- layout, batched matmul, convolution, pooling ------------------------------- */
 
 START_TEST(layout_ops_bad_arguments)
 {

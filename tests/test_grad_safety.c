@@ -1,4 +1,4 @@
-/* Regressions for the sweep's safety rules (issue 11's defects):
+/* Regressions for the sweep's safety rules (defects found in review):
  *  - an op that fails inside a vjp fails the whole gradient, even when the
  *    vjp returns HG_OK, naming the op whose vjp ran;
  *  - a target the tape did not record is HG_ERR_TAPE (zeros only with

@@ -1,4 +1,4 @@
-/* The elementwise ops and axis reductions of issue 11 (part A): values
+/* The further elementwise ops and axis reductions (sin ... argmax): values
  * against libm / brute force in f64 and f32, first and second derivatives
  * against closed forms in f64, first derivatives against closed forms in
  * f32, hg_gradcheck to third order in f64, and the documented edge cases

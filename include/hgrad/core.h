@@ -216,7 +216,7 @@ HG_API double hg_rng_normal(hg_rng *rng);
 HG_API hg_tensor *hg_rand_uniform(hg_ctx *ctx, hg_rng *rng, hg_dtype dtype, int rank, const int64_t *shape, double lo, double hi);
 HG_API hg_tensor *hg_rand_normal(hg_ctx *ctx, hg_rng *rng, hg_dtype dtype, int rank, const int64_t *shape, double mean, double std);
 
-/* ---- copying between ctxs, printing (issue 11, part B) ---------------- */
+/* ---- copying between ctxs, printing ------------------------------------ */
 
 /* Value copy of t (a tensor of ANY ctx, possibly another one) into ctx: a
  * new untracked tensor (a constant for every tape of ctx). t's ctx is only

@@ -95,7 +95,7 @@ HG_API hg_tensor *hg_one_hot(hg_ctx *ctx, hg_tensor *labels, int64_t classes, hg
 /* x [n, c], index i32 [n] -> y [n], y[i] = x[i, index[i]]. */
 HG_API hg_tensor *hg_gather(hg_ctx *ctx, hg_tensor *x, hg_tensor *index);
 
-/* ==== layout, batched products, convolution, pooling (issue 11, part B) ==== */
+/* ==== layout, batched products, convolution, pooling ==== */
 
 /* ---- concatenation, stacking, slicing ----------------------------------- */
 /* Concatenate n >= 1 tensors along axis (negative counts from the end). They
@@ -194,13 +194,11 @@ HG_API hg_tensor *hg_max_pool2d(hg_ctx *ctx, hg_tensor *x, const hg_pool2d_param
  * count_include_pad=True): a depthwise hg_conv2d with weight 1/(KH KW). */
 HG_API hg_tensor *hg_avg_pool2d(hg_ctx *ctx, hg_tensor *x, const hg_pool2d_params *params);
 
-/* ==== end of part B block ==== */
-
 /* ---- dtype ------------------------------------------------------------- */
 /* Value conversion; f32<->f64 is differentiable, i32 -> float is a constant. */
 HG_API hg_tensor *hg_cast(hg_ctx *ctx, hg_tensor *x, hg_dtype dtype);
 
-/* ==== issue 11 part A: more elementwise ops and reductions ==============
+/* ==== more elementwise ops and reductions ================================
  * Same rules as above: f32/f64 only (i32 is HG_ERR_DTYPE), the result is a
  * new tensor, every derivative is made of recorded ops (any order), and the
  * formulas are in docs/derivatives.md. */
@@ -262,7 +260,6 @@ HG_API hg_tensor *hg_logsumexp(hg_ctx *ctx, hg_tensor *x, int axis, int keepdim)
  * NaN. */
 HG_API hg_tensor *hg_sum_axes(hg_ctx *ctx, hg_tensor *x, int n_axes, const int *axes, int keepdim);
 HG_API hg_tensor *hg_mean_axes(hg_ctx *ctx, hg_tensor *x, int n_axes, const int *axes, int keepdim);
-/* ==== end of issue 11 part A ============================================ */
 
 #ifdef __cplusplus
 }

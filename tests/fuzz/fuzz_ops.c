@@ -575,7 +575,7 @@ static void op_index(state *s, reader *r)
         put(s, hg_gather(s->ctx, a, b), "hg_gather");
 }
 
-/* Layout ops of issue 11: concat/stack of pool tensors, slices with random
+/* Layout ops: concat/stack of pool tensors, slices with random
  * bounds, index_select/index_add and gather_axis/scatter_add with pool
  * tensors as indices (mostly refused: they must be i32 and in range). */
 static void op_layout(state *s, reader *r)
@@ -604,7 +604,7 @@ static void op_layout(state *s, reader *r)
     }
 }
 
-/* Convolution, pooling and batched products of issue 11 with random
+/* Convolution, pooling and batched products with random
  * geometry (often refused: shapes, negative or huge strides). */
 static void op_conv(state *s, reader *r)
 {
