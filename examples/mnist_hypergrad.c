@@ -115,6 +115,14 @@ static int run(options *o)
         goto done;
     }
     k0 = o->through == THROUGH_ALL ? 0 : o->through == THROUGH_STEPS ? total - o->steps : total - sched.steps_per_epoch;
+    if (k1 - k0 > HYPERGRAD_MAX_STEPS) {
+        fprintf(stderr, "error: %s: %lld steps; this build differentiates at most %d steps on one full tape "
+                        "(the checkpointed unroll is not in the library yet): use --steps K\n",
+                o->through == THROUGH_ALL ? "--through all" : o->through == THROUGH_STEPS ? "--steps" : "--through last-epoch",
+                (long long)(k1 - k0), HYPERGRAD_MAX_STEPS);
+        rc = 2;
+        goto done;
+    }
     char arch[128] = "";
     for (int l = 0; l <= spec.n_layers; l++)
         snprintf(arch + strlen(arch), sizeof arch - strlen(arch), "%s%lld", l ? "-" : "", (long long)spec.sizes[l]);

@@ -64,9 +64,9 @@ static hg_status differentiate(hg_ctx *ctx, run *u, hg_tensor *const *state0)
 {
     const hypergrad_problem *p = u->p;
     int64_t K = p->k1 - p->k0;
-    if (K > 64) {
+    if (K > HYPERGRAD_MAX_STEPS) {
         fprintf(stderr, "error: %lld steps on one full tape: the checkpointed unroll is not in this build yet "
-                        "(use --steps K with K <= 64)\n", (long long)K);
+                        "(use --steps K with K <= %d)\n", (long long)K, HYPERGRAD_MAX_STEPS);
         return HG_ERR_RANGE;
     }
     int nst = u->np + u->ns;

@@ -22,6 +22,10 @@ typedef struct hypergrad_problem {
 } hypergrad_problem;
 
 #define HYPERGRAD_TOP 8 /* samples drawn in each direction */
+/* Steps one full tape may hold (each recorded Adam step of a batch of 32
+ * keeps several MB); longer windows need the library's checkpointed unroll,
+ * which this build does not have yet. */
+#define HYPERGRAD_MAX_STEPS 64
 
 /* One sample's map for the picture. */
 typedef struct sample_map {

@@ -215,6 +215,7 @@ int main(int argc, char **argv)
         {{"--synthetic", "--batch", "100000"}, "--batch 100000 is more than", 2},
         {{"--synthetic", "--val", "5000"}, "--val 5000 is more than", 2},
         {{"--synthetic", "--epochs", "1", "--steps", "100000"}, "--steps 100000 is more than", 2},
+        {{"--synthetic", "--epochs", "1", "--through", "all"}, "at most 64 steps", 2},
     };
     int failures = 0, n = (int)(sizeof cases / sizeof cases[0]);
     static char err[65536];
