@@ -38,5 +38,6 @@
 #include "hgrad/optim.h"
 #include "hgrad/io.h"
 #include "hgrad/version.h"
+#include "hgrad/unroll.h"
 
 #endif

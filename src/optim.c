@@ -211,6 +211,65 @@ int hg_optimizer_steps(const hg_optimizer *opt)
     return opt ? opt->steps : -1;
 }
 
+/* Warm state: copies out in hg_opt_step's order, copies in after checks. */
+hg_status hg_optimizer_export(const hg_optimizer *opt, hg_ctx *ctx, int *steps, hg_tensor **state)
+{
+    if (!opt || !ctx)
+        return HG_ERR_NULL;
+    const char *who = "hg_optimizer_export";
+    int ns = hg_opt_state_count(opt->cfg.kind, opt->n);
+    if (!steps || (ns > 0 && !state))
+        return hg_set_error(ctx, HG_ERR_NULL, "%s: %s is NULL", who, steps ? "state" : "steps");
+    for (int j = 0; j < ns; j++)
+        state[j] = NULL;
+    for (int j = 0; j < ns; j++) {
+        hg_status s = hg_tensor_validate(opt->ctx, opt->state[j], who);
+        if (s != HG_OK)
+            return s;
+        hg_tensor *c = hg_tensor_clone(ctx, opt->state[j]);
+        if (!c) {
+            for (int i = 0; i < j; i++)
+                state[i] = NULL;
+            return hg_ctx_status(ctx) != HG_OK ? hg_ctx_status(ctx)
+                                               : hg_set_error(ctx, HG_ERR_OOM, "%s: out of memory", who);
+        }
+        state[j] = c;
+    }
+    *steps = opt->steps;
+    return HG_OK;
+}
+
+hg_status hg_optimizer_import(hg_optimizer *opt, int steps, hg_tensor *const *state)
+{
+    if (!opt)
+        return HG_ERR_NULL;
+    hg_ctx *ctx = opt->ctx;
+    const char *who = "hg_optimizer_import";
+    int ns = hg_opt_state_count(opt->cfg.kind, opt->n);
+    if (steps < 0)
+        return hg_set_error(ctx, HG_ERR_RANGE, "%s: negative step count %d", who, steps);
+    if (ns > 0 && !state)
+        return hg_set_error(ctx, HG_ERR_NULL, "%s: state is NULL", who);
+    for (int j = 0; j < ns; j++) {
+        hg_tensor *p = opt->params[j % opt->n];
+        hg_status s = check_pair(ctx, who, j % opt->n, p, p, state[j] ? state[j] : p);
+        if (s == HG_OK)
+            s = hg_tensor_validate(ctx, opt->state[j], who);
+        if (s != HG_OK)
+            return s;
+    }
+    for (int j = 0; j < ns; j++) {
+        hg_tensor *d = opt->state[j];
+        size_t bytes = (size_t)d->numel * hg_dtype_size(d->dtype);
+        if (!state[j])
+            memset(d->data, 0, bytes);
+        else if (state[j] != d)
+            memcpy(d->data, state[j]->data, bytes);
+    }
+    opt->steps = steps;
+    return HG_OK;
+}
+
 /* ---- differentiable form ------------------------------------------------ */
 
 /* Adam's bias corrections c1 = 1/(1 - b1^t), c2 = 1/(1 - b2^t). */

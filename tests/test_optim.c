@@ -367,12 +367,109 @@ START_TEST(training_form_hand_computed)
 }
 END_TEST
 
+
+/* Warm state: N training-form steps, export, then K more steps both in the
+ * training form and with hg_opt_step from the exported state (t = N+1...),
+ * and with a fresh optimizer that imported it: bitwise equal parameters. */
+static int same_bits(hg_tensor *a, hg_tensor *b)
+{
+    return hg_tensor_numel(a) == hg_tensor_numel(b) && hg_tensor_dtype(a) == hg_tensor_dtype(b) &&
+           memcmp(hg_tensor_data(a), hg_tensor_data(b),
+                  (size_t)hg_tensor_numel(a) * hg_dtype_size(hg_tensor_dtype(a))) == 0;
+}
+
+START_TEST(warm_state_round_trip)
+{
+    static const hg_opt_kind kinds[] = {HG_OPT_SGD, HG_OPT_MOMENTUM, HG_OPT_ADAM};
+    for (int d = 0; d < 2; d++)
+        for (int ki = 0; ki < 3; ki++) {
+            hg_dtype dt = d ? HG_F64 : HG_F32;
+            hg_ctx *ctx = hg_ctx_new(NULL);
+            hg_rng rng;
+            hg_rng_seed(&rng, 21);
+            hg_opt_config cfg = {.kind = kinds[ki], .lr = 0.05, .momentum = 0.8};
+            hg_tensor *p[2] = {hg_rand_normal(ctx, &rng, dt, 2, SHAPE(3, 4), 0, 1),
+                               hg_rand_normal(ctx, &rng, dt, 1, SHAPE(4), 0, 1)};
+            hg_tensor *g[9][2];
+            for (int k = 0; k < 9; k++)
+                for (int i = 0; i < 2; i++) {
+                    g[k][i] = hg_rand_normal(ctx, &rng, dt, hg_tensor_rank(p[i]), hg_tensor_shape(p[i]), 0, 1);
+                    if (k == 2) /* an exact zero entry: v stays 0 there for a while */
+                        memset(hg_tensor_data(g[k][i]), 0, hg_dtype_size(dt));
+                }
+            hg_optimizer *opt = hg_optimizer_new(ctx, &cfg, 2, p);
+            for (int k = 0; k < 5; k++)
+                ck_assert_int_eq(hg_optimizer_step(opt, g[k]), HG_OK);
+            int steps = -1, ns = hg_opt_state_count(cfg.kind, 2);
+            hg_tensor *st[4] = {NULL, NULL, NULL, NULL};
+            ck_assert_int_eq(hg_optimizer_export(opt, ctx, &steps, st), HG_OK);
+            ck_assert_int_eq(steps, 5);
+            for (int j = 0; j < ns; j++)
+                ck_assert(st[j] && hg_tensor_numel(st[j]) == hg_tensor_numel(p[j % 2]));
+            hg_tensor *q[2] = {hg_tensor_clone(ctx, p[0]), hg_tensor_clone(ctx, p[1])};
+            /* a second training-form optimizer resumed by import */
+            hg_tensor *r[2] = {hg_tensor_clone(ctx, p[0]), hg_tensor_clone(ctx, p[1])};
+            hg_optimizer *opt2 = hg_optimizer_new(ctx, &cfg, 2, r);
+            ck_assert_int_eq(hg_optimizer_import(opt2, steps, st), HG_OK);
+            ck_assert_int_eq(hg_optimizer_steps(opt2), 5);
+            hg_tensor *sd[4];
+            memcpy(sd, st, sizeof sd);
+            for (int k = 5; k < 9; k++) {
+                ck_assert_int_eq(hg_optimizer_step(opt, g[k]), HG_OK);
+                ck_assert_int_eq(hg_optimizer_step(opt2, g[k]), HG_OK);
+                hg_tensor *nq[2];
+                ck_assert_int_eq(hg_opt_step(ctx, &cfg, NULL, steps + 1 + (k - 5), 2, q, g[k], sd, nq), HG_OK);
+                q[0] = nq[0];
+                q[1] = nq[1];
+                for (int i = 0; i < 2; i++) {
+                    ck_assert_msg(same_bits(p[i], q[i]), "%s %s step %d: recorded form differs",
+                                  hg_opt_name(cfg.kind), hg_dtype_name(dt), k);
+                    ck_assert_msg(same_bits(p[i], r[i]), "%s %s step %d: imported optimizer differs",
+                                  hg_opt_name(cfg.kind), hg_dtype_name(dt), k);
+                }
+            }
+            /* the export is a copy: training on did not change it */
+            hg_tensor *st2[4];
+            ck_assert_int_eq(hg_optimizer_export(opt, ctx, &steps, st2), HG_OK);
+            ck_assert_int_eq(steps, 9);
+            for (int j = 0; j < ns; j++)
+                ck_assert(same_bits(st2[j], sd[j]));
+            /* import errors change nothing */
+            ck_assert_int_eq(hg_optimizer_import(opt2, -1, st), HG_ERR_RANGE);
+            hg_ctx_clear_error(ctx);
+            if (ns) {
+                hg_tensor *wrong[4] = {st[1], st[0], st[1], st[0]};
+                ck_assert_int_eq(hg_optimizer_import(opt2, 2, wrong), HG_ERR_SHAPE);
+                hg_ctx_clear_error(ctx);
+                ck_assert_int_eq(hg_optimizer_import(opt2, 2, NULL), HG_ERR_NULL);
+                hg_ctx_clear_error(ctx);
+                ck_assert_int_eq(hg_optimizer_export(opt, ctx, &steps, NULL), HG_ERR_NULL);
+                hg_ctx_clear_error(ctx);
+            }
+            ck_assert_int_eq(hg_optimizer_steps(opt2), 9);
+            /* NULL entries import as zeros (a fresh state) */
+            hg_tensor *none[4] = {NULL, NULL, NULL, NULL};
+            ck_assert_int_eq(hg_optimizer_import(opt2, 0, none), HG_OK);
+            hg_tensor *z[4];
+            ck_assert_int_eq(hg_optimizer_export(opt2, ctx, &steps, z), HG_OK);
+            ck_assert_int_eq(steps, 0);
+            for (int j = 0; j < ns; j++)
+                ck_assert_double_eq(hg_get(z[j], 0), 0.0);
+            ck_assert_int_eq(hg_optimizer_export(NULL, ctx, &steps, z), HG_ERR_NULL);
+            ck_assert_int_eq(hg_optimizer_import(NULL, 0, z), HG_ERR_NULL);
+            ck_assert_ctx_ok(ctx);
+            hg_ctx_free(ctx);
+        }
+}
+END_TEST
+
 static Suite *optim_suite(void)
 {
     Suite *s = suite_create("optim");
     TCase *tc = tcase_create("optim");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, hand_computed_steps);
+    tcase_add_test(tc, warm_state_round_trip);
     tcase_add_test(tc, training_form_matches_and_allocates_nothing);
     tcase_add_test(tc, unrolled_steps_second_order);
     tcase_add_test(tc, adam_zero_gradient_is_finite);

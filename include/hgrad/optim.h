@@ -65,6 +65,25 @@ HG_API hg_status hg_optimizer_step(hg_optimizer *opt, hg_tensor *const *grads);
 /* Steps taken so far. */
 HG_API int hg_optimizer_steps(const hg_optimizer *opt);
 
+/* Warm state, for continuing a training run in the differentiable form (or
+ * resuming training). hg_optimizer_export writes the step count to *steps
+ * and copies of the state into state[0 .. hg_opt_state_count(kind, n) - 1],
+ * new constant tensors in ctx (any ctx), in exactly the order of
+ * hg_opt_step's state array (momentum: u_1..u_n; Adam: m_1..m_n then
+ * v_1..v_n; SGD: none, state may be NULL). Then
+ *   hg_opt_step(ctx, &cfg, lr, *steps + 1, n, params, grads, state, new)
+ * (and the following steps with t = *steps + 2, ...) gives bit for bit the
+ * parameters that hg_optimizer_step would. Errors: HG_ERR_NULL,
+ * HG_ERR_STALE, HG_ERR_OOM (state entries are NULL then). */
+HG_API hg_status hg_optimizer_export(const hg_optimizer *opt, hg_ctx *ctx, int *steps, hg_tensor **state);
+/* The reverse: sets the step count (>= 0) and copies values into the
+ * optimizer's state from state[] (same order; each entry of its
+ * parameter's shape and dtype, or NULL for zeros; state may be NULL for
+ * SGD). Parameters are not touched (write them through hg_tensor_data).
+ * Errors: HG_ERR_NULL, HG_ERR_RANGE (steps < 0), HG_ERR_SHAPE,
+ * HG_ERR_DTYPE, HG_ERR_STALE; nothing changes on error. */
+HG_API hg_status hg_optimizer_import(hg_optimizer *opt, int steps, hg_tensor *const *state);
+
 /* ---- differentiable form ---------------------------------------------- */
 
 /* Number of state tensors per parameter list of n: SGD 0, momentum n (u),
