@@ -30,6 +30,7 @@
  * --case DIR) and writes DIR/dx_<dtype>.npy and DIR/dx.npy. */
 #include <hgrad.h>
 
+#include "epoch.h"
 #include "gemm_trace.h"
 
 #include <math.h>
@@ -80,6 +81,8 @@ typedef struct options {
     int batch;
     bool no_gemm;
     hg_ctx_options ctx_opts; /* chunk_bytes from --chunk-mb */
+    bool epoch;              /* the epoch case (bench/epoch.c), not part of "all" */
+    epoch_options eo;
 } options;
 
 /* One problem's inputs (constants in some ctx): the flagship's. */
@@ -569,7 +572,9 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: hgrad_bench [options]\n"
             "  --cases LIST      comma-separated: seed (= seed-sgd,seed-adam), seed-sgd, seed-adam,\n"
-            "                    adam-step, standard, long, large, training, all (default all)\n"
+            "                    adam-step, standard, long, large, training, all (default all);\n"
+            "                    epoch (not in all): train 784-64-64-10 on Fashion-MNIST with Adam, then\n"
+            "                    the hypergradient through the last epoch with hg_unroll (bench/epoch.c)\n"
             "  --dtypes LIST     f32,f64 (default both)\n"
             "  --repeat N        timed repeats per case (default per case: 200 seed, 30 standard,\n"
             "                    7 long, 11 large, 7 training)\n"
@@ -583,11 +588,18 @@ static void usage(FILE *f)
             "  --batch N         training batch size (default 32)\n"
             "  --chunk-mb X      arena chunk size in MiB (default: the library's, 1 MiB); the\n"
             "                    unused tail of each chunk counts in the peak\n"
-            "  --no-gemm         skip the GEMM trace and replay\n");
+            "  --no-gemm         skip the GEMM trace and replay\n"
+            "  epoch case: --epochs N (5), --through last|all, --snapshots N (default: about one\n"
+            "                    recomputation per step), --val N validation images (1000),\n"
+            "                    --check K (compare with one full tape on K steps first)\n");
 }
 
 static bool select_case(options *o, const char *name)
 {
+    if (!strcmp(name, "epoch")) {
+        o->epoch = true;
+        return true;
+    }
     if (!strcmp(name, "all")) {
         for (int i = 0; i < N_CASES; i++)
             o->selected[i] = true;
@@ -611,6 +623,7 @@ static void parse(int argc, char **argv, options *o)
     o->warmup = 1;
     o->train_steps = 200;
     o->batch = 32;
+    o->eo = (epoch_options){.epochs = 5, .val = 1000, .snapshots = -1};
     bool any_case = false, any_dtype = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -665,6 +678,20 @@ static void parse(int argc, char **argv, options *o)
             o->train_steps = atoi(v);
         } else if (!strcmp(a, "--batch")) {
             o->batch = atoi(v);
+        } else if (!strcmp(a, "--epochs")) {
+            o->eo.epochs = atoi(v);
+        } else if (!strcmp(a, "--through")) {
+            o->eo.through_all = !strcmp(v, "all");
+            if (!o->eo.through_all && strcmp(v, "last")) {
+                fprintf(stderr, "hgrad_bench: --through takes last or all\n");
+                exit(2);
+            }
+        } else if (!strcmp(a, "--snapshots")) {
+            o->eo.snapshots = atoi(v);
+        } else if (!strcmp(a, "--val")) {
+            o->eo.val = atoi(v);
+        } else if (!strcmp(a, "--check")) {
+            o->eo.check = atoi(v);
         } else if (!strcmp(a, "--chunk-mb")) {
             o->ctx_opts.chunk_bytes = (size_t)(atof(v) * 1048576.0);
         } else {
@@ -708,6 +735,20 @@ int main(int argc, char **argv)
         o.no_gemm = true;
     if (!o.export_dir)
         printf("hgrad_bench: BLAS %s, 1 thread\n", blas_description());
+    if (o.epoch) {
+        o.eo.data_dir = o.data_dir;
+        o.eo.batch = o.batch;
+        if (o.eo.epochs < 1 || o.eo.val < 1) {
+            fprintf(stderr, "hgrad_bench: --epochs and --val must be positive\n");
+            return 2;
+        }
+        int rc = bench_epoch(&o.eo);
+        bool others = false;
+        for (int i = 0; i < N_CASES; i++)
+            others |= o.selected[i];
+        if (rc != 0 || !others)
+            return rc;
+    }
 
     double standard_median[2] = {0, 0}, long_median[2] = {0, 0};
     for (int ci = 0; ci < N_CASES; ci++) {

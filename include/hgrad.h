@@ -23,7 +23,8 @@
  *
  * Headers: core (ctx, tensors, errors, rng), tape, ops (built-in ops), op
  * (defining ops), check (gradient checking), func (vjp/jvp/hvp/Jacobian/
- * Hessian), solve (matrix-free CG and LiSSA solves), nn (layers, losses), optim (optimizers), io (.npy, IDX). */
+ * Hessian), solve (matrix-free CG and LiSSA solves), nn (layers, losses), optim (optimizers), io (.npy, IDX),
+ * unroll (checkpointed differentiation through many training steps). */
 #ifndef HGRAD_H
 #define HGRAD_H
 

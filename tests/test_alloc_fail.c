@@ -2,7 +2,7 @@
  *
  * For each representative program (a training step with the training-form
  * optimizer, a two-step hypergradient through SGD and through Adam with
- * nested tapes, .npy and IDX loads from files written here, the func helpers
+ * nested tapes, the checkpointed unroll, .npy and IDX loads from files written here, the func helpers
  * and gradcheck), the n-th allocation is made to fail for every n from 1 until
  * the program needs fewer than n allocations. Every failure must:
  *  - end in an error: the program reports failure and the ctx holds
@@ -175,6 +175,90 @@ static hg_status prog_hyper_sgd(hg_ctx *ctx, double *out, size_t *n_out)
 static hg_status prog_hyper_adam(hg_ctx *ctx, double *out, size_t *n_out)
 {
     return hypergrad(ctx, HG_OPT_ADAM, out, n_out);
+}
+
+/* hg_unroll: 6 Adam steps of a small MLP with 2 snapshots (recomputation),
+ * gradients of the batches, the initial state and lr. */
+typedef struct unroll_data {
+    hg_mlp spec;
+    hg_tensor *x, *y;
+    double dx_sum;
+} unroll_data;
+
+static hg_status u_inputs(hg_ctx *ctx, int k, hg_tensor **in, void *user)
+{
+    unroll_data *d = user;
+    in[0] = hg_scale(ctx, d->x, 1.0 + 0.1 * k);
+    return in[0] ? HG_OK : hg_ctx_status(ctx);
+}
+
+static hg_status u_step(hg_ctx *ctx, int k, hg_tensor *const *s, hg_tensor *const *in, hg_tensor *const *g,
+                        hg_tensor **out, void *user)
+{
+    unroll_data *d = user;
+    hg_tape *t = hg_tape_begin(ctx, 0);
+    if (!t)
+        return hg_ctx_status(ctx);
+    hg_watch_n(t, 4, s);
+    hg_tensor *loss = hg_softmax_cross_entropy(ctx, hg_mlp_forward(ctx, &d->spec, s, in[0]), d->y);
+    hg_tape_end(t);
+    hg_tensor *gr[4], *st[8];
+    if (hg_gradient(t, loss, 4, s, NULL, gr) != HG_OK)
+        return hg_ctx_status(ctx);
+    hg_opt_config cfg = {.kind = HG_OPT_ADAM, .lr = 0.01};
+    for (int j = 0; j < 8; j++)
+        st[j] = s[4 + j];
+    hg_status r = hg_opt_step(ctx, &cfg, g[0], k + 1, 4, s, gr, st, out);
+    for (int j = 0; j < 8; j++)
+        out[4 + j] = st[j];
+    return r;
+}
+
+static hg_tensor *u_loss(hg_ctx *ctx, hg_tensor *const *s, hg_tensor *const *g, void *user)
+{
+    (void)g;
+    unroll_data *d = user;
+    return hg_softmax_cross_entropy(ctx, hg_mlp_forward(ctx, &d->spec, s, hg_scale(ctx, d->x, -1)), d->y);
+}
+
+static hg_status u_grad(hg_ctx *ctx, int k, hg_tensor *const *in, hg_tensor *const *gr, void *user)
+{
+    (void)ctx;
+    (void)in;
+    unroll_data *d = user;
+    d->dx_sum += (k + 1) * hg_get(gr[0], 3);
+    return HG_OK;
+}
+
+static hg_status prog_unroll(hg_ctx *ctx, double *out, size_t *n_out)
+{
+    hg_rng rng;
+    hg_rng_seed(&rng, 8);
+    unroll_data d = {.spec = {.n_layers = 2, .sizes = {5, 6, 3}, .hidden = HG_ACT_TANH}};
+    hg_tensor *s0[12];
+    hg_status s = hg_mlp_init(ctx, &d.spec, HG_F64, HG_INIT_GLOROT, &rng, s0);
+    if (s != HG_OK)
+        return s;
+    for (int j = 0; j < 8; j++)
+        if (!(s0[4 + j] = hg_zeros_like(ctx, s0[j % 4])))
+            return hg_ctx_status(ctx);
+    d.x = hg_rand_normal(ctx, &rng, HG_F64, 2, SHAPE(4, 5), 0, 1);
+    d.y = labels(ctx, 4, 3);
+    hg_tensor *lr = hg_scalar(ctx, HG_F64, 0.01);
+    if (!d.x || !d.y || !lr)
+        return hg_ctx_status(ctx);
+    hg_unroll_spec sp = {.steps = 6, .n_state = 12, .state0 = s0, .n_inputs = 1, .n_globals = 1, .globals = &lr,
+                         .snapshots = 2, .inputs = u_inputs, .step = u_step, .loss = u_loss, .on_grad = u_grad,
+                         .user = &d};
+    hg_tensor *E, *d0[12], *dlr;
+    if ((s = hg_unroll(ctx, &sp, &E, d0, &dlr, NULL)) != HG_OK)
+        return s;
+    copy_out(E, out, n_out);
+    copy_out(dlr, out, n_out);
+    for (int i = 0; i < 12; i++)
+        copy_out(d0[i], out, n_out);
+    out[(*n_out)++] = d.dx_sum;
+    return HG_OK;
 }
 
 static char npy_path[512], idx_gz_path[512], idx_raw_path[512];
@@ -369,6 +453,13 @@ START_TEST(hypergradient_adam)
 }
 END_TEST
 
+START_TEST(unroll)
+{
+    sweep(prog_unroll, "checkpointed unroll", 0);
+    sweep(prog_unroll, "checkpointed unroll", 1);
+}
+END_TEST
+
 START_TEST(data_loading)
 {
     sweep(prog_load, "npy + IDX loads", 0);
@@ -472,6 +563,7 @@ static Suite *alloc_fail_suite(void)
     tcase_add_test(tc, training_step);
     tcase_add_test(tc, hypergradient_sgd);
     tcase_add_test(tc, hypergradient_adam);
+    tcase_add_test(tc, unroll);
     tcase_add_test(tc, func_helpers);
     tcase_add_test(tc, cnn_hypergradient);
     tcase_add_test(tc, arena_limit);
