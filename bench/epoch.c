@@ -280,9 +280,6 @@ int bench_epoch(const epoch_options *o)
     hg_tensor *params[NP];
     if (hg_mlp_init(ctx, &r.spec, HG_F64, HG_INIT_HE, &rng, params) != HG_OK)
         die(ctx, "init");
-    hg_tensor *p_init[NP];
-    for (int i = 0; i < NP; i++)
-        p_init[i] = hg_tensor_clone(ctx, params[i]);
     /* the validation set: the first --val test images, f64 */
     int64_t nv = o->val;
     r.xv = hg_tensor_new(ctx, HG_F64, 2, (int64_t[]){nv, PIX});
@@ -370,7 +367,6 @@ int bench_epoch(const epoch_options *o)
            r.influence[least], max_dx);
     printf("RESULT case=epoch through=%s K=%d snapshots=%d recomputed=%lld wall_s=%.2f peak_mb=%.1f\n",
            through_all ? "all" : "last", K, snaps, (long long)st.recomputed_steps, t_un, st.arena_peak_bytes / 1e6);
-    (void)p_init;
     free(r.influence);
     free(r.dx_norm2);
     free(order);

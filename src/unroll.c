@@ -175,13 +175,14 @@ static void copy_state(int n, hg_tensor **dst, hg_tensor *const *src)
  * buffer holding s_b (slot d itself when b == a, else work). */
 static hg_status advance(unroll *u, int d, int a, int b, hg_tensor ***where)
 {
+    if (u->dry) { /* counting only: no buffers exist yet */
+        u->forward_steps += b - a;
+        *where = NULL;
+        return HG_OK;
+    }
     hg_tensor **cur = u->slot[d];
     for (int k = a; k < b; k++) {
         u->forward_steps++;
-        if (u->dry) {
-            cur = u->work;
-            continue;
-        }
         hg_ctx *ctx = u->ctx;
         size_t at = hg_ctx_get_stats(ctx).bytes_in_use;
         hg_mark m = hg_ctx_mark(ctx);
@@ -458,9 +459,7 @@ hg_status hg_unroll(hg_ctx *ctx, const hg_unroll_spec *sp, hg_tensor **E, hg_ten
         state_bytes += (size_t)sp->state0[i]->numel * hg_dtype_size(sp->state0[i]->dtype);
 
     /* Dry run: the schedule's counts and the snapshots it uses. */
-    hg_tensor **dummy[1] = {NULL};
     u.dry = true;
-    u.slot = dummy;
     if (reverse)
         reverse_range(&u, 0, K + 1, 0, budget);
     int depth = u.depth_used;
