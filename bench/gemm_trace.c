@@ -4,11 +4,17 @@
 #define _GNU_SOURCE
 #include "gemm_trace.h"
 
+#include <hgrad.h>
+
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#ifdef HG_BENCH_XSMM
+#include <libxsmm.h>
+#endif
 
 typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float,
                          float *, int);
@@ -55,7 +61,21 @@ static void record(int dtype, int order, int ta, int tb, int m, int n, int k, do
         calls = p;
         cap_calls = ncap;
     }
-    calls[n_calls++] = (gemm_call){dtype, order, ta, tb, m, n, k, lda, ldb, ldc, alpha, beta};
+    calls[n_calls++] = (gemm_call){dtype, order, ta, tb, m, n, k, lda, ldb, ldc, alpha, beta, 0};
+}
+
+/* The library's products that libxsmm ran (CBLAS ones arrive through the
+ * interposed functions below). */
+static void observe(void *user, const hg_gemm_event *ev)
+{
+    (void)user;
+    if (!tracing || ev->backend != 1)
+        return;
+    record(ev->dtype == HG_F32 ? 0 : 1, 101, ev->trans_a ? 112 : 111, ev->trans_b ? 112 : 111, (int)ev->m,
+           (int)ev->n, (int)ev->k, ev->alpha, (int)ev->lda, (int)ev->ldb, ev->beta, (int)ev->ldc);
+    if (tracing)
+        calls[n_calls - 1].backend = 1;
+    inside_seconds += ev->seconds;
 }
 
 void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
@@ -98,12 +118,55 @@ void gemm_trace_start(void)
     n_calls = 0;
     inside_seconds = 0;
     tracing = 1;
+    hg_set_gemm_observer(observe, NULL);
 }
 
 void gemm_trace_stop(void)
 {
     tracing = 0;
+    hg_set_gemm_observer(NULL, NULL);
 }
+
+size_t gemm_trace_xsmm_count(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < n_calls; i++)
+        n += calls[i].backend == 1;
+    return n;
+}
+
+#ifdef HG_BENCH_XSMM
+/* One product as src/kernels/gemm.c runs it with libxsmm: row-major C =
+ * op(A) op(B) as column-major C^T = op(B)^T op(A)^T, a TransB transposed
+ * into scratch first (its time counted, as in the library). */
+static void xsmm_replay(const gemm_call *g, const void *a, const void *b, void *c, void *scratch)
+{
+    int ta = g->trans_a == 112, tb = g->trans_b == 112;
+    libxsmm_blasint ldb = g->ldb;
+    size_t es = g->dtype == 0 ? 4 : 8;
+    if (tb) {
+        for (int i = 0; i < g->n; i++)
+            for (int j = 0; j < g->k; j++)
+                memcpy((char *)scratch + ((size_t)j * (size_t)g->n + (size_t)i) * es,
+                       (const char *)b + ((size_t)i * (size_t)g->ldb + (size_t)j) * es, es);
+        b = scratch;
+        ldb = g->n;
+    }
+    libxsmm_blasint M = g->n, N = g->m, K = g->k, xlda = ldb, xldb = g->lda, xldc = g->ldc;
+    int flags = LIBXSMM_GEMM_FLAG_BETA_0 | (ta ? LIBXSMM_GEMM_FLAG_TRANS_B : 0);
+    if (g->dtype == 0) {
+        float one = 1, zero = 0;
+        libxsmm_smmfunction f = libxsmm_smmdispatch(M, N, K, &xlda, &xldb, &xldc, &one, &zero, &flags, NULL);
+        if (f)
+            f(b, a, c);
+    } else {
+        double one = 1, zero = 0;
+        libxsmm_dmmfunction f = libxsmm_dmmdispatch(M, N, K, &xlda, &xldb, &xldc, &one, &zero, &flags, NULL);
+        if (f)
+            f(b, a, c);
+    }
+}
+#endif
 
 size_t gemm_trace_count(void)
 {
@@ -177,9 +240,23 @@ double gemm_replay(void)
         for (size_t i = 0; i < max_b; i++)
             bf[i] = 0.001f * (float)(i % 89);
     }
+    void *scratch = aligned_alloc(64, (max_b * 8 + 63) / 64 * 64);
+    if (!scratch) {
+        free(a);
+        free(b);
+        free(c);
+        return -1;
+    }
     double t0 = now();
     for (size_t i = 0; i < n_calls; i++) {
         const gemm_call *g = &calls[i];
+#ifdef HG_BENCH_XSMM
+        if (g->backend == 1) {
+            xsmm_replay(g, g->dtype == 0 ? (void *)af : (void *)a, g->dtype == 0 ? (void *)bf : (void *)b,
+                        g->dtype == 0 ? (void *)cf : (void *)c, scratch);
+            continue;
+        }
+#endif
         if (g->dtype == 0)
             real_sgemm(g->order, g->trans_a, g->trans_b, g->m, g->n, g->k, (float)g->alpha, af, g->lda, bf, g->ldb,
                        (float)g->beta, cf, g->ldc);
@@ -188,6 +265,7 @@ double gemm_replay(void)
                        c, g->ldc);
     }
     double t = now() - t0;
+    free(scratch);
     free(a);
     free(b);
     free(c);

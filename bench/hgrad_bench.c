@@ -318,6 +318,7 @@ typedef struct result {
     double gemm_limit;     /* replay median, seconds (-1: not measured) */
     double gemm_inrun;     /* seconds inside BLAS in a traced run */
     size_t gemm_calls;
+    size_t gemm_xsmm_calls; /* of gemm_calls: run by libxsmm */
     double gemm_madds;
     size_t peak_bytes;
     size_t forward_bytes; /* of peak_bytes: held by the recorded forward (before the outer sweep) */
@@ -327,6 +328,12 @@ typedef struct result {
     summary steps_per_s;
     long long steady_chunk_allocs, steady_bytes_reserved, steady_in_use_drift;
 } result;
+
+/* The matrix-product backend as one token: "cblas" or "libxsmm+cblas". */
+static const char *backend_token(void)
+{
+    return strncmp(hg_matmul_backend(), "libxsmm", 7) == 0 ? "libxsmm+cblas" : "cblas";
+}
 
 static void print_result(const bench_case *c, hg_dtype dt, const result *r, int steps)
 {
@@ -342,26 +349,29 @@ static void print_result(const bench_case *c, hg_dtype dt, const result *r, int 
                r->steady_chunk_allocs == 0 && r->steady_bytes_reserved == 0 && r->steady_in_use_drift == 0
                    ? "no allocation per step"
                    : "ALLOCATES PER STEP");
-        printf("          peak arena %.3f MB per step; GEMM limit %.1f us/step (%zu calls), time/GEMM %.2fx\n",
-               r->peak_bytes / 1e6, 1e6 * r->gemm_limit, r->gemm_calls,
-               r->gemm_limit > 0 ? r->time.median / r->gemm_limit : 0.0);
+        printf("          peak arena %.3f MB per step; GEMM limit %.1f us/step (%zu calls, %zu by libxsmm), "
+               "time/GEMM %.2fx; backend %s\n",
+               r->peak_bytes / 1e6, 1e6 * r->gemm_limit, r->gemm_calls, r->gemm_xsmm_calls,
+               r->gemm_limit > 0 ? r->time.median / r->gemm_limit : 0.0, backend_token());
     } else {
         printf("%-9s %s  median %.3f ms (min %.3f, max %.3f, IQR %.3f-%.3f) over %d repeats, K=%d\n", c->name, d,
                1e3 * r->time.median, 1e3 * r->time.min, 1e3 * r->time.max, 1e3 * r->time.q1, 1e3 * r->time.q3,
                r->repeats, steps);
-        printf("          GEMM limit %.3f ms (%zu calls, %.1f Mmadd; %.3f ms inside BLAS in a traced run): "
-               "time/GEMM limit %.2fx\n",
-               1e3 * r->gemm_limit, r->gemm_calls, r->gemm_madds / 1e6, 1e3 * r->gemm_inrun,
-               r->gemm_limit > 0 ? r->time.median / r->gemm_limit : 0.0);
+        printf("          GEMM limit %.3f ms (%zu calls, %zu by libxsmm, %.1f Mmadd; %.3f ms inside the products in a "
+               "traced run): time/GEMM limit %.2fx; backend %s\n",
+               1e3 * r->gemm_limit, r->gemm_calls, r->gemm_xsmm_calls, r->gemm_madds / 1e6, 1e3 * r->gemm_inrun,
+               r->gemm_limit > 0 ? r->time.median / r->gemm_limit : 0.0, backend_token());
         printf("          arena peak %.2f MB (%zu bytes; %.2f MB recorded forward, %.2f MB outer sweep); "
                "E_val %.12g\n",
                r->peak_bytes / 1e6, r->peak_bytes, r->forward_bytes / 1e6,
                (double)(r->peak_bytes - r->forward_bytes) / 1e6, r->val_loss);
     }
     printf("RESULT case=%s dtype=%s repeats=%d steps=%d median_s=%.9g min_s=%.9g max_s=%.9g q1_s=%.9g q3_s=%.9g "
-           "gemm_limit_s=%.9g gemm_inrun_s=%.9g gemm_calls=%zu peak_bytes=%zu forward_bytes=%zu val_loss=%.17g",
+           "gemm_limit_s=%.9g gemm_inrun_s=%.9g gemm_calls=%zu gemm_xsmm_calls=%zu backend=%s peak_bytes=%zu "
+           "forward_bytes=%zu val_loss=%.17g",
            c->name, d, r->repeats, steps, r->time.median, r->time.min, r->time.max, r->time.q1, r->time.q3,
-           r->gemm_limit, r->gemm_inrun, r->gemm_calls, r->peak_bytes, r->forward_bytes, r->val_loss);
+           r->gemm_limit, r->gemm_inrun, r->gemm_calls, r->gemm_xsmm_calls, backend_token(), r->peak_bytes,
+           r->forward_bytes, r->val_loss);
     if (c->training)
         printf(" steps_per_s=%.6g steady_chunk_allocs=%lld steady_bytes_reserved=%lld steady_in_use_drift=%lld",
                r->steps_per_s.median, r->steady_chunk_allocs, r->steady_bytes_reserved, r->steady_in_use_drift);
@@ -418,6 +428,7 @@ static result run_hyper_case(const options *o, const bench_case *c, const proble
     }
     if (!o->no_gemm) {
         r.gemm_calls = gemm_trace_count();
+        r.gemm_xsmm_calls = gemm_trace_xsmm_count();
         r.gemm_inrun = gemm_trace_seconds();
         r.gemm_madds = gemm_trace_flops();
     }
@@ -533,6 +544,7 @@ static result run_training_case(const options *o, const bench_case *c, const pro
             gemm_trace_stop();
             if (!o->no_gemm) {
                 r.gemm_calls = gemm_trace_count() / (size_t)steps;
+                r.gemm_xsmm_calls = gemm_trace_xsmm_count() / (size_t)steps;
                 r.gemm_inrun = gemm_trace_seconds() / steps;
             }
         }
@@ -734,7 +746,7 @@ int main(int argc, char **argv)
     if (!o.no_gemm && gemm_trace_init() != 0)
         o.no_gemm = true;
     if (!o.export_dir)
-        printf("hgrad_bench: BLAS %s, 1 thread\n", blas_description());
+        printf("hgrad_bench: BLAS %s, 1 thread; matrix products: %s\n", blas_description(), hg_matmul_backend());
     if (o.epoch) {
         o.eo.data_dir = o.data_dir;
         o.eo.batch = o.batch;

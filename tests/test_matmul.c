@@ -2,6 +2,9 @@
  * f32 and f64 against a naive loop, zero-sized operands, errors. */
 #include "testutil.h"
 
+#include <stdbool.h>
+#include <string.h>
+
 #include <string.h>
 
 typedef struct flags {
@@ -171,6 +174,70 @@ START_TEST(errors)
 }
 END_TEST
 
+/* The backend: products small enough for libxsmm (when built with it) run
+ * there, large ones and alpha/beta products CBLAS; both agree with a naive
+ * product, and the same call gives the same bits twice. */
+typedef struct seen {
+    int n, xsmm;
+    hg_gemm_event last;
+} seen;
+
+static void observe(void *user, const hg_gemm_event *ev)
+{
+    seen *s = user;
+    s->n++;
+    s->xsmm += ev->backend == 1;
+    s->last = *ev;
+}
+
+START_TEST(backend_and_observer)
+{
+    const char *name = hg_matmul_backend();
+    ck_assert_ptr_nonnull(name);
+    bool xsmm = strncmp(name, "libxsmm", 7) == 0;
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_rng rng;
+    hg_rng_seed(&rng, 31);
+    seen s = {0, 0, {0}};
+    hg_set_gemm_observer(observe, &s);
+    const int64_t sizes[2][3] = {{12, 40, 9}, {70, 80, 90}}; /* m, k, n: 4320 and 504000 multiply-adds */
+    for (int big = 0; big < 2; big++)
+        for (int f32 = 0; f32 < 2; f32++)
+            for (int ta = 0; ta < 2; ta++)
+                for (int tb = 0; tb < 2; tb++) {
+                    int64_t m = sizes[big][0], k = sizes[big][1], n = sizes[big][2];
+                    hg_dtype dt = f32 ? HG_F32 : HG_F64;
+                    hg_tensor *a = hg_rand_uniform(ctx, &rng, dt, 2, ta ? SHAPE(k, m) : SHAPE(m, k), -1, 1);
+                    hg_tensor *b = hg_rand_uniform(ctx, &rng, dt, 2, tb ? SHAPE(n, k) : SHAPE(k, n), -1, 1);
+                    int before = s.xsmm;
+                    hg_tensor *c = hg_matmul_t(ctx, a, b, ta, tb), *c2 = hg_matmul_t(ctx, a, b, ta, tb);
+                    ck_assert_ctx_ok(ctx);
+                    ck_assert_int_eq(s.last.m, m);
+                    ck_assert_int_eq(s.last.n, n);
+                    ck_assert_int_eq(s.last.k, k);
+                    ck_assert_int_eq(s.last.trans_a, ta);
+                    ck_assert_int_eq(s.last.trans_b, tb);
+                    ck_assert_int_eq(s.xsmm - before, xsmm && !big ? 2 : 0);
+                    size_t bytes = (size_t)(m * n) * (f32 ? 4 : 8);
+                    ck_assert_int_eq(memcmp(hg_tensor_cdata(c), hg_tensor_cdata(c2), bytes), 0);
+                    for (int64_t i = 0; i < m; i += 5)
+                        for (int64_t j = 0; j < n; j += 3) {
+                            double want = 0;
+                            for (int64_t p = 0; p < k; p++)
+                                want += hg_get(a, ta ? p * m + i : i * k + p) * hg_get(b, tb ? j * k + p : p * n + j);
+                            ck_assert_msg(fabs(hg_get(c, i * n + j) - want) <= (f32 ? 1e-4 : 1e-12),
+                                          "big=%d f32=%d ta=%d tb=%d", big, f32, ta, tb);
+                        }
+                }
+    ck_assert_int_eq(s.n, 32);
+    hg_set_gemm_observer(NULL, NULL);
+    hg_matmul(ctx, hg_ones(ctx, HG_F64, 2, SHAPE(2, 2)), hg_ones(ctx, HG_F64, 2, SHAPE(2, 2)));
+    ck_assert_int_eq(s.n, 32);
+    ck_assert_ctx_ok(ctx);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
 static Suite *matmul_suite(void)
 {
     Suite *s = suite_create("matmul");
@@ -181,6 +248,7 @@ static Suite *matmul_suite(void)
     tcase_add_test(tc, against_naive);
     tcase_add_test(tc, zero_sized_gradient);
     tcase_add_test(tc, errors);
+    tcase_add_test(tc, backend_and_observer);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -59,10 +59,35 @@ HG_API hg_tensor *hg_sign(hg_ctx *ctx, hg_tensor *x);
 HG_API hg_tensor *hg_identity(hg_ctx *ctx, hg_tensor *x);
 
 /* ---- matrix product ---------------------------------------------------- */
-/* a [m,k] @ b [k,n] -> [m,n] (CBLAS gemm). */
+/* a [m,k] @ b [k,n] -> [m,n] (see hg_matmul_backend). */
 HG_API hg_tensor *hg_matmul(hg_ctx *ctx, hg_tensor *a, hg_tensor *b);
 /* op(a) @ op(b) where op transposes when the flag is nonzero. */
 HG_API hg_tensor *hg_matmul_t(hg_ctx *ctx, hg_tensor *a, hg_tensor *b, int trans_a, int trans_b);
+
+/* The backend of matrix products, a static string: "CBLAS", or with the
+ * meson feature xsmm (libxsmm found) "libxsmm 1.17 (m*n*k <= 262144) +
+ * CBLAS": products of at most 64^3 multiply-adds with alpha 1 and beta 0 run
+ * libxsmm's JIT kernels, all others (and any shape libxsmm refuses) CBLAS.
+ * The choice depends only on the call, so results are deterministic. */
+HG_API const char *hg_matmul_backend(void);
+
+/* One matrix product as the library ran it (row-major C [m,n] = alpha
+ * op(A) op(B) + beta C, leading dimensions of the stored matrices), the
+ * backend that ran it (0 CBLAS, 1 libxsmm) and its wall time in seconds. */
+typedef struct hg_gemm_event {
+    hg_dtype dtype;
+    int trans_a, trans_b;
+    int64_t m, n, k;
+    int64_t lda, ldb, ldc;
+    double alpha, beta;
+    int backend;
+    double seconds;
+} hg_gemm_event;
+typedef void (*hg_gemm_observer)(void *user, const hg_gemm_event *event);
+/* Calls fn(user, event) after every matrix product in the process (NULL
+ * stops). For tracing and benchmarks: process-wide, so set it while no
+ * other thread computes; fn must not call the library. */
+HG_API void hg_set_gemm_observer(hg_gemm_observer fn, void *user);
 
 /* ---- reductions -------------------------------------------------------- */
 /* Sum/mean of all elements -> rank 0. */

@@ -1,8 +1,144 @@
-/* CBLAS sgemm/dgemm, row-major. */
+/* Matrix products, row-major: libxsmm's JIT kernels for small products
+ * (when built with it, HG_HAVE_XSMM), CBLAS sgemm/dgemm for the rest and
+ * for any product libxsmm refuses. The choice depends only on the call
+ * (dtype, shape, transposes, scalars), so results are deterministic: the
+ * same call always runs the same kernel, whatever the thread. */
 #include "gemm.h"
 
 #include <cblas.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+#ifdef HG_HAVE_XSMM
+#include <libxsmm.h>
+#endif
+
+/* ---- observer (hg_set_gemm_observer) ------------------------------------ */
+
+static hg_gemm_observer observer;
+static void *observer_user;
+
+void hg_set_gemm_observer(hg_gemm_observer fn, void *user)
+{
+    observer = fn;
+    observer_user = user;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- CBLAS --------------------------------------------------------------- */
+
+static void cblas_gemm(hg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                       const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc)
+{
+    enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+    if (dtype == HG_F32)
+        cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, (float)alpha, a, (int)lda, b, (int)ldb,
+                    (float)beta, c, (int)ldc);
+    else
+        cblas_dgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c,
+                    (int)ldc);
+}
+
+/* ---- libxsmm ------------------------------------------------------------- */
+
+#ifdef HG_HAVE_XSMM
+/* Products of at most this many multiply-adds go to libxsmm (its own
+ * default threshold, 64^3): measured on this project's shapes, its kernels
+ * beat OpenBLAS there and lose on the large layer-1 products. */
+#define XSMM_MAX_MNK (64 * 64 * 64)
+/* A row-major TransB needs an explicit transpose (libxsmm refuses a
+ * column-major TransA); done on the stack up to this many elements. */
+#define XSMM_TRANSPOSE_MAX 4096
+
+#define DEFINE_TRANSPOSE(T)                                                                                        \
+    static void transpose_##T(T *restrict dst, const T *restrict src, int64_t rows, int64_t cols, int64_t ld)      \
+    {                                                                                                              \
+        for (int64_t i = 0; i < rows; i++)                                                                         \
+            for (int64_t j = 0; j < cols; j++)                                                                     \
+                dst[j * rows + i] = src[i * ld + j];                                                               \
+    }
+DEFINE_TRANSPOSE(float)
+DEFINE_TRANSPOSE(double)
+
+/* C = op(A) op(B) (alpha 1, beta 0) with a libxsmm kernel; false if libxsmm
+ * does not take it (then nothing was written). Row-major C [m,n] is
+ * column-major C^T = op(B)^T op(A)^T: the operands swap, a row-major TransA
+ * becomes libxsmm's TransB, and a row-major TransB is transposed first. */
+static bool xsmm_gemm(hg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
+                      int64_t lda, const void *b, int64_t ldb, void *c, int64_t ldc)
+{
+    if (m * n * k > XSMM_MAX_MNK)
+        return false;
+    double scratch[XSMM_TRANSPOSE_MAX];
+    if (trans_b) { /* b is stored [n, k] with leading dimension ldb: make it [k, n] */
+        if (n * k > XSMM_TRANSPOSE_MAX)
+            return false;
+        if (dtype == HG_F32)
+            transpose_float((float *)scratch, b, n, k, ldb);
+        else
+            transpose_double(scratch, b, n, k, ldb);
+        b = scratch;
+        ldb = n;
+        trans_b = false;
+    }
+    libxsmm_blasint M = (libxsmm_blasint)n, N = (libxsmm_blasint)m, K = (libxsmm_blasint)k;
+    libxsmm_blasint xlda = (libxsmm_blasint)ldb, xldb = (libxsmm_blasint)lda, xldc = (libxsmm_blasint)ldc;
+    int flags = LIBXSMM_GEMM_FLAG_BETA_0 | (trans_a ? LIBXSMM_GEMM_FLAG_TRANS_B : 0);
+    if (dtype == HG_F32) {
+        float one = 1, zero = 0;
+        libxsmm_smmfunction f = libxsmm_smmdispatch(M, N, K, &xlda, &xldb, &xldc, &one, &zero, &flags, NULL);
+        if (!f)
+            return false;
+        f(b, a, c);
+    } else {
+        double one = 1, zero = 0;
+        libxsmm_dmmfunction f = libxsmm_dmmdispatch(M, N, K, &xlda, &xldb, &xldc, &one, &zero, &flags, NULL);
+        if (!f)
+            return false;
+        f(b, a, c);
+    }
+    return true;
+}
+#endif
+
+const char *hg_matmul_backend(void)
+{
+#ifdef HG_HAVE_XSMM
+    static char name[96];
+    if (!name[0])
+        snprintf(name, sizeof name, "libxsmm %d.%d (m*n*k <= %d) + CBLAS", LIBXSMM_VERSION_MAJOR,
+                 LIBXSMM_VERSION_MINOR, XSMM_MAX_MNK);
+    return name;
+#else
+    return "CBLAS";
+#endif
+}
+
+/* One product by the backend that takes it, reported to the observer. */
+static void gemm(hg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                 const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc)
+{
+    hg_gemm_observer obs = observer;
+    double t0 = obs ? now() : 0;
+    int backend = 0;
+#ifdef HG_HAVE_XSMM
+    if (alpha == 1 && beta == 0 && xsmm_gemm(dtype, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc))
+        backend = 1;
+#endif
+    if (!backend)
+        cblas_gemm(dtype, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (obs) {
+        hg_gemm_event ev = {dtype, trans_a, trans_b, m, n, k, lda, ldb, ldc, alpha, beta, backend, now() - t0};
+        obs(observer_user, &ev);
+    }
+}
 
 void hg_kernel_gemm(hg_tensor *c, const hg_tensor *a, const hg_tensor *b, bool trans_a, bool trans_b,
                     int64_t m, int64_t n, int64_t k)
@@ -14,14 +150,8 @@ void hg_kernel_gemm(hg_tensor *c, const hg_tensor *a, const hg_tensor *b, bool t
         return;
     }
     /* Leading dimensions of the stored (untransposed) row-major matrices. */
-    int lda = (int)(trans_a ? m : k), ldb = (int)(trans_b ? k : n);
-    enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
-    if (c->dtype == HG_F32)
-        cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, 1.0f, a->data, lda, b->data, ldb, 0.0f, c->data,
-                    (int)n);
-    else
-        cblas_dgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, 1.0, a->data, lda, b->data, ldb, 0.0, c->data,
-                    (int)n);
+    gemm(c->dtype, trans_a, trans_b, m, n, k, 1.0, a->data, trans_a ? m : k, b->data, trans_b ? k : n, 0.0, c->data,
+         n);
 }
 
 void hg_kernel_gemm_raw(hg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
@@ -39,11 +169,5 @@ void hg_kernel_gemm_raw(hg_dtype dtype, bool trans_a, bool trans_b, int64_t m, i
             }
         return;
     }
-    enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
-    if (dtype == HG_F32)
-        cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, (float)alpha, a, (int)lda, b, (int)ldb,
-                    (float)beta, c, (int)ldc);
-    else
-        cblas_dgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c,
-                    (int)ldc);
+    gemm(dtype, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
