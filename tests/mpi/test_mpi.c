@@ -8,6 +8,7 @@
  * hang). Every rank prints its failures; rank 0 prints the summary line. */
 #include <hgrad.h>
 #include <hgrad/mpi.h>
+#include <hgrad/unroll.h>
 
 #include <math.h>
 #include <stdbool.h>
@@ -416,6 +417,120 @@ static void test_sharded_hypergradient(hg_mpi_comm *comm)
     }
 }
 
+
+/* ---- the same, through the checkpointed unroll -------------------------------- */
+
+typedef struct unroll_case {
+    hg_mpi_comm *comm;
+    hg_opt_kind kind;
+    int64_t start, count, vstart, vcount;
+    hg_tensor *dx[K]; /* persistent copies of dE/dx_k (this rank's rows) */
+} unroll_case;
+
+static hg_status u_inputs(hg_ctx *ctx, int k, hg_tensor **in, void *user)
+{
+    unroll_case *u = user;
+    in[0] = batch_x(ctx, k, u->start, u->count);
+    in[1] = batch_y(ctx, k, u->start, u->count);
+    return hg_ctx_status(ctx);
+}
+
+/* s = {params[4], optimizer state...}: one sharded step. */
+static hg_status u_step(hg_ctx *ctx, int k, hg_tensor *const *s, hg_tensor *const *in, hg_tensor *const *glob,
+                        hg_tensor **out, void *user)
+{
+    unroll_case *u = user;
+    hg_tensor *p[4], *state[8] = {0}, *g[4];
+    memcpy(p, s, sizeof p);
+    int ns = hg_opt_state_count(u->kind, 4);
+    memcpy(state, s + 4, (size_t)ns * sizeof *state);
+    hg_tape *t = hg_tape_begin(ctx, 0);
+    hg_watch_n(t, 4, p);
+    hg_tensor *logits = hg_mlp_forward(ctx, &spec, p, in[0]);
+    hg_tensor *loss = hg_scale(ctx, hg_sum(ctx, hg_softmax_cross_entropy_each(ctx, logits, in[1])), 1.0 / BATCH);
+    hg_tape_end(t);
+    hg_gradient(t, loss, 4, p, NULL, g);
+    for (int i = 0; i < 4; i++)
+        g[i] = hg_mpi_allreduce_sum(ctx, u->comm, g[i]);
+    hg_opt_config cfg = {.kind = u->kind, .lr = 0.05, .momentum = 0.9};
+    hg_status st = hg_opt_step(ctx, &cfg, glob[0], k + 1, 4, p, g, state, out);
+    memcpy(out + 4, state, (size_t)ns * sizeof *state);
+    return st;
+}
+
+static hg_tensor *u_loss(hg_ctx *ctx, hg_tensor *const *s, hg_tensor *const *glob, void *user)
+{
+    (void)glob;
+    unroll_case *u = user;
+    hg_tensor *vx = batch_x(ctx, 99, u->vstart, u->vcount);
+    return hg_scale(ctx,
+                    hg_sum(ctx, hg_softmax_cross_entropy_each(ctx, hg_mlp_forward(ctx, &spec, s, vx),
+                                                                batch_y(ctx, 99, u->vstart, u->vcount))),
+                    1.0 / VAL);
+}
+
+static hg_status u_grad(hg_ctx *ctx, int k, hg_tensor *const *in, hg_tensor *const *grads, void *user)
+{
+    (void)ctx;
+    (void)in;
+    unroll_case *u = user;
+    memcpy(hg_tensor_data(u->dx[k]), hg_tensor_cdata(grads[0]), (size_t)hg_tensor_numel(grads[0]) * 8);
+    return HG_OK;
+}
+
+/* hg_unroll with the collectives inside the step, 1 snapshot (so steps are
+ * recomputed), against the single-process full tape. */
+static void test_sharded_unroll(hg_mpi_comm *comm)
+{
+    for (int kind = HG_OPT_SGD; kind <= HG_OPT_ADAM; kind += 2) {
+        hg_ctx *ctx = hg_ctx_new(NULL);
+        hg_rng rng;
+        hg_rng_seed(&rng, 7);
+        hg_tensor *p0[4];
+        hg_mlp_init(ctx, &spec, HG_F64, HG_INIT_GLOROT, &rng, p0);
+        hg_tensor *dx_1[K] = {0};
+        double dlr_1 = NAN;
+        double E_1 = hyper(ctx, comm, (hg_opt_kind)kind, p0, false, dx_1, &dlr_1);
+        unroll_case u = {.comm = comm, .kind = (hg_opt_kind)kind};
+        hg_mpi_shard(BATCH, size_, rank_, &u.start, &u.count);
+        hg_mpi_shard(VAL, size_, rank_, &u.vstart, &u.vcount);
+        for (int k = 0; k < K; k++)
+            u.dx[k] = hg_zeros(ctx, HG_F64, 2, (int64_t[]){u.count, N_IN});
+        int ns = hg_opt_state_count((hg_opt_kind)kind, 4);
+        hg_tensor *s0[12];
+        memcpy(s0, p0, sizeof p0);
+        for (int i = 0; i < ns; i++)
+            s0[4 + i] = hg_zeros_like(ctx, p0[i % 4]);
+        hg_tensor *lr = hg_scalar(ctx, HG_F64, 0.05), *E = NULL, *dlr = NULL;
+        hg_unroll_spec us = {.steps = K, .n_state = 4 + ns, .state0 = s0, .n_inputs = 2, .n_globals = 1,
+                             .globals = &lr, .snapshots = 1, .inputs = u_inputs, .step = u_step, .loss = u_loss,
+                             .on_grad = u_grad, .user = &u};
+        hg_unroll_stats st;
+        hg_status s = hg_unroll(ctx, &us, &E, NULL, &dlr, &st);
+        CHECK(s == HG_OK, "%s: hg_unroll under MPI failed: %s", hg_opt_name((hg_opt_kind)kind), hg_ctx_error(ctx));
+        if (s == HG_OK && dx_1[0]) {
+            hg_tensor *Et = hg_mpi_allreduce_sum(ctx, comm, E), *dlr_t = hg_mpi_allreduce_sum(ctx, comm, dlr);
+            double worst = 0, scale = 0;
+            for (int k = 0; k < K; k++)
+                for (int64_t i = 0; i < u.count * N_IN; i++) {
+                    double a = hg_get(u.dx[k], i), b = hg_get(dx_1[k], u.start * N_IN + i);
+                    worst = fmax(worst, fabs(a - b));
+                    scale = fmax(scale, fabs(b));
+                }
+            CHECK(st.recomputed_steps > 0, "the schedule recomputed no step");
+            CHECK(worst <= 1e-12 * scale, "%s: unrolled sharded dx differs by %.3g (scale %.3g)",
+                  hg_opt_name((hg_opt_kind)kind), worst, scale);
+            CHECK(Et && fabs(hg_item(Et) - E_1) <= 1e-13 * fabs(E_1), "unrolled E");
+            CHECK(dlr_t && fabs(hg_item(dlr_t) - dlr_1) <= 1e-12 * fabs(dlr_1), "%s: unrolled dE/dlr %.17g vs %.17g",
+                  hg_opt_name((hg_opt_kind)kind), dlr_t ? hg_item(dlr_t) : NAN, dlr_1);
+            if (rank_ == 0)
+                printf("sharded hg_unroll (%s, K=%d, 1 snapshot, %lld recomputed): max |dx diff| %.2g of %.2g\n",
+                       hg_opt_name((hg_opt_kind)kind), K, (long long)st.recomputed_steps, worst, scale);
+        }
+        hg_ctx_free(ctx);
+    }
+}
+
 /* ---- errors: one rank fails, every rank returns ---------------------------- */
 
 static void test_errors(hg_mpi_comm *comm)
@@ -502,6 +617,7 @@ int main(int argc, char **argv)
     test_derivatives(comm);
     test_data_parallel(comm);
     test_sharded_hypergradient(comm);
+    test_sharded_unroll(comm);
     test_errors(comm);
     int totals[2] = {passed, failed}, sums[2] = {0, 0};
     MPI_Reduce(totals, sums, 2, MPI_INT, MPI_SUM, 0, MPI_COMM_WORLD);
