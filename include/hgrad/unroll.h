@@ -49,8 +49,8 @@
  * records each step once more. So each of the K steps is evaluated
  * 1 + F/K times unrecorded (about r, the number of "repetitions") and once
  * recorded with its vjp. hg_unroll_cost gives F - K, the recomputed steps.
- * Examples: K = 1875 with 10 snapshots recomputes 5,705 steps (r = 5), with
- * 40 snapshots 3,675 (r = 3).
+ * Examples: K = 1875 with 10 snapshots recomputes 5,685 steps (r = 5), with
+ * 40 snapshots 2,807 (r = 3).
  *
  * Memory (ctx arena): the snapshots the schedule actually uses (at most
  * min(snapshots, K), each a copy of the state), two more state-sized buffers
