@@ -61,8 +61,11 @@ static bool add_chunk(hg_ctx *ctx, size_t size)
     if (size > SIZE_MAX - HG_ALIGN)
         return false;
     size_t raw_size = size + HG_ALIGN;
-    if (ctx->max_bytes && ctx->reserved + raw_size > ctx->max_bytes)
-        return false;
+    if (ctx->max_bytes) {
+        size_t held = ctx->reserved + ctx->temp_bytes;
+        if (held > ctx->max_bytes || raw_size > ctx->max_bytes - held)
+            return false;
+    }
     if (ctx->n_chunks == ctx->cap_chunks) {
         size_t cap = ctx->cap_chunks ? 2 * ctx->cap_chunks : 16;
         hg_chunk *grown = ctx->allocator.alloc(cap * sizeof *grown, ctx->allocator.user);

@@ -102,6 +102,7 @@ struct hg_ctx {
     size_t in_use_before_cur; /* bytes used in chunks before cur */
     size_t peak;
     size_t reserved;
+    size_t temp_bytes; /* held by hg_temp_alloc (io), charged with reserved to max_bytes */
     uint64_t chunk_allocs;
     uint64_t n_tensors;
     hg_object *last_object;

@@ -1,11 +1,22 @@
 /* Data I/O: .npy read/write for every dtype, files written by NumPy, a file
  * written here read by NumPy, IDX raw and gzip, and every malformed-file case
- * giving a clean error. Real Fashion-MNIST files: test_fashion_mnist.c. */
+ * giving a clean error; files never lost by a failed save, FIFOs and devices
+ * refused without blocking, gzip bombs refused with bounded memory. Real
+ * Fashion-MNIST files: test_fashion_mnist.c. */
+#define _XOPEN_SOURCE 700 /* mknod, S_IFCHR, symlink, truncate */
+#define _DEFAULT_SOURCE
 #include "testutil.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -17,6 +28,9 @@ static const char *tmp(const char *name)
     snprintf(path, sizeof path, "%s/%s", tmpdir, name);
     return path;
 }
+
+/* tmp() into a buffer of the caller's (for several paths at once). */
+#define TMP(buf, name) (snprintf((buf), sizeof(buf), "%s/%s", tmpdir, (name)), (const char *)(buf))
 
 static const char *fixture(const char *name)
 {
@@ -427,6 +441,515 @@ START_TEST(idx_malformed)
 }
 END_TEST
 
+/* ---- reliability: files never lost, no hangs, bounded memory ----------- */
+
+/* What a child process reports back. */
+typedef struct child_report {
+    int done;            /* 1 if the call returned */
+    hg_status status;    /* hg_ctx_status after the call */
+    int loaded;          /* result non-NULL */
+    long rss_kb;         /* growth of the peak RSS during the call */
+    char message[512];
+} child_report;
+
+typedef void (*child_fn)(const void *arg, child_report *r);
+
+static long peak_rss_kb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* Runs fn in a child process killed by SIGALRM after `secs` seconds (a
+ * FIFO that blocks cannot hang the suite); the peak RSS growth is measured
+ * in the child. Returns done = 0 if the child did not report. */
+static child_report in_child(child_fn fn, const void *arg, unsigned secs)
+{
+    child_report r;
+    memset(&r, 0, sizeof r);
+    int fd[2];
+    ck_assert_int_eq(pipe(fd), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fd[0]);
+        alarm(secs);
+        long before = peak_rss_kb();
+        fn(arg, &r);
+        r.rss_kb = peak_rss_kb() - before;
+        r.done = 1;
+        ssize_t w = write(fd[1], &r, sizeof r);
+        _exit(w == (ssize_t)sizeof r ? 0 : 1);
+    }
+    close(fd[1]);
+    ssize_t got = 0;
+    while (got < (ssize_t)sizeof r) {
+        ssize_t n = read(fd[0], (char *)&r + got, sizeof r - (size_t)got);
+        if (n <= 0)
+            break;
+        got += n;
+    }
+    close(fd[0]);
+    int ws;
+    waitpid(pid, &ws, 0);
+    if (got != (ssize_t)sizeof r)
+        r.done = 0;
+    if (WIFSIGNALED(ws))
+        snprintf(r.message, sizeof r.message, "child killed by signal %d (%s)", WTERMSIG(ws),
+                 WTERMSIG(ws) == SIGALRM ? "hung" : "crashed");
+    return r;
+}
+
+static void report_ctx(hg_ctx *ctx, const void *result, child_report *r)
+{
+    r->status = hg_ctx_status(ctx);
+    r->loaded = result != NULL;
+    snprintf(r->message, sizeof r->message, "%s", hg_ctx_error(ctx));
+}
+
+/* Files in tmpdir whose names start with prefix (stray temporary files). */
+static int count_prefixed(const char *prefix)
+{
+    DIR *d = opendir(tmpdir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return n;
+}
+
+static void slurp(const char *path, char *buf, size_t size)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(buf, 1, size - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
+typedef struct save_job {
+    const char *path;
+    rlim_t fsize; /* 0: no limit */
+} save_job;
+
+static void child_save(const void *arg, child_report *r)
+{
+    const save_job *j = arg;
+    if (j->fsize) {
+        struct rlimit rl = {j->fsize, j->fsize};
+        signal(SIGXFSZ, SIG_IGN); /* writes past the limit fail with EFBIG */
+        setrlimit(RLIMIT_FSIZE, &rl);
+    }
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_tensor *t = hg_full(ctx, HG_F64, 1, SHAPE(4096), 1.5);
+    hg_npy_save(j->path, t);
+    report_ctx(ctx, t, r);
+    hg_ctx_free(ctx);
+}
+
+/* Regression (issue 10, findings 1 and 2): a failed save removed whatever
+ * was at the path (a previous file, a device node), and a FIFO blocked. */
+START_TEST(save_never_loses_files)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_tensor *small = T64(ctx, 1, SHAPE(3), 1, 2, 3);
+    /* A write that fails half way (file size limit) leaves the old file. */
+    char keep_buf[512], fifo_buf[512], dev_buf[512], dir_buf[512], real_buf[512], link_buf[512];
+    const char *keep = TMP(keep_buf, "keep.npy");
+    ck_assert_int_eq(hg_npy_save(keep, small), HG_OK);
+    ck_assert_int_eq(chmod(keep, 0640), 0);
+    save_job job = {keep, 1000};
+    child_report r = in_child(child_save, &job, 20);
+    ck_assert_msg(r.done, "%s", r.message);
+    ck_assert_int_eq(r.status, HG_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(r.message, "unchanged"));
+    hg_tensor *back = hg_npy_load(ctx, keep);
+    ck_assert_msg(back != NULL, "the previous file was lost: %s", hg_ctx_error(ctx));
+    ck_assert_int_eq(hg_tensor_numel(back), 3);
+    ck_assert_double_eq(hg_get(back, 2), 3);
+    ck_assert_int_eq(count_prefixed(".keep.npy."), 0);
+    /* A successful save replaces it, keeps its permission bits, leaves no
+     * temporary file. */
+    job.fsize = 0;
+    r = in_child(child_save, &job, 20);
+    ck_assert_msg(r.done && r.status == HG_OK, "%s", r.message);
+    back = hg_npy_load(ctx, keep);
+    ck_assert_int_eq(hg_tensor_numel(back), 4096);
+    struct stat st;
+    ck_assert_int_eq(stat(keep, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0640);
+    ck_assert_int_eq(count_prefixed(".keep.npy."), 0);
+    /* A FIFO: refused at once, still a FIFO afterwards. */
+    const char *fifo = TMP(fifo_buf, "fifo.npy");
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    job.path = fifo;
+    r = in_child(child_save, &job, 10);
+    ck_assert_msg(r.done, "hg_npy_save on a FIFO: %s", r.message);
+    ck_assert_int_eq(r.status, HG_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(r.message, "FIFO"));
+    ck_assert_int_eq(lstat(fifo, &st), 0);
+    ck_assert(S_ISFIFO(st.st_mode));
+    /* A device node whose writes fail (like /dev/full, made here when we may
+     * create device nodes): refused, never opened, still there. */
+    const char *dev = TMP(dev_buf, "full.npy");
+    if (mknod(dev, S_IFCHR | 0666, makedev(1, 7)) == 0) {
+        job.path = dev;
+        r = in_child(child_save, &job, 10);
+        ck_assert_msg(r.done, "%s", r.message);
+        ck_assert_int_eq(r.status, HG_ERR_IO);
+        ck_assert_ptr_nonnull(strstr(r.message, "character device"));
+        ck_assert_int_eq(lstat(dev, &st), 0);
+        ck_assert(S_ISCHR(st.st_mode));
+    } else {
+        printf("save_never_loses_files: cannot mknod here (%s): device node case not run\n", strerror(errno));
+    }
+    /* A directory: refused, untouched. */
+    const char *dir = TMP(dir_buf, "adir.npy");
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    ck_assert_int_eq(hg_npy_save(dir, small), HG_ERR_IO);
+    hg_ctx_clear_error(ctx);
+    ck_assert_int_eq(lstat(dir, &st), 0);
+    ck_assert(S_ISDIR(st.st_mode));
+    /* A symbolic link to a file: the file is replaced, the link stays. */
+    const char *real = TMP(real_buf, "real.npy"), *link = TMP(link_buf, "link.npy");
+    ck_assert_int_eq(hg_npy_save(real, small), HG_OK);
+    ck_assert_int_eq(symlink("real.npy", link), 0);
+    ck_assert_int_eq(hg_npy_save(link, T64(ctx, 1, SHAPE(2), 8, 9)), HG_OK);
+    ck_assert_int_eq(lstat(link, &st), 0);
+    ck_assert(S_ISLNK(st.st_mode));
+    back = hg_npy_load(ctx, real);
+    ck_assert_int_eq(hg_tensor_numel(back), 2);
+    ck_assert_double_eq(hg_get(back, 1), 9);
+    ck_assert_int_eq(symlink("nowhere.npy", tmp("dangling.npy")), 0);
+    ck_assert_int_eq(hg_npy_save(tmp("dangling.npy"), small), HG_ERR_IO);
+    hg_ctx_clear_error(ctx);
+    ck_assert_ctx_ok(ctx);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+/* The public atomic-write calls the example uses for its PNG. */
+START_TEST(atomic_file_api)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    const char *path = tmp("note.txt");
+    char text[64];
+    hg_atomic_file *f = hg_atomic_open(ctx, path);
+    ck_assert_ptr_nonnull(f);
+    fputs("first", hg_atomic_stream(f));
+    ck_assert_int_eq(hg_atomic_commit(f), HG_OK);
+    slurp(path, text, sizeof text);
+    ck_assert_str_eq(text, "first");
+    /* Abandoned: the old contents stay; no temporary file is left. */
+    f = hg_atomic_open(ctx, path);
+    fputs("second, never committed", hg_atomic_stream(f));
+    hg_atomic_abort(f);
+    slurp(path, text, sizeof text);
+    ck_assert_str_eq(text, "first");
+    ck_assert_int_eq(count_prefixed(".note.txt."), 0);
+    /* While open, the target is untouched and the temporary file is beside it. */
+    f = hg_atomic_open(ctx, path);
+    fputs("third", hg_atomic_stream(f));
+    fflush(hg_atomic_stream(f));
+    ck_assert_int_eq(count_prefixed(".note.txt."), 1);
+    slurp(path, text, sizeof text);
+    ck_assert_str_eq(text, "first");
+    ck_assert_int_eq(hg_atomic_commit(f), HG_OK);
+    slurp(path, text, sizeof text);
+    ck_assert_str_eq(text, "third");
+    /* Errors. */
+    ck_assert_ptr_null(hg_atomic_open(ctx, NULL));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_NULL);
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_atomic_open(ctx, "/nonexistent/dir/x"));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_IO);
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_atomic_open(ctx, "/dev/null"));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_IO);
+    hg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(hg_atomic_open(NULL, path));
+    ck_assert_int_eq(hg_atomic_commit(NULL), HG_ERR_NULL);
+    hg_atomic_abort(NULL);
+    ck_assert_ptr_null(hg_atomic_stream(NULL));
+    ck_assert_ctx_ok(ctx);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+typedef struct load_job {
+    const char *path;
+    int idx;         /* hg_idx_load instead of hg_npy_load */
+    hg_dtype dtype;
+    size_t max_bytes;
+    hg_ctx_options opts;
+} load_job;
+
+static void child_load(const void *arg, child_report *r)
+{
+    const load_job *j = arg;
+    hg_ctx *ctx = hg_ctx_new(&j->opts);
+    hg_tensor *t = j->idx ? hg_idx_load(ctx, j->path, j->dtype, 1.0, j->max_bytes) : hg_npy_load(ctx, j->path);
+    report_ctx(ctx, t, r);
+    hg_ctx_free(ctx);
+}
+
+/* Regression (finding 2): opening a FIFO for reading blocked for ever. */
+START_TEST(loads_refuse_fifos_and_devices)
+{
+    char fifo_buf[512];
+    const char *fifo = TMP(fifo_buf, "in.fifo");
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    const char *paths[] = {fifo, "/dev/null", "/dev/zero", tmpdir};
+    const char *kinds[] = {"FIFO", "character device", "character device", "directory"};
+    for (int p = 0; p < 4; p++)
+        for (int idx = 0; idx < 2; idx++) {
+            load_job job = {paths[p], idx, HG_I32, 0, {0}};
+            child_report r = in_child(child_load, &job, 10);
+            ck_assert_msg(r.done, "%s on %s: %s", idx ? "hg_idx_load" : "hg_npy_load", paths[p], r.message);
+            ck_assert_int_eq(r.status, HG_ERR_IO);
+            ck_assert_msg(strstr(r.message, kinds[p]) != NULL, "%s", r.message);
+        }
+}
+END_TEST
+
+static size_t npy_bytes_n(unsigned char *out, const char *dict, size_t n, size_t data_bytes)
+{
+    memcpy(out, "\x93NUMPY\x01\x00", 8);
+    out[8] = (unsigned char)(n & 0xff);
+    out[9] = (unsigned char)(n >> 8);
+    memcpy(out + 10, dict, n);
+    memset(out + 10 + n, 0, data_bytes);
+    return 10 + n + data_bytes;
+}
+
+/* Regression (finding 8): NUL bytes inside the header dict were accepted. */
+START_TEST(npy_header_nul_bytes)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    unsigned char buf[256];
+    static const char bad1[] = "{'descr': '<f8\0junk', 'fortran_order': False, 'shape': (2,), }\n";
+    static const char bad2[] = "{'descr\0zz': '<f8', 'fortran_order': False, 'shape': (2,), }\n";
+    static const char bad3[] = "{'descr': '<f8', 'fortran_order': False,\0'shape': (2,), }\n";
+    static const char ok[] = "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }\0\0\n";
+    const char *cases[] = {bad1, bad2, bad3};
+    const size_t lens[] = {sizeof bad1 - 1, sizeof bad2 - 1, sizeof bad3 - 1};
+    for (int c = 0; c < 3; c++) {
+        size_t len = npy_bytes_n(buf, cases[c], lens[c], 16);
+        ck_assert_ptr_null(hg_npy_load_buffer(ctx, buf, len));
+        ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_FORMAT);
+        ck_assert_msg(strstr(hg_ctx_error(ctx), "NUL") != NULL, "%s", hg_ctx_error(ctx));
+        hg_ctx_clear_error(ctx);
+    }
+    /* NUL as padding after the dict is still read (old writers). */
+    size_t len = npy_bytes_n(buf, ok, sizeof ok - 1, 16);
+    ck_assert_ptr_nonnull(hg_npy_load_buffer(ctx, buf, len));
+    ck_assert_ctx_ok(ctx);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+/* A raw-deflate stream of `zeros` zero bytes after `head`, wrapped as gzip,
+ * written without compressing every byte: after Z_FULL_FLUSH the
+ * compressor's state is reset, so each MiB of zeros compresses to the same
+ * bytes, which are repeated. About 1 MB of output per GiB. */
+static void write_zero_bomb(const char *path, const unsigned char *head, size_t head_len, uint64_t zeros)
+{
+    const size_t mib = (size_t)1 << 20;
+    ck_assert_uint_eq(zeros % mib, 0);
+    unsigned char *zero = calloc(mib, 1), *out = malloc(2 * mib);
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    ck_assert_int_eq(deflateInit2(&zs, 9, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY), Z_OK);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    static const unsigned char gz_head[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+    fwrite(gz_head, 1, 10, f);
+    unsigned char *unit = malloc(2 * mib);
+    size_t unit_len = 0;
+    for (int piece = 0; piece < 3; piece++) { /* header, zeros, zeros (check they repeat) */
+        zs.next_in = piece == 0 ? (unsigned char *)head : zero;
+        zs.avail_in = piece == 0 ? (unsigned)head_len : (unsigned)mib;
+        zs.next_out = out;
+        zs.avail_out = (unsigned)(2 * mib);
+        ck_assert_int_eq(deflate(&zs, Z_FULL_FLUSH), Z_OK);
+        size_t n = 2 * mib - zs.avail_out;
+        if (piece == 0) {
+            fwrite(out, 1, n, f);
+        } else if (piece == 1) {
+            memcpy(unit, out, n);
+            unit_len = n;
+        } else {
+            ck_assert_uint_eq(n, unit_len);
+            ck_assert_int_eq(memcmp(unit, out, n), 0);
+        }
+    }
+    uLong crc = crc32(crc32(0, Z_NULL, 0), head, (uInt)head_len), crc_mib = crc32(crc32(0, Z_NULL, 0), zero, (uInt)mib);
+    for (uint64_t k = 0; k < zeros / mib; k++) {
+        fwrite(unit, 1, unit_len, f);
+        crc = crc32_combine(crc, crc_mib, (z_off_t)mib);
+    }
+    zs.next_in = zero;
+    zs.avail_in = 0;
+    zs.next_out = out;
+    zs.avail_out = (unsigned)(2 * mib);
+    ck_assert_int_eq(deflate(&zs, Z_FINISH), Z_STREAM_END);
+    fwrite(out, 1, 2 * mib - zs.avail_out, f);
+    uint64_t total = head_len + zeros;
+    unsigned char trailer[8];
+    for (int b = 0; b < 4; b++) {
+        trailer[b] = (unsigned char)(crc >> (8 * b));
+        trailer[4 + b] = (unsigned char)(total >> (8 * b));
+    }
+    fwrite(trailer, 1, 8, f);
+    ck_assert_int_eq(fclose(f), 0);
+    deflateEnd(&zs);
+    free(zero);
+    free(out);
+    free(unit);
+}
+
+/* Regression (findings 3 and 4): max_bytes = SIZE_MAX looped for ever on
+ * gzip input; a 1 MB .gz of 1 GiB of zeros took 2 GiB of memory and seconds
+ * before it was refused; a valid header with an f32 result took 4x the
+ * limit. Each load runs in a child (alarm 60 s) whose peak RSS growth is
+ * measured. */
+START_TEST(idx_gzip_bombs_bounded)
+{
+    const uint64_t gib = (uint64_t)1 << 30;
+    /* 1. 1 GiB of zeros, not even IDX: refused from the first bytes. */
+    char zeros_buf[512], valid_buf[512], lying_buf[512], honest_buf[512];
+    const char *zeros = TMP(zeros_buf, "zeros.gz");
+    write_zero_bomb(zeros, NULL, 0, gib);
+    struct stat st;
+    ck_assert_int_eq(stat(zeros, &st), 0);
+    printf("idx_gzip_bombs_bounded: %s is %lld bytes for 1 GiB of zeros\n", zeros, (long long)st.st_size);
+    ck_assert_int_lt(st.st_size, 2 << 20);
+    for (int limit = 0; limit < 2; limit++) {
+        load_job job = {zeros, 1, HG_F32, limit ? SIZE_MAX : 0, {0}};
+        child_report r = in_child(child_load, &job, 60);
+        ck_assert_msg(r.done, "%s", r.message);
+        ck_assert_int_eq(r.status, HG_ERR_FORMAT);
+        ck_assert_msg(r.rss_kb < 16 * 1024, "peak RSS grew by %ld KiB refusing a non-IDX bomb", r.rss_kb);
+        printf("  zeros, max_bytes %s: %s after %ld KiB of RSS growth\n", limit ? "SIZE_MAX" : "0 (1 GiB)",
+               r.message, r.rss_kb);
+    }
+    /* 2. A valid header announcing 1 GiB of bytes: as f32 that is 4 GiB,
+     *    above the default 1 GiB limit: refused before inflating. */
+    unsigned char head[8] = {0, 0, 8, 1, 0x40, 0, 0, 0}; /* [2^30] */
+    const char *valid = TMP(valid_buf, "valid_bomb.gz");
+    write_zero_bomb(valid, head, sizeof head, gib);
+    load_job job = {valid, 1, HG_F32, 0, {0}};
+    child_report r = in_child(child_load, &job, 60);
+    ck_assert_msg(r.done, "%s", r.message);
+    ck_assert_int_eq(r.status, HG_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(r.message, "limit"));
+    ck_assert_msg(r.rss_kb < 16 * 1024, "peak RSS grew by %ld KiB", r.rss_kb);
+    printf("  valid header, f32, default limit: refused after %ld KiB of RSS growth\n", r.rss_kb);
+    /* 3. A header announcing 16 MiB with 1 GiB behind it, limit 64 MiB: the
+     *    f32 result (64 MiB) fits, inflation stops one byte past 16 MiB. Peak
+     *    RSS growth must stay under 2x the limit. */
+    unsigned char head16[8] = {0, 0, 8, 1, 0x01, 0, 0, 0}; /* [2^24] */
+    const char *lying = TMP(lying_buf, "lying_bomb.gz");
+    write_zero_bomb(lying, head16, sizeof head16, gib);
+    const size_t limit = (size_t)64 << 20;
+    load_job job3 = {lying, 1, HG_F32, limit, {0}};
+    r = in_child(child_load, &job3, 60);
+    ck_assert_msg(r.done, "%s", r.message);
+    ck_assert_int_eq(r.status, HG_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(r.message, "more than"));
+    ck_assert_msg(r.rss_kb < (long)(2 * limit / 1024), "peak RSS grew by %ld KiB, limit %zu bytes", r.rss_kb, limit);
+    printf("  header [2^24] before 1 GiB, f32, limit 64 MiB: refused after %ld KiB of RSS growth (bound %zu)\n",
+           r.rss_kb, 2 * limit / 1024);
+    /* 4. The same limit and an honest file of that size loads within 2x. */
+    const char *honest = TMP(honest_buf, "honest.gz");
+    write_zero_bomb(honest, head16, sizeof head16, (uint64_t)1 << 24);
+    load_job job4 = {honest, 1, HG_F32, limit, {0}};
+    r = in_child(child_load, &job4, 60);
+    ck_assert_msg(r.done && r.loaded, "%s", r.message);
+    ck_assert_msg(r.rss_kb < (long)(2 * limit / 1024), "peak RSS grew by %ld KiB", r.rss_kb);
+    printf("  honest [2^24] as f32 (64 MiB result), limit 64 MiB: loaded with %ld KiB of RSS growth\n", r.rss_kb);
+    /* 5. max_bytes = SIZE_MAX terminates and loads (gzip and raw). */
+    unsigned char small[64];
+    uint32_t dims[2] = {3, 5};
+    size_t len = idx_bytes(small, 2, dims, 0x08);
+    write_file(tmp("small.gz"), small, len, true);
+    write_file(tmp("small.idx"), small, len, false);
+    for (int gz = 0; gz < 2; gz++) {
+        load_job j = {gz ? tmp("small.gz") : tmp("small.idx"), 1, HG_F64, SIZE_MAX, {0}};
+        char path[512];
+        snprintf(path, sizeof path, "%s", j.path);
+        j.path = path;
+        r = in_child(child_load, &j, 20);
+        ck_assert_msg(r.done && r.loaded, "max_bytes SIZE_MAX: %s", r.message);
+    }
+}
+END_TEST
+
+/* Allocator that counts what it hands out. */
+typedef struct counting {
+    size_t total, largest;
+} counting;
+
+static void *count_alloc(size_t size, void *user)
+{
+    counting *c = user;
+    c->total += size;
+    c->largest = size > c->largest ? size : c->largest;
+    return malloc(size);
+}
+
+static void count_free(void *p, size_t size, void *user)
+{
+    (void)size;
+    (void)user;
+    free(p);
+}
+
+/* Regression (finding 4): file buffers bypassed the ctx's max_bytes (a ctx
+ * limited to 100 bytes took 64 MiB from its allocator to refuse a 64 MiB
+ * .npy). The 64 MiB files here are sparse. */
+START_TEST(loads_charged_to_ctx_limit)
+{
+    char big_buf[512];
+    const char *big = TMP(big_buf, "big.npy");
+    unsigned char head[128];
+    const char *dict = "{'descr': '<f8', 'fortran_order': False, 'shape': (8388608,), }";
+    size_t n = npy_bytes_n(head, dict, strlen(dict), 0);
+    FILE *f = fopen(big, "wb");
+    fwrite(head, 1, n, f);
+    fclose(f);
+    ck_assert_int_eq(truncate(big, (off_t)(n + ((size_t)64 << 20))), 0);
+    counting cnt = {0, 0};
+    hg_allocator a = {count_alloc, count_free, &cnt};
+    hg_ctx_options opts = {.allocator = &a, .max_bytes = 100};
+    hg_ctx *ctx = hg_ctx_new(&opts);
+    ck_assert_ptr_null(hg_npy_load(ctx, big));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_OOM);
+    ck_assert_msg(cnt.total < 64 * 1024, "took %zu bytes from the allocator", cnt.total);
+    hg_ctx_clear_error(ctx);
+    /* gzip IDX: zlib's state is charged too. */
+    unsigned char idx[64];
+    uint32_t dims[1] = {10};
+    write_file(tmp("ten.gz"), idx, idx_bytes(idx, 1, dims, 0x08), true);
+    ck_assert_ptr_null(hg_idx_load(ctx, tmp("ten.gz"), HG_I32, 1, 0));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_OOM);
+    ck_assert_msg(cnt.largest < 64 * 1024, "largest request %zu bytes", cnt.largest);
+    hg_ctx_free(ctx);
+    /* With room, the same loads work and the temporary bytes are returned. */
+    opts.max_bytes = (size_t)80 << 20;
+    ctx = hg_ctx_new(&opts);
+    hg_tensor *t = hg_npy_load(ctx, big);
+    ck_assert_msg(t != NULL, "%s", hg_ctx_error(ctx));
+    ck_assert_int_eq(hg_tensor_numel(t), 8388608);
+    ck_assert_ptr_nonnull(hg_idx_load(ctx, tmp("ten.gz"), HG_I32, 1, 0));
+    ck_assert_ctx_ok(ctx);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
 static Suite *io_suite(void)
 {
     Suite *s = suite_create("io");
@@ -438,6 +961,12 @@ static Suite *io_suite(void)
     tcase_add_test(tc, malformed_npy);
     tcase_add_test(tc, idx_generated_files);
     tcase_add_test(tc, idx_malformed);
+    tcase_add_test(tc, save_never_loses_files);
+    tcase_add_test(tc, atomic_file_api);
+    tcase_add_test(tc, loads_refuse_fifos_and_devices);
+    tcase_add_test(tc, npy_header_nul_bytes);
+    tcase_add_test(tc, idx_gzip_bombs_bounded);
+    tcase_add_test(tc, loads_charged_to_ctx_limit);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -47,7 +47,7 @@ static bool parse_string(cursor *c, char *out, size_t size)
     char q = *c->p++;
     size_t n = 0;
     while (c->p < c->end && *c->p != q) {
-        if (n + 1 >= size)
+        if (n + 1 >= size || *c->p == '\0')
             return false;
         out[n++] = *c->p++;
     }
@@ -112,6 +112,17 @@ static bool parse_descr(const char *d, hg_npy_type *t)
 
 static hg_status parse_header(hg_ctx *ctx, const char *text, size_t len, npy_header *h)
 {
+    /* NUL may only pad the end (after the dict); inside the dict it would
+     * cut strings short ('<f8\0junk' read as '<f8'). */
+    const char *nul = memchr(text, '\0', len), *close = nul ? memchr(text, '}', (size_t)(nul - text)) : NULL;
+    if (nul) {
+        bool padding = close != NULL;
+        for (const char *q = nul; padding && q < text + len; q++)
+            padding = *q == '\0' || *q == ' ' || *q == '\n';
+        if (!padding)
+            return hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: NUL byte at offset %zu inside the header dict",
+                                (size_t)(nul - text));
+    }
     cursor c = {text, text + len};
     bool have_descr = false, have_order = false, have_shape = false;
     if (!eat(&c, '{'))
@@ -195,70 +206,16 @@ static bool host_little_endian(void)
     return b == 1;
 }
 
-hg_tensor *hg_npy_load_buffer(hg_ctx *ctx, const void *buffer, size_t len)
+/* Converts n elements of on-disk type `type` at d into t's data from
+ * element `at` on. */
+static hg_status convert(hg_ctx *ctx, hg_tensor *t, hg_npy_type type, const unsigned char *d, uint64_t at,
+                         size_t n)
 {
-    if (!ctx)
-        return NULL;
-    if (!buffer) {
-        hg_set_error(ctx, HG_ERR_NULL, "hg_npy_load: buffer is NULL");
-        return NULL;
-    }
-    const unsigned char *b = buffer;
-    if (len < 10 || memcmp(b, "\x93NUMPY", 6) != 0) {
-        hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: not a .npy file (bad magic or too short)");
-        return NULL;
-    }
-    int major = b[6];
-    size_t hlen, start;
-    if (major == 1) {
-        hlen = (size_t)read_le(b + 8, 2);
-        start = 10;
-    } else if (major == 2 || major == 3) {
-        if (len < 12) {
-            hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: truncated header");
-            return NULL;
-        }
-        hlen = (size_t)read_le(b + 8, 4);
-        start = 12;
-    } else {
-        hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: unsupported format version %d.%d", major, b[7]);
-        return NULL;
-    }
-    if (hlen > len - start) {
-        hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: header length %zu runs past the end (%zu bytes)", hlen, len);
-        return NULL;
-    }
-    npy_header h;
-    memset(&h, 0, sizeof h);
-    if (parse_header(ctx, (const char *)b + start, hlen, &h) != HG_OK)
-        return NULL;
-    uint64_t numel = 1;
-    for (int i = 0; i < h.rank; i++) {
-        if (h.shape[i] && numel > UINT64_MAX / 16 / (uint64_t)h.shape[i]) {
-            hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: shape overflows");
-            return NULL;
-        }
-        numel *= (uint64_t)h.shape[i];
-    }
-    size_t isz = npy_itemsize(h.type), data_at = start + hlen;
-    if (numel > (len - data_at) / isz || numel * isz != len - data_at) {
-        hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: data is %zu bytes, the header says %llu elements of %zu bytes",
-                     len - data_at, (unsigned long long)numel, isz);
-        return NULL;
-    }
-    hg_dtype dt = h.type == HG_NPY_F32 ? HG_F32 : h.type == HG_NPY_F64 ? HG_F64 : HG_I32;
-    hg_tensor *t = hg_tensor_alloc(ctx, "hg_npy_load", dt, h.rank, h.shape);
-    if (!t)
-        return NULL;
-    const unsigned char *d = b + data_at;
-    if (host_little_endian() && (h.type == HG_NPY_F32 || h.type == HG_NPY_F64 || h.type == HG_NPY_I32)) {
-        if (numel)
-            memcpy(t->data, d, (size_t)numel * isz); /* same layout as ours */
-        return t;
-    }
-    for (uint64_t i = 0; i < numel; i++) {
-        uint64_t raw = read_le(d + i * isz, isz);
-        switch (h.type) {
+    size_t isz = npy_itemsize(type);
+    for (size_t k = 0; k < n; k++) {
+        uint64_t i = at + k;
+        uint64_t raw = read_le(d + k * isz, isz);
+        switch (type) {
         case HG_NPY_F32: {
             uint32_t u = (uint32_t)raw;
             memcpy((float *)t->data + i, &u, 4);
@@ -272,11 +229,9 @@ hg_tensor *hg_npy_load_buffer(hg_ctx *ctx, const void *buffer, size_t len)
             break;
         case HG_NPY_I64: {
             int64_t v = (int64_t)raw;
-            if (v < INT32_MIN || v > INT32_MAX) {
-                hg_set_error(ctx, HG_ERR_RANGE, "hg_npy_load: int64 value %lld at %llu does not fit in i32",
-                             (long long)v, (unsigned long long)i);
-                return NULL;
-            }
+            if (v < INT32_MIN || v > INT32_MAX)
+                return hg_set_error(ctx, HG_ERR_RANGE, "hg_npy_load: int64 value %lld at %llu does not fit in i32",
+                                    (long long)v, (unsigned long long)i);
             ((int32_t *)t->data)[i] = (int32_t)v;
             break;
         }
@@ -285,7 +240,106 @@ hg_tensor *hg_npy_load_buffer(hg_ctx *ctx, const void *buffer, size_t len)
             break;
         }
     }
+    return HG_OK;
+}
+
+/* Header, then the data straight into the tensor (through an 8 KiB block
+ * where it must be converted). Every size is checked against s->size before
+ * anything is allocated. */
+static hg_tensor *npy_read(hg_ctx *ctx, hg_src *s)
+{
+    unsigned char pre[12];
+    uint64_t len = s->size;
+    if (len < 10 || hg_src_read(s, pre, 10) != HG_OK || memcmp(pre, "\x93NUMPY", 6) != 0) {
+        hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: not a .npy file (bad magic or too short)");
+        return NULL;
+    }
+    int major = pre[6];
+    uint64_t hlen, start;
+    if (major == 1) {
+        hlen = read_le(pre + 8, 2);
+        start = 10;
+    } else if (major == 2 || major == 3) {
+        if (len < 12 || hg_src_read(s, pre + 10, 2) != HG_OK) {
+            hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: truncated header");
+            return NULL;
+        }
+        hlen = read_le(pre + 8, 4);
+        start = 12;
+    } else {
+        hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: unsupported format version %d.%d", major, pre[7]);
+        return NULL;
+    }
+    if (hlen > len - start) {
+        hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: header length %llu runs past the end (%llu bytes)",
+                     (unsigned long long)hlen, (unsigned long long)len);
+        return NULL;
+    }
+    /* hlen <= len, and len fits in size_t (a buffer, or a file below
+     * NPY_MAX_FILE). A large header (format 2.0 allows 4 GiB) is a
+     * temporary buffer charged to the ctx. */
+    char small[4096];
+    char *text = hlen <= sizeof small ? small : hg_temp_alloc(ctx, (size_t)hlen);
+    if (!text) {
+        hg_set_error(ctx, HG_ERR_OOM, "hg_npy_load: out of memory for a header of %llu bytes",
+                     (unsigned long long)hlen);
+        return NULL;
+    }
+    npy_header h;
+    memset(&h, 0, sizeof h);
+    hg_status st = hg_src_read(s, text, (size_t)hlen);
+    if (st == HG_OK)
+        st = parse_header(ctx, text, (size_t)hlen, &h);
+    if (text != small)
+        hg_temp_free(ctx, text, (size_t)hlen);
+    if (st != HG_OK)
+        return NULL;
+    uint64_t numel = 1;
+    for (int i = 0; i < h.rank; i++) {
+        if (h.shape[i] && numel > UINT64_MAX / 16 / (uint64_t)h.shape[i]) {
+            hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: shape overflows");
+            return NULL;
+        }
+        numel *= (uint64_t)h.shape[i];
+    }
+    size_t isz = npy_itemsize(h.type);
+    uint64_t data_len = len - start - hlen;
+    if (numel > data_len / isz || numel * isz != data_len) {
+        hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: data is %llu bytes, the header says %llu elements of %zu bytes",
+                     (unsigned long long)data_len, (unsigned long long)numel, isz);
+        return NULL;
+    }
+    hg_dtype dt = h.type == HG_NPY_F32 ? HG_F32 : h.type == HG_NPY_F64 ? HG_F64 : HG_I32;
+    hg_tensor *t = hg_tensor_alloc(ctx, "hg_npy_load", dt, h.rank, h.shape);
+    if (!t)
+        return NULL;
+    if (host_little_endian() && (h.type == HG_NPY_F32 || h.type == HG_NPY_F64 || h.type == HG_NPY_I32)) {
+        /* Same layout as ours. */
+        if (numel && hg_src_read(s, t->data, (size_t)(numel * isz)) != HG_OK)
+            return NULL;
+        return t;
+    }
+    unsigned char block[8192];
+    for (uint64_t i = 0; i < numel;) {
+        size_t n = numel - i < sizeof block / isz ? (size_t)(numel - i) : sizeof block / isz;
+        if (hg_src_read(s, block, n * isz) != HG_OK || convert(ctx, t, h.type, block, i, n) != HG_OK)
+            return NULL;
+        i += n;
+    }
     return t;
+}
+
+hg_tensor *hg_npy_load_buffer(hg_ctx *ctx, const void *buffer, size_t len)
+{
+    if (!ctx)
+        return NULL;
+    if (!buffer) {
+        hg_set_error(ctx, HG_ERR_NULL, "hg_npy_load: buffer is NULL");
+        return NULL;
+    }
+    hg_src s;
+    hg_src_memory(&s, ctx, "hg_npy_load", buffer, len);
+    return npy_read(ctx, &s);
 }
 
 hg_tensor *hg_npy_load(hg_ctx *ctx, const char *path)
@@ -293,12 +347,11 @@ hg_tensor *hg_npy_load(hg_ctx *ctx, const char *path)
     if (!ctx)
         return NULL;
     hg_status before = ctx->status;
-    unsigned char *buf;
-    size_t len;
-    if (hg_file_read(ctx, "hg_npy_load", path, NPY_MAX_FILE, &buf, &len) != HG_OK)
+    hg_src s;
+    if (hg_src_open(&s, ctx, "hg_npy_load", path, NPY_MAX_FILE) != HG_OK)
         return NULL;
-    hg_tensor *t = hg_npy_load_buffer(ctx, buf, len);
-    hg_file_free(ctx, buf, len);
+    hg_tensor *t = npy_read(ctx, &s);
+    hg_src_close(&s);
     if (!t)
         hg_error_name_file(ctx, before, path);
     return t;
@@ -350,9 +403,11 @@ hg_status hg_npy_save_as(const char *path, const hg_tensor *t, hg_npy_type type)
     memcpy(head + 10, dict, (size_t)n);
     memset(head + 10 + n, ' ', hlen - (size_t)n - 1);
     head[10 + hlen - 1] = '\n';
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return hg_set_error(ctx, HG_ERR_IO, "hg_npy_save: cannot open %s: %s", path, strerror(errno));
+    hg_status st;
+    hg_atomic_file *af = hg_atomic_open_as(ctx, "hg_npy_save", path, &st);
+    if (!af)
+        return st;
+    FILE *f = hg_atomic_stream(af);
     bool ok = fwrite(head, 1, padded, f) == padded;
     size_t isz = npy_itemsize(type);
     bool same = (t->dtype == HG_F32 && type == HG_NPY_F32) || (t->dtype == HG_F64 && type == HG_NPY_F64) ||
@@ -387,13 +442,13 @@ hg_status hg_npy_save_as(const char *path, const hg_tensor *t, hg_npy_type type)
             }
         }
     }
-    if (fclose(f) != 0)
-        ok = false;
     if (!ok) {
-        remove(path); /* no partial file left behind */
-        return hg_set_error(ctx, HG_ERR_IO, "hg_npy_save: write to %s failed", path);
+        int e = errno;
+        hg_atomic_abort(af); /* removes only the temporary file */
+        return hg_set_error(ctx, HG_ERR_IO, "hg_npy_save: write to %s failed (%s); it is unchanged", path,
+                            strerror(e));
     }
-    return HG_OK;
+    return hg_atomic_commit(af);
 }
 
 hg_status hg_npy_save(const char *path, const hg_tensor *t)
