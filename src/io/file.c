@@ -265,6 +265,7 @@ hg_atomic_file *hg_atomic_open_as(hg_ctx *ctx, const char *who, const char *path
         memcpy(f->dir, target, dir_len), f->dir[dir_len] = '\0';
     else
         strcpy(f->dir, slash ? "/" : ".");
+    base = f->target + (base - target); /* target may be `resolved`, freed now */
     free(resolved);
     static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     int e = 0;
