@@ -2,6 +2,7 @@
  * statistics, stale-object detection. */
 #include "internal.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,9 @@ hg_ctx *hg_ctx_new(const hg_ctx_options *opts)
         ctx->chunk_bytes = 4096;
     ctx->max_bytes = opts ? opts->max_bytes : 0;
     ctx->next_tape_id = 1;
+    static atomic_uint_fast64_t next_ctx_id = 1;
+    ctx->id = atomic_fetch_add(&next_ctx_id, 1);
+    ctx->owner = pthread_self();
     return ctx;
 }
 
@@ -99,8 +103,28 @@ static size_t bytes_in_use(const hg_ctx *ctx)
 
 /* Chunks after `cur` that are already allocated are reused in order when they
  * are large enough; a request that fits none gets a new chunk of its own. */
+void hg_ctx_set_owner(hg_ctx *ctx)
+{
+    if (ctx)
+        ctx->owner = pthread_self();
+}
+
+hg_status hg_ctx_check_thread(hg_ctx *ctx, const char *who)
+{
+    if (pthread_equal(ctx->owner, pthread_self()))
+        return HG_OK;
+    return hg_set_error(ctx, HG_ERR_THREAD,
+                        "%s: ctx used from a thread that does not own it (a ctx belongs to the thread that created "
+                        "it, or that last called hg_ctx_set_owner; one thread at a time)",
+                        who);
+}
+
 void *hg_arena_alloc(hg_ctx *ctx, size_t size)
 {
+    if (!pthread_equal(ctx->owner, pthread_self())) {
+        hg_ctx_check_thread(ctx, "allocation");
+        return NULL;
+    }
     size = align_up(size ? size : 1);
     if (size == 0) /* overflow in align_up */
         return NULL;
@@ -144,9 +168,10 @@ void hg_arena_register(hg_ctx *ctx, hg_object *obj, uint32_t magic)
 
 hg_mark hg_ctx_mark(hg_ctx *ctx)
 {
-    hg_mark m = {0, 0, 0, NULL};
-    if (!ctx)
+    hg_mark m = {0, 0, 0, NULL, 0};
+    if (!ctx || hg_ctx_check_thread(ctx, "hg_ctx_mark") != HG_OK)
         return m;
+    m.ctx_id = ctx->id;
     m.chunk = ctx->cur;
     m.offset = ctx->offset;
     m.serial = ++ctx->serial; /* unique, so a released mark can be recognised */
@@ -184,22 +209,34 @@ static void note_released(hg_ctx *ctx, uint64_t start)
     ctx->n_released++;
 }
 
-hg_status hg_ctx_rewind(hg_ctx *ctx, hg_mark mark)
+static hg_status rewind_as(hg_ctx *ctx, hg_mark mark, const char *who)
 {
     if (!ctx)
         return HG_ERR_NULL;
+    hg_status st = hg_ctx_check_thread(ctx, who);
+    if (st != HG_OK)
+        return st;
+    /* Another ctx's mark would link its objects into this one. */
+    if (mark.ctx_id != ctx->id)
+        return hg_set_error(ctx, HG_ERR_INVALID, "%s: mark %s", who,
+                            mark.ctx_id ? "belongs to another ctx" : "was not made by hg_ctx_mark (zeroed)");
+    /* A vjp (custom op) that rewinds would free what the sweep walks. */
+    if (ctx->in_sweep)
+        return hg_set_error(ctx, HG_ERR_TAPE, "%s: called during a gradient sweep of this ctx (from a "
+                                              "vjp); rewind after hg_gradient returns", who);
     bool behind = mark.chunk < ctx->cur || (mark.chunk == ctx->cur && mark.offset <= ctx->offset);
     if (!behind || (ctx->n_chunks && mark.chunk >= ctx->n_chunks) || mark.serial > ctx->serial)
-        return hg_set_error(ctx, HG_ERR_INVALID, "hg_ctx_rewind: mark is not behind the current position");
+        return hg_set_error(ctx, HG_ERR_INVALID, "%s: mark is not behind the current position", who);
     const hg_object *last = mark.last_object;
     if (mark_released(ctx, mark.serial) ||
-        (last && last->magic != HG_TENSOR_MAGIC && last->magic != HG_TAPE_MAGIC && last->magic != HG_FREE_MAGIC))
+        (last && last->magic != HG_TENSOR_MAGIC && last->magic != HG_TAPE_MAGIC && last->magic != HG_FREE_MAGIC &&
+                 last->magic != HG_OPT_MAGIC))
         return hg_set_error(ctx, HG_ERR_INVALID,
-                            "hg_ctx_rewind: mark was released by an earlier rewind to an older mark");
+                            "%s: mark was released by an earlier rewind to an older mark", who);
     for (int i = 0; i < ctx->depth; i++)
         if (ctx->tapes[i]->begin_serial > mark.serial)
             return hg_set_error(ctx, HG_ERR_TAPE,
-                                "hg_ctx_rewind: tape at level %d was begun after the mark and is still active", i);
+                                "%s: tape at level %d was begun after the mark and is still active", who, i);
     /* Tapes begun after the mark die with it. A surviving tape forgets the
      * watches made after the mark, as if they had not happened: their records
      * are in the released memory (all of it still intact here). */
@@ -228,12 +265,19 @@ hg_status hg_ctx_rewind(hg_ctx *ctx, hg_mark mark)
     return HG_OK;
 }
 
+hg_status hg_ctx_rewind(hg_ctx *ctx, hg_mark mark)
+{
+    if (!ctx)
+        return HG_ERR_NULL;
+    return rewind_as(ctx, mark, "hg_ctx_rewind");
+}
+
 hg_status hg_ctx_reset(hg_ctx *ctx)
 {
     if (!ctx)
         return HG_ERR_NULL;
-    hg_mark start = {0, 0, 0, NULL}; /* serial 0: every mark is released */
-    return hg_ctx_rewind(ctx, start);
+    hg_mark start = {0, 0, 0, NULL, ctx->id}; /* serial 0: every mark is released */
+    return rewind_as(ctx, start, "hg_ctx_reset");
 }
 
 hg_ctx_stats hg_ctx_get_stats(const hg_ctx *ctx)

@@ -56,6 +56,7 @@ const char *hg_status_name(hg_status s)
     case HG_ERR_OVERFLOW: return "HG_ERR_OVERFLOW";
     case HG_ERR_MODIFIED: return "HG_ERR_MODIFIED";
     case HG_ERR_REMOTE: return "HG_ERR_REMOTE";
+    case HG_ERR_THREAD: return "HG_ERR_THREAD";
     }
     return "HG_ERR_UNKNOWN";
 }

@@ -4,10 +4,12 @@
 
 #include "hgrad.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 
 #define HG_TENSOR_MAGIC 0x68677465u /* "hgte" */
 #define HG_TAPE_MAGIC 0x68677461u   /* "hgta" */
+#define HG_OPT_MAGIC 0x68676f70u    /* "hgop": an hg_optimizer (optim.c) */
 #define HG_DEAD_MAGIC 0xdeadbeefu
 #define HG_FREE_MAGIC 0x68676672u /* "hgfr": a dead cotangent's block on a sweep's free list (grad.c) */
 #define HG_ALIGN 64
@@ -93,6 +95,8 @@ typedef struct hg_chunk {
 
 struct hg_ctx {
     hg_allocator allocator;
+    uint64_t id;     /* unique per hg_ctx_new in the process; marks carry it */
+    pthread_t owner; /* the only thread that may allocate or rewind (hg_ctx_set_owner) */
     size_t chunk_bytes;
     size_t max_bytes;
     hg_chunk *chunks;
@@ -130,7 +134,11 @@ struct hg_ctx {
 };
 
 /* arena.c */
+/* NULL on failure: arena limit, allocator failure, or (HG_ERR_THREAD
+ * recorded on ctx) a call from a thread that does not own ctx. */
 void *hg_arena_alloc(hg_ctx *ctx, size_t size);
+/* HG_OK if the calling thread owns ctx, else records HG_ERR_THREAD naming who. */
+hg_status hg_ctx_check_thread(hg_ctx *ctx, const char *who);
 void hg_arena_register(hg_ctx *ctx, hg_object *obj, uint32_t magic);
 
 /* tensor.c */

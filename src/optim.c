@@ -96,6 +96,7 @@ static hg_status check_pair(hg_ctx *ctx, const char *who, int i, const hg_tensor
 /* ---- training form ------------------------------------------------------ */
 
 struct hg_optimizer {
+    hg_object obj; /* HG_OPT_MAGIC while live: a rewind past it marks it dead */
     hg_ctx *ctx;
     hg_opt_config cfg;
     int n;
@@ -121,6 +122,7 @@ hg_optimizer *hg_optimizer_new(hg_ctx *ctx, const hg_opt_config *cfg, int n, hg_
         hg_set_error(ctx, HG_ERR_OOM, "hg_optimizer_new: out of memory");
         return NULL;
     }
+    hg_arena_register(ctx, &opt->obj, HG_OPT_MAGIC);
     opt->ctx = ctx;
     opt->cfg = resolved(cfg);
     opt->n = n;
@@ -178,8 +180,14 @@ hg_status hg_optimizer_step(hg_optimizer *opt, hg_tensor *const *grads)
 {
     if (!opt)
         return HG_ERR_NULL;
+    /* Rewound past: its memory may hold anything now, ctx included, so
+     * nothing is recorded (like a stale tensor given to hg_tensor_check). */
+    if (opt->obj.magic != HG_OPT_MAGIC)
+        return HG_ERR_STALE;
     hg_ctx *ctx = opt->ctx;
     const char *who = "hg_optimizer_step";
+    if (hg_ctx_check_thread(ctx, who) != HG_OK)
+        return HG_ERR_THREAD;
     if (opt->n > 0 && !grads)
         return hg_set_error(ctx, HG_ERR_NULL, "%s: grads is NULL", who);
     /* Validate everything before changing anything. */
@@ -208,7 +216,7 @@ hg_status hg_optimizer_step(hg_optimizer *opt, hg_tensor *const *grads)
 
 int hg_optimizer_steps(const hg_optimizer *opt)
 {
-    return opt ? opt->steps : -1;
+    return opt && opt->obj.magic == HG_OPT_MAGIC ? opt->steps : -1;
 }
 
 /* Warm state: copies out in hg_opt_step's order, copies in after checks. */

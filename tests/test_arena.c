@@ -2,6 +2,7 @@
  * stale-tensor detection, allocator hook, limits, creation and accessors. */
 #include "testutil.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,6 +308,178 @@ START_TEST(rng_is_seeded_and_reproducible)
 }
 END_TEST
 
+/* Regression (issue 10, finding 5): a mark from another ctx linked that
+ * ctx's objects into this one (heap use-after-free on reset under ASan). */
+START_TEST(mark_from_another_ctx_is_refused)
+{
+    hg_ctx *a = hg_ctx_new(NULL), *b = hg_ctx_new(NULL);
+    hg_tensor *ta = hg_zeros(a, HG_F64, 1, SHAPE(4));
+    hg_mark ma = hg_ctx_mark(a);
+    hg_tensor *ta2 = hg_ones(a, HG_F64, 1, SHAPE(4));
+    hg_tensor *tb = hg_ones(b, HG_F64, 1, SHAPE(1000));
+    hg_tensor *tb2 = hg_ones(b, HG_F64, 1, SHAPE(1000));
+    ck_assert_int_eq(hg_ctx_rewind(b, ma), HG_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(b), "another ctx"));
+    hg_ctx_clear_error(b);
+    ck_assert_int_eq(hg_tensor_check(tb2), HG_OK); /* nothing released */
+    ck_assert_int_eq(hg_tensor_check(ta2), HG_OK);
+    hg_mark zero;
+    memset(&zero, 0, sizeof zero);
+    ck_assert_int_eq(hg_ctx_rewind(b, zero), HG_ERR_INVALID);
+    hg_ctx_clear_error(b);
+    ck_assert_int_eq(hg_ctx_reset(b), HG_OK);
+    ck_assert_int_eq(hg_tensor_check(tb), HG_ERR_STALE);
+    ck_assert_int_eq(hg_tensor_check(ta), HG_OK);
+    ck_assert_int_eq(hg_ctx_rewind(a, ma), HG_OK); /* its own mark still works */
+    ck_assert_int_eq(hg_tensor_check(ta2), HG_ERR_STALE);
+    ck_assert_int_eq(hg_tensor_check(ta), HG_OK);
+    hg_ctx_free(a);
+    hg_ctx_free(b);
+}
+END_TEST
+
+/* A custom op whose vjp tries to rewind/reset the ctx being swept. */
+static hg_status rewind_in_vjp, reset_in_vjp;
+static hg_mark vjp_mark;
+
+static hg_status same_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)
+{
+    (void)ctx;
+    (void)attr;
+    out->dtype = hg_tensor_dtype(in[0]);
+    out->rank = hg_tensor_rank(in[0]);
+    memcpy(out->shape, hg_tensor_shape(in[0]), sizeof(int64_t) * (size_t)out->rank);
+    return HG_OK;
+}
+
+static hg_status copy_fwd(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)
+{
+    (void)ctx;
+    (void)attr;
+    memcpy(hg_tensor_data(out[0]), hg_tensor_data(in[0]),
+           (size_t)hg_tensor_numel(in[0]) * hg_dtype_size(hg_tensor_dtype(in[0])));
+    return HG_OK;
+}
+
+/* dx = g (after trying to release the sweep's memory) */
+static hg_status rewinding_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
+{
+    (void)node;
+    rewind_in_vjp = hg_ctx_rewind(ctx, vjp_mark);
+    reset_in_vjp = hg_ctx_reset(ctx);
+    gin[0] = gout[0];
+    return HG_OK;
+}
+
+static const hg_opdef rewinding_op = {"rewinding_identity", 1, 1, 0, same_shape, copy_fwd, rewinding_vjp, NULL};
+
+/* Regression (finding 6): hg_ctx_reset/hg_ctx_rewind inside a vjp were
+ * accepted and the sweep then walked released memory. */
+START_TEST(rewind_during_sweep_is_refused)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_tensor *x = T64(ctx, 1, SHAPE(3), 1, 2, 3);
+    vjp_mark = hg_ctx_mark(ctx);
+    hg_tape *tape = hg_tape_begin(ctx, 0);
+    hg_watch(tape, x);
+    hg_tensor *y = hg_sum(ctx, hg_mul(ctx, hg_apply(ctx, &rewinding_op, &x, NULL), x));
+    hg_tape_end(tape);
+    hg_tensor *g = NULL;
+    rewind_in_vjp = reset_in_vjp = HG_OK;
+    hg_gradient(tape, y, 1, &x, NULL, &g);
+    ck_assert_int_eq(rewind_in_vjp, HG_ERR_TAPE);
+    ck_assert_int_eq(reset_in_vjp, HG_ERR_TAPE);
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_TAPE);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "gradient sweep"));
+    ck_assert_int_eq(hg_tensor_check(y), HG_OK); /* nothing was released */
+    hg_ctx_clear_error(ctx);
+    ck_assert_int_eq(hg_ctx_rewind(ctx, vjp_mark), HG_OK); /* after the sweep: fine */
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+/* Regression (finding 7): an optimizer used after a rewind past it followed
+ * a wild pointer. */
+START_TEST(optimizer_rewound_past_is_stale)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_tensor *p = T64(ctx, 1, SHAPE(2), 1, 2), *g = T64(ctx, 1, SHAPE(2), 0.5, 0.5);
+    hg_opt_config cfg = {.kind = HG_OPT_ADAM, .lr = 0.1};
+    hg_optimizer *kept = hg_optimizer_new(ctx, &cfg, 1, &p);
+    hg_mark m = hg_ctx_mark(ctx);
+    hg_optimizer *opt = hg_optimizer_new(ctx, &cfg, 1, &p);
+    ck_assert_int_eq(hg_optimizer_step(opt, &g), HG_OK);
+    ck_assert_int_eq(hg_optimizer_steps(opt), 1);
+    ck_assert_int_eq(hg_ctx_rewind(ctx, m), HG_OK);
+    /* Reuse the released memory so that its old contents are gone. */
+    hg_tensor *junk = hg_full(ctx, HG_F64, 1, SHAPE(64), 12345.0);
+    ck_assert_ptr_nonnull(junk);
+    double before = hg_get(p, 0);
+    ck_assert_int_eq(hg_optimizer_step(opt, &g), HG_ERR_STALE);
+    ck_assert_int_eq(hg_optimizer_steps(opt), -1);
+    ck_assert_double_eq(hg_get(p, 0), before);
+    /* One made before the mark is untouched by the rewind. */
+    ck_assert_int_eq(hg_optimizer_step(kept, &g), HG_OK);
+    ck_assert_int_eq(hg_optimizer_steps(kept), 1);
+    ck_assert_int_eq(hg_ctx_reset(ctx), HG_OK);
+    ck_assert_int_eq(hg_optimizer_step(kept, &g), HG_ERR_STALE);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
+typedef struct thread_job {
+    hg_ctx *ctx;
+    int take_over;
+    hg_tensor *made;
+    hg_status rewind;
+} thread_job;
+
+static void *use_ctx(void *arg)
+{
+    thread_job *j = arg;
+    if (j->take_over)
+        hg_ctx_set_owner(j->ctx);
+    j->made = hg_zeros(j->ctx, HG_F64, 1, SHAPE(8));
+    j->rewind = hg_ctx_reset(j->ctx);
+    return NULL;
+}
+
+/* Regression (finding 10): one ctx used by two threads gave data races and
+ * spurious errors silently. The check is deterministic: it does not need the
+ * calls to overlap in time. */
+START_TEST(ctx_used_from_another_thread)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_tensor *x = hg_ones(ctx, HG_F64, 1, SHAPE(8));
+    thread_job j = {ctx, 0, NULL, HG_OK};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, use_ctx, &j), 0);
+    pthread_join(th, NULL);
+    ck_assert_ptr_null(j.made);
+    ck_assert_int_eq(j.rewind, HG_ERR_THREAD);
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_THREAD);
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "thread"));
+    ck_assert_int_eq(hg_tensor_check(x), HG_OK); /* the foreign reset released nothing */
+    hg_ctx_clear_error(ctx);
+    /* A deliberate hand-off: the other thread takes the ctx over... */
+    j.take_over = 1;
+    ck_assert_int_eq(pthread_create(&th, NULL, use_ctx, &j), 0);
+    pthread_join(th, NULL);
+    ck_assert_ptr_nonnull(j.made);
+    ck_assert_int_eq(j.rewind, HG_OK);
+    ck_assert_ctx_ok(ctx);
+    /* ...so this thread is now the foreign one until it takes it back. */
+    ck_assert_ptr_null(hg_zeros(ctx, HG_F64, 1, SHAPE(2)));
+    ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_THREAD);
+    hg_ctx_clear_error(ctx);
+    hg_ctx_set_owner(ctx);
+    ck_assert_ptr_nonnull(hg_zeros(ctx, HG_F64, 1, SHAPE(2)));
+    ck_assert_ctx_ok(ctx);
+    hg_ctx_set_owner(NULL);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
 static Suite *arena_suite(void)
 {
     Suite *s = suite_create("arena");
@@ -320,6 +493,10 @@ static Suite *arena_suite(void)
     tcase_add_test(tc, creation_and_accessors);
     tcase_add_test(tc, first_error_is_sticky);
     tcase_add_test(tc, rng_is_seeded_and_reproducible);
+    tcase_add_test(tc, mark_from_another_ctx_is_refused);
+    tcase_add_test(tc, rewind_during_sweep_is_refused);
+    tcase_add_test(tc, optimizer_rewound_past_is_stale);
+    tcase_add_test(tc, ctx_used_from_another_thread);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -46,7 +46,8 @@ typedef enum hg_status {
     HG_ERR_FORMAT,      /* file contents malformed, truncated or unsupported */
     HG_ERR_OVERFLOW,    /* element or byte count overflows */
     HG_ERR_MODIFIED,    /* a tensor a recorded op saved was written in place afterwards */
-    HG_ERR_REMOTE       /* another process failed, or MPI did (hgrad/mpi.h) */
+    HG_ERR_REMOTE,      /* another process failed, or MPI did (hgrad/mpi.h) */
+    HG_ERR_THREAD       /* ctx used from a thread that does not own it (hg_ctx_set_owner) */
 } hg_status;
 
 /* Short fixed name of a status code ("HG_ERR_SHAPE"), never NULL. */
@@ -103,18 +104,37 @@ typedef struct hg_mark {
     size_t offset;
     uint64_t serial;
     void *last_object;
+    uint64_t ctx_id; /* the ctx it belongs to (unique per hg_ctx_new in the process; 0: none) */
 } hg_mark;
 
 /* The current position, for hg_ctx_rewind. A NULL ctx gives an all-zero mark. */
 HG_API hg_mark hg_ctx_mark(hg_ctx *ctx);
-/* Errors: HG_ERR_NULL; HG_ERR_INVALID for a mark that is not behind the
- * current position or was itself released by an earlier rewind to an older
- * mark (nothing is released then); HG_ERR_TAPE if a tape made after the mark is still active
- * (nothing is released then). Chunks are kept for reuse, so a loop that
+/* Errors (nothing is released then): HG_ERR_NULL; HG_ERR_INVALID for a mark
+ * of another ctx (or a zeroed mark), a mark that is not behind the current
+ * position, or one released by an earlier rewind to an older mark;
+ * HG_ERR_TAPE if a tape made after the mark is still active, or if called
+ * while a gradient sweep of this ctx is running (from a custom op's vjp);
+ * HG_ERR_THREAD from a thread that does not own ctx. Chunks are kept for reuse, so a loop that
  * rewinds each step allocates nothing after its first step. */
 HG_API hg_status hg_ctx_rewind(hg_ctx *ctx, hg_mark mark);
 /* Rewind to the start. Same errors as hg_ctx_rewind. */
 HG_API hg_status hg_ctx_reset(hg_ctx *ctx);
+
+/* Threads. A ctx belongs to one thread at a time: the thread that created it,
+ * until another thread takes it over with hg_ctx_set_owner (call it in the
+ * new thread after the old one has finished with the ctx, with the usual
+ * synchronisation between them, e.g. pthread_join or a mutex/queue hand-off).
+ * Every call that allocates in the arena (every op, tensor constructor, tape
+ * begin and watch, gradient, load) and hg_ctx_mark/rewind/reset and
+ * hg_optimizer_step check the calling thread (a pthread_self comparison,
+ * always on, release builds included): from another thread they fail with
+ * HG_ERR_THREAD, recorded as the ctx's first error. This catches a ctx shared
+ * by two threads even when their calls happen not to overlap in time.
+ * Reading results (hg_ctx_status, hg_ctx_error, hg_tensor_data, hg_get, ...)
+ * and hg_ctx_free are not checked: after joining a worker, its ctx can be
+ * read and freed from any thread. Different ctxs in different threads need
+ * no synchronisation. NULL ctx is ignored. */
+HG_API void hg_ctx_set_owner(hg_ctx *ctx);
 
 typedef struct hg_ctx_stats {
     size_t bytes_in_use;     /* bytes handed out (with alignment padding) */

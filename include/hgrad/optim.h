@@ -53,16 +53,19 @@ typedef struct hg_optimizer hg_optimizer;
 /* Optimizer for n parameter tensors (f32 or f64, any shapes; it keeps the
  * pointers, the caller keeps ownership), its state (zeros) allocated in ctx
  * now. The optimizer lives in ctx's arena: create it before the per-step
- * mark and never rewind past it. Errors: NULL return, error on ctx
+ * mark; after a rewind past it (or a reset) it is stale: hg_optimizer_step
+ * returns HG_ERR_STALE (detected like a stale tensor, reliably until its
+ * memory is reused for a new object header at the same address). Errors: NULL return, error on ctx
  * (HG_ERR_NULL, HG_ERR_INVALID, HG_ERR_RANGE, HG_ERR_DTYPE, HG_ERR_STALE,
  * HG_ERR_OOM). */
 HG_API hg_optimizer *hg_optimizer_new(hg_ctx *ctx, const hg_opt_config *cfg, int n, hg_tensor *const *params);
 /* One in-place update with grads[i] (same shape/dtype as params[i]). No
  * recording, no allocation. Errors: HG_ERR_NULL, HG_ERR_SHAPE, HG_ERR_DTYPE,
- * HG_ERR_STALE; on error no parameter or state is changed and the step is
+ * HG_ERR_STALE (a stale optimizer: returned, not recorded on any ctx; or a
+ * stale tensor), HG_ERR_THREAD; on error no parameter or state is changed and the step is
  * not counted. On success every parameter's version is bumped. */
 HG_API hg_status hg_optimizer_step(hg_optimizer *opt, hg_tensor *const *grads);
-/* Steps taken so far. */
+/* Steps taken so far; -1 for NULL or a stale optimizer. */
 HG_API int hg_optimizer_steps(const hg_optimizer *opt);
 
 /* Warm state, for continuing a training run in the differentiable form (or
