@@ -298,6 +298,10 @@ done:
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress and errors in order */
+    /* One BLAS thread whatever OPENBLAS_NUM_THREADS says: the products here
+     * are too small to gain from more (docs/performance.md), and the output
+     * files are then the same bits under any environment. */
+    hg_blas_set_threads(1);
     options o;
     int rc = cli_parse(argc, argv, &o);
     if (rc != 0)

@@ -480,6 +480,20 @@ START_TEST(ctx_used_from_another_thread)
 }
 END_TEST
 
+/* hg_blas_set_threads: OpenBLAS's count follows it (a BLAS without thread
+ * control stays at 1); n < 1 is refused. */
+START_TEST(blas_thread_count)
+{
+    ck_assert_int_eq(hg_blas_set_threads(0), HG_ERR_RANGE);
+    ck_assert_int_eq(hg_blas_set_threads(2), HG_OK);
+    int two = hg_blas_threads();
+    ck_assert(two == 2 || two == 1);
+    ck_assert_int_eq(hg_blas_set_threads(1), HG_OK);
+    ck_assert_int_eq(hg_blas_threads(), 1);
+    printf("blas_thread_count: BLAS thread control %s\n", two == 2 ? "present (OpenBLAS)" : "absent (count stays 1)");
+}
+END_TEST
+
 static Suite *arena_suite(void)
 {
     Suite *s = suite_create("arena");
@@ -497,6 +511,7 @@ static Suite *arena_suite(void)
     tcase_add_test(tc, rewind_during_sweep_is_refused);
     tcase_add_test(tc, optimizer_rewound_past_is_stale);
     tcase_add_test(tc, ctx_used_from_another_thread);
+    tcase_add_test(tc, blas_thread_count);
     suite_add_tcase(s, tc);
     return s;
 }

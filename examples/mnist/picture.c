@@ -6,6 +6,8 @@
  * font. */
 #include "picture.h"
 
+#include <hgrad.h>
+
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -180,28 +182,24 @@ static void colour_bar(canvas *c, int x0, int y0)
     text(c, x0 + w - 6 * 4 * TEXT_SCALE, y0 + h + 5, "+SCALE", black);
 }
 
-/* Written to a scratch file beside path, renamed over it on success: a
- * failed write leaves what was there. */
+/* Written through hg_atomic_open (a temporary file beside path, renamed
+ * over it on success): a failed write leaves what was there. */
 static int save_png(const char *path, const canvas *c)
 {
-    char tmp[4200];
-    int n = snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
-    int fd = n > 0 && (size_t)n < sizeof tmp ? mkstemp(tmp) : -1;
-    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    if (!f) {
-        fprintf(stderr, "error: cannot write the picture %s: %s\n", path, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-            unlink(tmp);
-        }
+    hg_ctx *ctx = hg_ctx_new(NULL); /* receives the file errors */
+    hg_atomic_file *out = ctx ? hg_atomic_open(ctx, path) : NULL;
+    if (!out) {
+        fprintf(stderr, "error: cannot write the picture: %s\n", ctx ? hg_ctx_error(ctx) : "out of memory");
+        hg_ctx_free(ctx);
         return -1;
     }
+    FILE *f = hg_atomic_stream(out);
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info || setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
-        fclose(f);
-        unlink(tmp);
+        hg_atomic_abort(out);
+        hg_ctx_free(ctx);
         fprintf(stderr, "error: libpng failed writing %s\n", path);
         return -1;
     }
@@ -213,12 +211,13 @@ static int save_png(const char *path, const canvas *c)
         png_write_row(png, c->px + 3 * (size_t)y * (size_t)c->w);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    if (fclose(f) != 0 || chmod(tmp, 0644) != 0 || rename(tmp, path) != 0) {
-        fprintf(stderr, "error: cannot finish writing %s: %s\n", path, strerror(errno));
-        unlink(tmp);
-        return -1;
+    int rc = 0;
+    if (hg_atomic_commit(out) != HG_OK) {
+        fprintf(stderr, "error: %s\n", hg_ctx_error(ctx));
+        rc = -1;
     }
-    return 0;
+    hg_ctx_free(ctx);
+    return rc;
 }
 #endif
 

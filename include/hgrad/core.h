@@ -136,6 +136,27 @@ HG_API hg_status hg_ctx_reset(hg_ctx *ctx);
  * no synchronisation. NULL ctx is ignored. */
 HG_API void hg_ctx_set_owner(hg_ctx *ctx);
 
+/* ---- BLAS threads: what to pin for bitwise reproducibility ------------- */
+
+/* Products (hg_matmul and everything made of it: hg_linear, the MLP, conv)
+ * call CBLAS. Everything else in the library is single-threaded and
+ * deterministic, but a multithreaded BLAS (OpenBLAS) splits a product
+ * differently for different thread counts, and the last bits of the result
+ * then differ (measured: the MNIST example's dx under OPENBLAS_NUM_THREADS=1
+ * and 2). For results that are the same bits on every run, pin the BLAS
+ * thread count (1 is the safe choice; the library's products are mostly too
+ * small to gain from more, see docs/performance.md) and use the same BLAS
+ * build and CPU type. hg_blas_set_threads(n) calls OpenBLAS's
+ * openblas_set_num_threads(n) when the process has it (looked up with
+ * dlsym; process-wide: every thread and ctx) and returns HG_OK; with a BLAS
+ * without thread control (the reference CBLAS is single-threaded) it does
+ * nothing and returns HG_OK. n < 1: HG_ERR_RANGE (nothing recorded: there
+ * is no ctx). Call it before starting threads that compute. */
+HG_API hg_status hg_blas_set_threads(int n);
+/* The BLAS thread count in effect: openblas_get_num_threads(), or 1 for a
+ * BLAS without thread control. */
+HG_API int hg_blas_threads(void);
+
 typedef struct hg_ctx_stats {
     size_t bytes_in_use;     /* bytes handed out (with alignment padding) */
     size_t peak_bytes;       /* maximum of bytes_in_use since new or reset_peak */

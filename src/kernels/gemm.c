@@ -3,9 +3,11 @@
  * for any product libxsmm refuses. The choice depends only on the call
  * (dtype, shape, transposes, scalars), so results are deterministic: the
  * same call always runs the same kernel, whatever the thread. */
+#define _GNU_SOURCE /* RTLD_DEFAULT, for hg_blas_set_threads */
 #include "gemm.h"
 
 #include <cblas.h>
+#include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -170,4 +172,28 @@ void hg_kernel_gemm_raw(hg_dtype dtype, bool trans_a, bool trans_b, int64_t m, i
         return;
     }
     gemm(dtype, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* ---- BLAS threads ------------------------------------------------------- */
+
+/* OpenBLAS's thread control, looked up at run time: the library links any
+ * CBLAS, and only OpenBLAS (or a BLAS exporting the same names) has it. */
+hg_status hg_blas_set_threads(int n)
+{
+    if (n < 1)
+        return HG_ERR_RANGE;
+    void (*set)(int);
+    void *sym = dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+    memcpy(&set, &sym, sizeof set);
+    if (set)
+        set(n);
+    return HG_OK;
+}
+
+int hg_blas_threads(void)
+{
+    int (*get)(void);
+    void *sym = dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
+    memcpy(&get, &sym, sizeof get);
+    return get ? get() : 1;
 }
