@@ -40,7 +40,12 @@ for f in "${srcs[@]}"; do
 done
 for p in "${pids[@]}"; do wait "$p"; done
 
-for target in fuzz_npy fuzz_idx fuzz_ops; do
-    "$CC" "${cflags[@]}" "$here/$target.c" "${objs[@]}" $blas_libs $zlib_libs -lm -o "$out/$target"
+for target in fuzz_npy fuzz_idx fuzz_ops fuzz_files; do
+    "$CC" "${cflags[@]}" "$here/$target.c" "${objs[@]}" $blas_libs $zlib_libs -lm -ldl -o "$out/$target"
     echo "built $out/$target"
 done
+# The MNIST example's --case loader and run, with its own sources.
+mnist="$root/examples/mnist"
+"$CC" "${cflags[@]}" -I"$mnist" "$here/fuzz_case.c" "$mnist/crosscheck.c" "$mnist/hyper.c" "${objs[@]}" \
+    $blas_libs $zlib_libs -lm -ldl -o "$out/fuzz_case"
+echo "built $out/fuzz_case"

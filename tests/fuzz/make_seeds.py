@@ -248,3 +248,31 @@ out("fuzz_ops", "cnn", cnn_program().bytes())
 q = hessian_program()
 q.b[0] = 0x80 | 3
 out("fuzz_ops", "hessian_oom", q.bytes())
+
+
+# ---- --case directories (fuzz_case.c: optimizer/dtype byte, then records) ---
+case_names = ["W1", "b1", "W2", "b2", "W3", "b3", "x_train", "y_train", "x_val", "y_val", "t", "uW1", "ub1", "mW1",
+              "mb1", "vW1", "vb1"]
+
+
+def f8(shape, scale=0.1):
+    n = prod(shape)
+    return npy("<f8", shape, struct.pack("<%dd" % n, *[scale * ((i * 7) % 5 - 2) for i in range(n)]))
+
+
+def case(first, files):
+    b = bytes([first])
+    for name, data in files:
+        b += bytes([case_names.index(name)]) + struct.pack("<H", len(data)) + data
+    return b
+
+
+labels = npy("<i4", (2,), struct.pack("<2i", 0, 1))
+two_layer = [("W1", f8((4, 3))), ("b1", f8((3,))), ("W2", f8((3, 2))), ("b2", f8((2,))), ("x_train", f8((2, 4), 1)),
+             ("y_train", labels), ("x_val", f8((2, 4), 1)), ("y_val", labels)]
+for first in range(6):  # sgd, momentum, adam x f64, f32
+    out("fuzz_case", "two_layer_%d" % first, case(first, two_layer))
+warm = two_layer + [("t", npy("<i8", (), struct.pack("<q", 3))), ("mW1", f8((4, 3))), ("mb1", f8((3,)))]
+out("fuzz_case", "warm_adam", case(2, warm))
+out("fuzz_case", "one_layer", case(0, [("W1", f8((4, 2))), ("b1", f8((2,)))] + two_layer[4:]))
+out("fuzz_case", "bad_shapes", case(1, [("W1", f8((4, 3))), ("b1", f8((2,)))] + two_layer[2:]))

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build and run the libFuzzer targets.
 #   tests/fuzz/run.sh [SECONDS] [TARGET...]
-# SECONDS per target (default 60); targets: fuzz_npy fuzz_idx fuzz_ops (all
-# by default). Each target starts from its seed corpus (tests/fuzz/corpus/)
+# SECONDS per target (default 60); targets: fuzz_npy fuzz_idx fuzz_ops
+# fuzz_files fuzz_case (all by default; fuzz_files starts from the npy and
+# idx seeds, fuzz_case's output is silenced with -close_fd_mask=3). Each target starts from its seed corpus (tests/fuzz/corpus/)
 # plus what earlier runs found (build-fuzz/corpus/<target>/, kept between
 # runs); crashes go to build-fuzz/artifacts/. Prints the executions per target
 # and exits non-zero if any target found a crash, leak, timeout or sanitizer
@@ -14,7 +15,7 @@ root=$(cd "$here/../.." && pwd)
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_npy fuzz_idx fuzz_ops)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_npy fuzz_idx fuzz_ops fuzz_files fuzz_case)
 out=${FUZZ_OUT:-$root/build-fuzz}
 jobs=${FUZZ_JOBS:-1}
 
@@ -31,17 +32,23 @@ for t in "${targets[@]}"; do
     corpus="$out/corpus/$t"
     mkdir -p "$corpus"
     log="$out/$t.log"
+    seeds=("$here/corpus/$t")
+    extra=()
+    case "$t" in
+    fuzz_files) seeds=("$here/corpus/fuzz_npy" "$here/corpus/fuzz_idx") ;;
+    fuzz_case) extra=(-close_fd_mask=3) ;;
+    esac
     set +e
     # -timeout: one input taking longer than 20 s is a finding; the outer
     # timeout only guards against a hang of libFuzzer itself.
     if [ "$jobs" -gt 1 ]; then
         timeout $((secs + 120)) "$out/$t" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2560 \
             -print_final_stats=1 -artifact_prefix="$out/artifacts/$t-" -jobs="$jobs" -workers="$jobs" \
-            ${FUZZ_FLAGS:-} "$corpus" "$here/corpus/$t" >"$log" 2>&1
+            "${extra[@]}" ${FUZZ_FLAGS:-} "$corpus" "${seeds[@]}" >"$log" 2>&1
     else
         timeout $((secs + 120)) "$out/$t" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2560 \
             -print_final_stats=1 -artifact_prefix="$out/artifacts/$t-" \
-            ${FUZZ_FLAGS:-} "$corpus" "$here/corpus/$t" >"$log" 2>&1
+            "${extra[@]}" ${FUZZ_FLAGS:-} "$corpus" "${seeds[@]}" >"$log" 2>&1
     fi
     rc=$?
     set -e
