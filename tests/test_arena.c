@@ -308,7 +308,7 @@ START_TEST(rng_is_seeded_and_reproducible)
 }
 END_TEST
 
-/* Regression (issue 10, finding 5): a mark from another ctx linked that
+/* Regression: a mark from another ctx linked that
  * ctx's objects into this one (heap use-after-free on reset under ASan). */
 START_TEST(mark_from_another_ctx_is_refused)
 {

@@ -550,7 +550,7 @@ static void child_save(const void *arg, child_report *r)
     hg_ctx_free(ctx);
 }
 
-/* Regression (issue 10, findings 1 and 2): a failed save removed whatever
+/* Regression: a failed save removed whatever
  * was at the path (a previous file, a device node), and a FIFO blocked. */
 START_TEST(save_never_loses_files)
 {
