@@ -564,7 +564,7 @@ static hg_tensor *collective(hg_ctx *ctx, hg_mpi_comm *c, coll_kind kind, hg_ten
         /* Every rank must use the same split: compare a hash of it. */
         int64_t *tmp = malloc((size_t)c->size * sizeof *tmp);
         if (!tmp) {
-            mine.status = hg_op_error(ctx, HG_ERR_OOM, "%s: out of memory", who);
+            mine.status = (int32_t)hg_op_error(ctx, HG_ERR_OOM, "%s: out of memory", who);
         } else {
             for (int q = 0; q < c->size; q++) {
                 if (rows_in)
