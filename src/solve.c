@@ -164,10 +164,10 @@ static hg_solve_options defaults(const hg_solve_options *opts)
     return o;
 }
 
-HG_API hg_status hg_cg_solve(hg_ctx *ctx, hg_apply_fn apply, void *user, const hg_tensor *b,
-                             const hg_solve_options *opts, hg_tensor **x, hg_solve_report *report)
+/* The start of both solvers: clear the report and the result, and refuse a
+ * NULL ctx or result pointer. */
+static hg_status start_call(hg_ctx *ctx, const char *who, hg_tensor **x, hg_solve_report *report)
 {
-    static const char *who = "hg_cg_solve";
     if (report)
         memset(report, 0, sizeof *report);
     if (!ctx)
@@ -175,6 +175,16 @@ HG_API hg_status hg_cg_solve(hg_ctx *ctx, hg_apply_fn apply, void *user, const h
     if (!x)
         return hg_set_error(ctx, HG_ERR_NULL, "%s: x (result pointer) is NULL", who);
     *x = NULL;
+    return HG_OK;
+}
+
+HG_API hg_status hg_cg_solve(hg_ctx *ctx, hg_apply_fn apply, void *user, const hg_tensor *b,
+                             const hg_solve_options *opts, hg_tensor **x, hg_solve_report *report)
+{
+    static const char *who = "hg_cg_solve";
+    hg_status started = start_call(ctx, who, x, report);
+    if (started != HG_OK)
+        return started;
     hg_solve_options o = defaults(opts);
     solver s;
     double *v[4];
@@ -235,13 +245,9 @@ HG_API hg_status hg_lissa_solve(hg_ctx *ctx, hg_apply_fn apply, void *user, cons
                                 const hg_solve_options *opts, hg_tensor **x, hg_solve_report *report)
 {
     static const char *who = "hg_lissa_solve";
-    if (report)
-        memset(report, 0, sizeof *report);
-    if (!ctx)
-        return HG_ERR_NULL;
-    if (!x)
-        return hg_set_error(ctx, HG_ERR_NULL, "%s: x (result pointer) is NULL", who);
-    *x = NULL;
+    hg_status started = start_call(ctx, who, x, report);
+    if (started != HG_OK)
+        return started;
     hg_solve_options o = defaults(opts);
     if (!(o.scale > 0.0) || !isfinite(o.scale))
         return hg_set_error(ctx, HG_ERR_RANGE, "%s: scale %g must be finite and > 0 (above half the largest "
