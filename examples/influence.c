@@ -49,9 +49,9 @@
 /* ---- options ------------------------------------------------------------------ */
 
 typedef struct options {
-    const char *data, *out, *opts;
+    const char *data, *out, *opts, *act;
     int64_t train, loo, val, mislabel, warmup, hess;
-    int batch, checkpoints, cg_iters, lissa_depth, lissa_batch, scan, scan_points, segment;
+    int batch, checkpoints, cg_iters, lissa_depth, lissa_batch, scan, scan_points, segment, snapshots, probe;
     double lr_sgd, lr_adam, damping, lissa_scale;
     uint64_t seed;
     bool quiet, check_exact;
@@ -78,18 +78,24 @@ static void usage(FILE *f)
             "  --lissa-scale X   LiSSA scale (default 2 x largest Hessian eigenvalue, by power iteration)\n"
             "  --scan N          samples whose weight is scanned over [0, 1] (default 16)  --scan-points N (20)\n"
             "  --mislabel N      mislabel-detection subset, 10%% flipped (default 1024; 0: skip)\n"
-            "  --segment L       exact estimator: reverse sweeps over segments of L steps (default 16;\n"
-            "                    0: one tape over the whole epoch)\n"
-            "  --check-exact     also run the other exact method and fail if they differ by > 1e-9 (relative)\n"
+            "  --snapshots N     exact estimator (hg_unroll): states kept (default: about one recomputation\n"
+            "                    per step, hg_unroll_snapshots_for(K, K))\n"
+            "  --check-exact     also compute the exact estimator by reverse sweeps over segments of L steps\n"
+            "                    from stored states and fail if the two differ by > 1e-9 (relative)\n"
+            "  --segment L       segment length of --check-exact (default 16)\n"
+            "  --probe N         samples whose E_val(w_i) is probed for linearity: w_i = 1 - h for h = 1e-12 .. 1,\n"
+            "                    and the run with w_i = 1 - h beside the base run (relu' sign flips, drift)\n"
+            "                    (default 4)\n"
+            "  --act A           hidden activation: relu (default) or tanh (smooth: a control for the probe)\n"
             "  --seed N          (default 1)   --quiet   no progress bars\n");
 }
 
 static int parse_options(int argc, char **argv, options *o)
 {
-    *o = (options){.data = "/usr/share/datasets/fashion-mnist", .out = "influence_out", .opts = "sgd,adam",
+    *o = (options){.data = "/usr/share/datasets/fashion-mnist", .out = "influence_out", .opts = "sgd,adam", .act = "relu",
                    .train = 1024, .loo = 256, .val = 1000, .mislabel = 1024, .warmup = 1400, .hess = 0,
                    .batch = 32, .checkpoints = 8, .cg_iters = 100, .lissa_depth = 300, .lissa_batch = 128,
-                   .scan = 16, .scan_points = 20, .segment = 16, .lr_sgd = 0.01, .lr_adam = 0.001, .damping = 0.01,
+                   .scan = 16, .scan_points = 20, .segment = 16, .snapshots = -1, .probe = 4, .lr_sgd = 0.01, .lr_adam = 0.001, .damping = 0.01,
                    .lissa_scale = 0, .seed = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -127,7 +133,8 @@ static int parse_options(int argc, char **argv, options *o)
             {"--batch", NULL, &o->batch, NULL, 1},        {"--checkpoints", NULL, &o->checkpoints, NULL, 1},
             {"--cg-iters", NULL, &o->cg_iters, NULL, 1},  {"--lissa-depth", NULL, &o->lissa_depth, NULL, 1},
             {"--lissa-batch", NULL, &o->lissa_batch, NULL, 1}, {"--scan", NULL, &o->scan, NULL, 0},
-            {"--scan-points", NULL, &o->scan_points, NULL, 2}, {"--segment", NULL, &o->segment, NULL, 0}, {"--lr-sgd", NULL, NULL, &o->lr_sgd, 0},
+            {"--scan-points", NULL, &o->scan_points, NULL, 2}, {"--segment", NULL, &o->segment, NULL, 1},
+            {"--snapshots", NULL, &o->snapshots, NULL, 0}, {"--probe", NULL, &o->probe, NULL, 0}, {"--lr-sgd", NULL, NULL, &o->lr_sgd, 0},
             {"--lr-adam", NULL, NULL, &o->lr_adam, 0},    {"--damping", NULL, NULL, &o->damping, 0},
             {"--lissa-scale", NULL, NULL, &o->lissa_scale, 0},
         };
@@ -157,6 +164,8 @@ static int parse_options(int argc, char **argv, options *o)
             o->out = v;
         else if (!strcmp(a, "--opt"))
             o->opts = v;
+        else if (!strcmp(a, "--act") && (!strcmp(v, "relu") || !strcmp(v, "tanh")))
+            o->act = v;
         else if (!strcmp(a, "--seed") && num && d >= 0)
             o->seed = (uint64_t)d;
         else {
@@ -375,9 +384,9 @@ typedef struct model {
     int64_t S;            /* doubles of a full state: P (1 + nstate / NP) */
 } model;
 
-static void model_init(model *m, hg_opt_config opt)
+static void model_init(model *m, hg_opt_config opt, hg_activation act)
 {
-    m->spec = (hg_mlp){.n_layers = 3, .sizes = {784, 64, 64, 10}, .hidden = HG_ACT_RELU};
+    m->spec = (hg_mlp){.n_layers = 3, .sizes = {784, 64, 64, 10}, .hidden = act};
     int64_t shapes[NP] = {784 * 64, 64, 64 * 64, 64, 64 * 10, 10};
     m->off[0] = 0;
     for (int i = 0; i < NP; i++)
@@ -599,44 +608,198 @@ static double val_with_weight(run *r, int64_t i, double w, state *tmp)
     return val_loss(r, tmp->v, NULL);
 }
 
-/* ---- exact: dE_val/dw through the recorded epoch --------------------------------- */
+/* ---- probe: why E_val(w_i) is or is not linear ---------------------------------- */
 
-/* dw[i] = dE_val/dw_i for all n samples of the epoch: one outer tape over the
- * K recorded steps (inner gradients nested), one reverse sweep. Memory is the
- * whole tape (reported). */
-static void exact_full_tape(run *r, double *dw, size_t *peak)
+/* Hidden units of batch j whose pre-activation has a different sign (> 0 or
+ * not) under parameters a and b: where relu' differs between two runs. */
+static int64_t sign_flips(run *r, const double *a, const double *b, int j)
 {
     hg_ctx *ctx = r->ctx;
     const model *m = r->m;
     hg_mark mk = hg_ctx_mark(ctx);
-    hg_ctx_reset_peak(ctx);
-    size_t base = hg_ctx_get_stats(ctx).bytes_in_use;
-    hg_tensor **w = xmalloc(sizeof(hg_tensor *) * (size_t)r->K), **g = xmalloc(sizeof(hg_tensor *) * (size_t)r->K);
-    hg_tensor *params[NP], *st[2 * NP] = {0};
-    state_tensors(ctx, m, &r->s0, params, st);
-    hg_tape *outer = hg_tape_begin(ctx, 0);
-    int64_t B = r->B;
-    for (int k = 0; k < r->K; k++) {
-        w[k] = hg_ones(ctx, HG_F64, 1, &B);
-        hg_watch(outer, w[k]);
-        hg_tensor *x, *y, *next[NP];
-        make_batch(ctx, r->train + (int64_t)k * r->B, r->B, &x, &y);
-        if (record_step(ctx, m, r->s0.t + k + 1, params, st, x, y, w[k], next) != HG_OK)
-            die_ctx(ctx, "exact: recorded step");
-        memcpy(params, next, sizeof params);
+    hg_tensor *pa[NP], *pb[NP], *x, *y;
+    unflatten(ctx, m, a, pa);
+    unflatten(ctx, m, b, pb);
+    make_batch(ctx, r->train + (int64_t)j * r->B, r->B, &x, &y);
+    hg_tensor *za = x, *zb = x;
+    int64_t flips = 0;
+    for (int l = 0; l + 1 < m->spec.n_layers; l++) {
+        za = hg_dense(ctx, za, pa[2 * l], pa[2 * l + 1]);
+        zb = hg_dense(ctx, zb, pb[2 * l], pb[2 * l + 1]);
+        if (hg_ctx_status(ctx) != HG_OK)
+            die_ctx(ctx, "probe: pre-activations");
+        const double *da = hg_tensor_f64(za), *db = hg_tensor_f64(zb);
+        for (int64_t e = 0; e < hg_tensor_numel(za); e++)
+            flips += (da[e] > 0) != (db[e] > 0);
+        za = hg_activate(ctx, za, m->spec.hidden);
+        zb = hg_activate(ctx, zb, m->spec.hidden);
     }
-    hg_tensor *xv, *yv;
-    make_batch(ctx, r->val, r->n_val, &xv, &yv);
-    hg_tensor *E = batch_loss(ctx, m, params, xv, yv, NULL);
-    hg_tape_end(outer);
-    if (!E || hg_gradient(outer, E, r->K, w, NULL, g) != HG_OK)
-        die_ctx(ctx, "exact: sweep");
-    for (int k = 0; k < r->K; k++)
-        for (int j = 0; j < r->B; j++)
-            dw[(int64_t)k * r->B + j] = hg_get(g[k], j);
-    *peak = hg_ctx_get_stats(ctx).peak_bytes - base;
-    free(w);
-    free(g);
+    hg_ctx_rewind(ctx, mk);
+    return flips;
+}
+
+static double dist(const double *a, const double *b, int64_t n)
+{
+    double s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += (a[i] - b[i]) * (a[i] - b[i]);
+    return sqrt(s);
+}
+
+#define NPROBE_H 9
+#define NPROBE_T 6
+static const double probe_h[NPROBE_H] = {0, 1e-12, 1e-9, 1e-6, 1e-4, 1e-3, 1e-2, 1e-1, 1};
+static const int probe_t[NPROBE_T] = {1, 4, 16, 64, 256, 1024}; /* steps after the sample's step */
+
+typedef struct probe_row {
+    int64_t pos;
+    int step;
+    double dEdw;                 /* exact */
+    double ratio[NPROBE_H];      /* (E(1-h) - E) / (-h dE/dw); h = 0: E(1) - E itself */
+    /* the run with w_i = 1 - h side by side with the base run, h = 1e-6 and 1 */
+    double drift[2][NPROBE_T];   /* |theta - theta_base| / h after probe_t[] more steps (NaN past K) */
+    int64_t flips[2];            /* units of later batches whose relu' differs from the base run */
+    int first_flip[2];           /* steps after the sample's step to the first flip (-1: none) */
+    double drift_end[2];         /* |theta_K - theta_K,base| / h */
+} probe_row;
+
+/* Sample i's run with weight 1 - h beside the base run. */
+static void probe_trajectory(run *r, int64_t i, double h, probe_row *row, int slot, state *a, state *b)
+{
+    int k = (int)(i / r->B);
+    state_at(r, k, a);
+    state_copy(r->m, b, a);
+    double *wb = xmalloc(sizeof(double) * (size_t)r->B);
+    for (int j = 0; j < r->B; j++)
+        wb[j] = 1.0;
+    wb[i % r->B] = 1.0 - h;
+    row->flips[slot] = 0;
+    row->first_flip[slot] = -1;
+    for (int t = 0; t < NPROBE_T; t++)
+        row->drift[slot][t] = NAN;
+    for (int j = k; j < r->K; j++) {
+        if (j > k) {
+            int64_t f = sign_flips(r, a->v, b->v, j);
+            if (f && row->first_flip[slot] < 0)
+                row->first_flip[slot] = j - k;
+            row->flips[slot] += f;
+        }
+        train_step(r->ctx, r->m, a, r->train + (int64_t)j * r->B, r->B, j == k ? wb : NULL);
+        train_step(r->ctx, r->m, b, r->train + (int64_t)j * r->B, r->B, NULL);
+        for (int t = 0; t < NPROBE_T; t++)
+            if (j - k + 1 == probe_t[t])
+                row->drift[slot][t] = dist(a->v, b->v, r->m->P) / h;
+    }
+    row->drift_end[slot] = dist(a->v, b->v, r->m->P) / h;
+    free(wb);
+}
+
+static void probe(run *r, const int64_t *pos, int n, const double *dw, probe_row *rows)
+{
+    state a = state_new(r->m), b = state_new(r->m);
+    double t0 = now();
+    for (int s = 0; s < n; s++) {
+        probe_row *row = &rows[s];
+        row->pos = pos[s];
+        row->step = (int)(pos[s] / r->B);
+        row->dEdw = dw[pos[s]];
+        for (int q = 0; q < NPROBE_H; q++) {
+            double dE = val_with_weight(r, pos[s], 1.0 - probe_h[q], &a) - r->E;
+            row->ratio[q] = probe_h[q] > 0 ? dE / (-probe_h[q] * row->dEdw) : dE;
+            if (probe_h[q] == 0 && dE != 0) { /* leave-one-out would measure noise, not the sample */
+                fprintf(stderr, "influence: the re-run with w_i = 1 from the stored state is not bitwise the base "
+                                "run (E_val differs by %.3e): training is not deterministic here\n", dE);
+                exit(1);
+            }
+        }
+        probe_trajectory(r, pos[s], 1e-6, row, 0, &a, &b);
+        probe_trajectory(r, pos[s], 1.0, row, 1, &a, &b);
+        progress("probe: linearity of E_val(w_i)", s + 1, n, t0);
+    }
+    free(a.v);
+    free(b.v);
+}
+
+/* ---- exact: dE_val/dw through the recorded epoch --------------------------------- */
+
+/* dw[i] = dE_val/dw_i for all n samples of the epoch with the library's
+ * checkpointed unroll (hg_unroll): one forward sweep keeping a few states
+ * on a binomial schedule, then one reverse sweep in which step k is
+ * recorded (its inner gradient nested) and differentiated with the state
+ * adjoint; the gradient of step k's loss weights arrives in a callback.
+ * The step's only differentiated input is its weight vector w (ones); the
+ * batch images and labels are constants built inside the step. */
+typedef struct unroll_user {
+    run *r;
+    hg_tensor *xv, *yv; /* validation set, made before hg_unroll */
+    double *dw;
+    int done;
+    double t0;
+} unroll_user;
+
+static hg_status unroll_inputs(hg_ctx *ctx, int k, hg_tensor **in, void *user)
+{
+    (void)k;
+    int64_t B = ((unroll_user *)user)->r->B;
+    in[0] = hg_ones(ctx, HG_F64, 1, &B);
+    return hg_ctx_status(ctx);
+}
+
+static hg_status unroll_step(hg_ctx *ctx, int k, hg_tensor *const *s, hg_tensor *const *in, hg_tensor *const *glob,
+                             hg_tensor **out, void *user)
+{
+    (void)glob;
+    run *r = ((unroll_user *)user)->r;
+    const model *m = r->m;
+    hg_tensor *st[2 * NP] = {0}, *x, *y;
+    memcpy(st, s + NP, sizeof(hg_tensor *) * (size_t)m->nstate);
+    make_batch(ctx, r->train + (int64_t)k * r->B, r->B, &x, &y);
+    if (hg_ctx_status(ctx) != HG_OK)
+        return hg_ctx_status(ctx);
+    hg_status rc = record_step(ctx, m, r->s0.t + k + 1, s, st, x, y, in[0], out);
+    if (rc != HG_OK)
+        return rc;
+    memcpy(out + NP, st, sizeof(hg_tensor *) * (size_t)m->nstate);
+    return HG_OK;
+}
+
+static hg_tensor *unroll_loss(hg_ctx *ctx, hg_tensor *const *s, hg_tensor *const *glob, void *user)
+{
+    (void)glob;
+    unroll_user *u = user;
+    return batch_loss(ctx, u->r->m, s, u->xv, u->yv, NULL);
+}
+
+static hg_status unroll_grad(hg_ctx *ctx, int k, hg_tensor *const *in, hg_tensor *const *g, void *user)
+{
+    (void)ctx, (void)in;
+    unroll_user *u = user;
+    const double *gd = hg_tensor_f64(g[0]);
+    memcpy(u->dw + (int64_t)k * u->r->B, gd, sizeof(double) * (size_t)u->r->B);
+    progress("exact: reverse sweep", ++u->done, u->r->K, u->t0);
+    return HG_OK;
+}
+
+/* snapshots: the budget of stored states (besides s_0). Fills *st. */
+static void exact_unroll(run *r, int snapshots, double *dw, hg_unroll_stats *st)
+{
+    hg_ctx *ctx = r->ctx;
+    const model *m = r->m;
+    hg_mark mk = hg_ctx_mark(ctx);
+    int ns = NP + m->nstate;
+    hg_tensor *s0[3 * NP], *E;
+    state_tensors(ctx, m, &r->s0, s0, s0 + NP);
+    unroll_user u = {.r = r, .dw = dw, .t0 = now()};
+    make_batch(ctx, r->val, r->n_val, &u.xv, &u.yv);
+    if (hg_ctx_status(ctx) != HG_OK)
+        die_ctx(ctx, "exact (unroll): setup");
+    hg_unroll_spec spec = {.steps = r->K, .n_state = ns, .state0 = s0, .n_inputs = 1, .snapshots = snapshots,
+                           .inputs = unroll_inputs, .step = unroll_step, .loss = unroll_loss,
+                           .on_grad = unroll_grad, .user = &u};
+    if (hg_unroll(ctx, &spec, &E, NULL, NULL, st) != HG_OK)
+        die_ctx(ctx, "exact (unroll)");
+    if (hg_item(E) != r->E)
+        fprintf(stderr, "  exact (unroll): E_val %.17g differs from the base run's %.17g\n", hg_item(E), r->E);
     hg_ctx_rewind(ctx, mk);
 }
 
@@ -906,16 +1069,24 @@ typedef struct opt_result {
     double det_seconds[8];
     int64_t mis_n, mis_flipped;
     double mis_acc_val;
+    int n_probe;
+    probe_row *probe;
+    double probe_seconds;
 } opt_result;
 
-static void write_csv(const char *dir, const opt_result *res)
+/* Every output goes to a temporary file beside its target, renamed over it
+ * only when complete (hg_atomic_*): a crash or a full disk never leaves a
+ * half-written table, CSV or PNG. */
+static int write_csv(hg_ctx *ctx, const char *dir, const opt_result *res)
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/influence_%s.csv", dir, res->opt);
-    FILE *f = fopen(path, "w");
+    hg_atomic_file *af = hg_atomic_open(ctx, path);
+    FILE *f = hg_atomic_stream(af);
     if (!f) {
-        fprintf(stderr, "influence: cannot write %s: %s\n", path, strerror(errno));
-        return;
+        fprintf(stderr, "influence: cannot write %s: %s\n", path, hg_ctx_error(ctx));
+        hg_ctx_clear_error(ctx);
+        return -1;
     }
     fprintf(f, "position,step");
     for (int e = 0; e < NEST; e++)
@@ -927,7 +1098,12 @@ static void write_csv(const char *dir, const opt_result *res)
             fprintf(f, ",%.10e", res->v[e][i]);
         fprintf(f, "\n");
     }
-    fclose(f);
+    if (hg_atomic_commit(af) != HG_OK) {
+        fprintf(stderr, "influence: cannot write %s: %s\n", path, hg_ctx_error(ctx));
+        hg_ctx_clear_error(ctx);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- the experiment for one optimizer ---------------------------------------------- */
@@ -1076,8 +1252,9 @@ static void mislabel_experiment(const setup *su, const model *m, const state *s0
         hg_tensor *x, *y;
         unflatten(ctx, m, r.final.v, h.params);
         make_batch(ctx, r.train, n, &x, &y);
-        h.feat = hg_activate(ctx, hg_dense(ctx, hg_activate(ctx, hg_dense(ctx, x, h.params[0], h.params[1]), HG_ACT_RELU),
-                                           h.params[2], h.params[3]), HG_ACT_RELU);
+        h.feat = hg_activate(ctx, hg_dense(ctx, hg_activate(ctx, hg_dense(ctx, x, h.params[0], h.params[1]),
+                                                            m->spec.hidden),
+                                           h.params[2], h.params[3]), m->spec.hidden);
         h.full_x = h.feat;
         h.full_y = y;
         if (!h.feat)
@@ -1176,7 +1353,7 @@ static void experiment(const setup *su, hg_opt_kind kind, opt_result *res)
     hg_ctx *ctx = su->ctx;
     hg_opt_config cfg = {.kind = kind, .lr = kind == HG_OPT_SGD ? o->lr_sgd : o->lr_adam};
     model mdl, *m = &mdl;
-    model_init(m, cfg);
+    model_init(m, cfg, strcmp(o->act, "tanh") ? HG_ACT_RELU : HG_ACT_TANH);
     int N = (int)o->loo;
     res->opt = hg_opt_name(kind);
     res->N = N;
@@ -1213,40 +1390,43 @@ static void experiment(const setup *su, hg_opt_kind kind, opt_result *res)
     /* exact */
     t0 = now();
     double *dw = xmalloc(sizeof(double) * (size_t)r.n);
-    size_t peak = 0;
-    if (o->segment > 0)
-        exact_segments(&r, o->segment, dw, &peak);
-    else
-        exact_full_tape(&r, dw, &peak);
+    int snaps = o->snapshots >= 0 ? o->snapshots : (int)hg_unroll_snapshots_for(r.K, r.K);
+    hg_unroll_stats ust;
+    exact_unroll(&r, snaps, dw, &ust);
     for (int i = 0; i < N; i++)
         res->v[1][i] = -dw[su->loo[i]];
     res->seconds[1] = now() - t0;
-    res->mbytes[1] = (double)peak / 1e6 + (o->segment > 0 ? snap_mb : 0);
-    if (o->segment > 0)
-        snprintf(res->notes[1], sizeof res->notes[1], "one pass gives all %lld samples; reverse over segments "
-                 "of %d steps from the snapshots (memory: a segment's tape + snapshots)", (long long)r.n, o->segment);
-    else
-        snprintf(res->notes[1], sizeof res->notes[1], "one sweep gives all %lld samples; full tape of %d steps",
-                 (long long)r.n, r.K);
+    res->mbytes[1] = (double)ust.arena_peak_bytes / 1e6;
+    snprintf(res->notes[1], sizeof res->notes[1], "hg_unroll, one reverse sweep gives all %lld samples; %d snapshots, "
+             "%lld steps recomputed", (long long)r.n, ust.snapshots_used, (long long)ust.recomputed_steps);
     if (o->check_exact) {
         double *dw2 = xmalloc(sizeof(double) * (size_t)r.n), worst = 0, scale = 0;
         size_t p2;
-        if (o->segment > 0)
-            exact_full_tape(&r, dw2, &p2);
-        else
-            exact_segments(&r, 16, dw2, &p2);
+        double t2 = now();
+        exact_segments(&r, o->segment, dw2, &p2);
+        t2 = now() - t2;
         for (int64_t i = 0; i < r.n; i++) {
             worst = fmax(worst, fabs(dw[i] - dw2[i]));
             scale = fmax(scale, fabs(dw[i]));
         }
         free(dw2);
-        fprintf(stderr, "  exact: segments vs full tape: max |difference| %.3e (max |dE/dw| %.3e)\n", worst, scale);
+        fprintf(stderr, "  exact: hg_unroll vs segments of %d steps (%.1f s, %.0f MB): max |difference| %.3e (max "
+                "|dE/dw| %.3e)\n", o->segment, t2, (double)p2 / 1e6, worst, scale);
         if (!(worst <= 1e-9 * scale)) {
             fprintf(stderr, "influence: the two exact methods disagree\n");
             exit(1);
         }
     }
-    fprintf(stderr, "  exact: %.1f s, tape %.0f MB\n", res->seconds[1], res->mbytes[1]);
+    fprintf(stderr, "  exact: %.1f s, arena peak %.0f MB\n", res->seconds[1], res->mbytes[1]);
+
+    /* probe */
+    res->n_probe = (int)(o->probe < N ? o->probe : N);
+    if (res->n_probe > 0) {
+        t0 = now();
+        res->probe = xmalloc(sizeof(probe_row) * (size_t)res->n_probe);
+        probe(&r, su->loo, res->n_probe, dw, res->probe);
+        res->probe_seconds = now() - t0;
+    }
 
     /* influence functions */
     {
@@ -1406,6 +1586,48 @@ static void write_report(FILE *f, const options *o, const opt_result *res, int n
                    "%d samples deviate by more than 1 u somewhere; largest deviation %.3g u.\n\n",
                 1.0 - 1.0 / o->scan_points, x->scanned, o->scan_points, x->scan_unit, x->with_jump, x->scanned,
                 x->jump_segments, x->segments, x->with_nonlinear, x->scanned, x->max_ratio);
+        if (x->n_probe) {
+            fprintf(f, "Probe (%.1f s): E_val with w_i = 1 - h, as a multiple of the first-order prediction -h dE/dw_i "
+                       "(1 = linear). Column h = 0 is E_val(w_i = 1) - E_val(base): 0 when the weighted path and its "
+                       "replay from the stored state are bitwise the base run.\n\n| position | step | dE/dw_i | h = 0 |",
+                    x->probe_seconds);
+            for (int q = 1; q < NPROBE_H; q++)
+                fprintf(f, " %g |", probe_h[q]);
+            fprintf(f, "\n|---|---|---|---|");
+            for (int q = 1; q < NPROBE_H; q++)
+                fprintf(f, "---|");
+            fprintf(f, "\n");
+            for (int p = 0; p < x->n_probe; p++) {
+                const probe_row *w = &x->probe[p];
+                fprintf(f, "| %lld | %d | %.3e | %.1e |", (long long)w->pos, w->step, w->dEdw, w->ratio[0]);
+                for (int q = 1; q < NPROBE_H; q++)
+                    fprintf(f, " %.3g |", w->ratio[q]);
+                fprintf(f, "\n");
+            }
+            fprintf(f, "\nThe same runs side by side with the base run: hidden units of later batches whose "
+                       "pre-activation sign (relu') differs from the base run (total, and steps after the sample's "
+                       "step to the first), and the parameter drift |theta - theta_base| / h after n more steps "
+                       "(equal for both h while the run is linear in w_i).\n\n| position | h | flips | first flip |");
+            for (int t = 0; t < NPROBE_T; t++)
+                fprintf(f, " +%d |", probe_t[t]);
+            fprintf(f, " end |\n|---|---|---|---|");
+            for (int t = 0; t <= NPROBE_T; t++)
+                fprintf(f, "---|");
+            fprintf(f, "\n");
+            for (int p = 0; p < x->n_probe; p++)
+                for (int sl = 0; sl < 2; sl++) {
+                    const probe_row *w = &x->probe[p];
+                    fprintf(f, "| %lld | %g | %lld | %d |", (long long)w->pos, sl ? 1.0 : 1e-6,
+                            (long long)w->flips[sl], w->first_flip[sl]);
+                    for (int t = 0; t < NPROBE_T; t++)
+                        if (isnan(w->drift[sl][t]))
+                            fprintf(f, " |");
+                        else
+                            fprintf(f, " %.3g |", w->drift[sl][t]);
+                    fprintf(f, " %.3g |\n", w->drift_end[sl]);
+                }
+            fprintf(f, "\n");
+        }
         if (x->n_det) {
             fprintf(f, "Mislabel detection: %lld samples, %lld labels flipped, one epoch; validation accuracy "
                        "afterwards %.1f%%. Fraction of the flipped samples found in the top k%% by self-influence:\n\n",
@@ -1462,7 +1684,7 @@ static void text(canvas *c, int x, int y, const char *s, int scale, const rgb co
     }
 }
 
-static int write_plot(const char *path, const opt_result *res, int n_res)
+static int write_plot(hg_ctx *ctx, const char *path, const opt_result *res, int n_res)
 {
     const int PW = 300, PH = 300, M = 40, TOP = 30, cols = NEST - 1;
     canvas c = {.w = cols * (PW + M) + M, .h = n_res * (PH + M + TOP) + M};
@@ -1511,7 +1733,8 @@ static int write_plot(const char *path, const opt_result *res, int n_res)
             text(&c, x0, y0 + PH + 4, "PREDICTED ->", 1, black);
             text(&c, x0 + PW - 70, y0 + PH + 4, "ACTUAL: UP", 1, black);
         }
-    FILE *f = fopen(path, "wb");
+    hg_atomic_file *af = hg_atomic_open(ctx, path);
+    FILE *f = hg_atomic_stream(af);
     if (!f) {
         free(c.px);
         return -1;
@@ -1520,7 +1743,7 @@ static int write_plot(const char *path, const opt_result *res, int n_res)
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info || setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
-        fclose(f);
+        hg_atomic_abort(af);
         free(c.px);
         return -1;
     }
@@ -1533,7 +1756,7 @@ static int write_plot(const char *path, const opt_result *res, int n_res)
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
     free(c.px);
-    return fclose(f) == 0 ? 0 : -1;
+    return hg_atomic_commit(af) == HG_OK ? 0 : -1;
 }
 #endif
 
@@ -1605,13 +1828,15 @@ int main(int argc, char **argv)
 
     opt_result res[2];
     memset(res, 0, sizeof res);
+    int write_failed = 0;
     int n_res = 0;
     const char *kinds[2] = {"sgd", "adam"};
     for (int k = 0; k < 2; k++) {
         if (!strstr(o.opts, kinds[k]))
             continue;
         experiment(&su, k == 0 ? HG_OPT_SGD : HG_OPT_ADAM, &res[n_res]);
-        write_csv(o.out, &res[n_res]);
+        if (write_csv(su.ctx, o.out, &res[n_res]) != 0)
+            write_failed = 1;
         n_res++;
     }
     if (!n_res) {
@@ -1621,22 +1846,29 @@ int main(int argc, char **argv)
     double total = now() - t_start;
     char path[1200];
     snprintf(path, sizeof path, "%s/influence.md", o.out);
-    FILE *f = fopen(path, "w");
-    if (f) {
-        write_report(f, &o, res, n_res, total);
-        fclose(f);
+    hg_atomic_file *af = hg_atomic_open(su.ctx, path);
+    if (af)
+        write_report(hg_atomic_stream(af), &o, res, n_res, total);
+    if (!af || hg_atomic_commit(af) != HG_OK) {
+        write_failed = 1;
+        fprintf(stderr, "influence: cannot write %s: %s\n", path, hg_ctx_error(su.ctx));
+        hg_ctx_clear_error(su.ctx);
     }
     write_report(stdout, &o, res, n_res, total);
 #ifdef HAVE_PNG
     snprintf(path, sizeof path, "%s/influence.png", o.out);
-    if (write_plot(path, res, n_res) != 0)
-        fprintf(stderr, "influence: cannot write %s\n", path);
-    else
+    if (write_plot(su.ctx, path, res, n_res) != 0) {
+        write_failed = 1;
+        fprintf(stderr, "influence: cannot write %s: %s\n", path, hg_ctx_error(su.ctx));
+        hg_ctx_clear_error(su.ctx);
+    } else
         printf("wrote %s/influence.md, %s/influence_<opt>.csv and %s\n", o.out, o.out, path);
 #endif
     for (int r = 0; r < n_res; r++)
         for (int e = 0; e < NEST; e++)
             free(res[r].v[e]);
+    for (int r = 0; r < n_res; r++)
+        free(res[r].probe);
     free(perm);
     free(pos);
     free(su.train);
@@ -1647,5 +1879,5 @@ int main(int argc, char **argv)
     free(su.loo);
     hg_ctx_free(su.ctx);
     hg_ctx_free(d.ctx);
-    return 0;
+    return write_failed;
 }
