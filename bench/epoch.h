@@ -12,7 +12,7 @@ typedef struct epoch_options {
     int batch;            /* 32 */
     int64_t val;          /* validation images (default 1000) */
     bool through_all;     /* through every step from initialisation */
-    int snapshots;        /* < 0: hg_unroll_snapshots_for(K, K) */
+    int snapshots;        /* < 0: as many as fit in 48 MB */
     int check;            /* > 0: compare with one full tape on that many steps */
 } epoch_options;
 

@@ -601,8 +601,8 @@ static void usage(FILE *f)
             "  --chunk-mb X      arena chunk size in MiB (default: the library's, 1 MiB); the\n"
             "                    unused tail of each chunk counts in the peak\n"
             "  --no-gemm         skip the GEMM trace and replay\n"
-            "  epoch case: --epochs N (5), --through last|all, --snapshots N (default: about one\n"
-            "                    recomputation per step), --val N validation images (1000),\n"
+            "  epoch case: --epochs N (5), --through last|all, --snapshots N (default: as many as\n"
+            "                    fit in 48 MB), --val N validation images (1000),\n"
             "                    --check K (compare with one full tape on K steps first)\n");
 }
 

@@ -1,6 +1,8 @@
 /* Command-line parsing for mnist_hypergrad (see cli.h). */
 #include "cli.h"
 
+#include "fdcheck.h"
+
 #include "crosscheck.h"
 #include "hypergrad.h"
 
@@ -22,7 +24,7 @@ void cli_usage(FILE *f)
             "\n"
             "Trains an MLP on MNIST-format data as the original question did (Adam, batch 32,\n"
             "5 epochs, shuffled), then computes the gradient of the validation loss with respect to\n"
-            "every training image and sample weight through the last training steps, from the\n"
+            "every training image and sample weight through the whole last epoch, from the\n"
             "optimizer state training left (double backward), ranks the training samples by their\n"
             "influence, checks the result against finite differences and draws it.\n"
             "See docs/hypergradient.md.\n"
@@ -43,16 +45,20 @@ void cli_usage(FILE *f)
             "  --seed N          random seed: initial weights, shuffling (default 1)\n"
             "  --dtype T         f32 | f64: training and hypergradient (default f64)\n"
             "hypergradient\n"
-            "  --through WHAT    last-epoch | all: every step from initialisation (need the\n"
-            "                    checkpointed unroll: more than 64 steps)\n"
-            "  --steps K         only the last K training steps (default 10 until the checkpointed\n"
-            "                    unroll is in the library: at most 64 on one full tape)\n"
+            "  --through WHAT    last-epoch (default): every step of the last epoch;\n"
+            "                    all: every step from initialisation (a sample's gradient sums\n"
+            "                    its appearances)\n"
+            "  --steps K         only the last K training steps instead\n"
             "  --fresh-state     the unrolled steps start from a fresh optimizer state (t = 1,\n"
             "                    zero moments) instead of the state training left\n"
-            "  --snapshots N     states kept for the checkpointed reverse sweep (default 40)\n"
+            "  --snapshots N     states kept for the checkpointed reverse sweep (default: as many\n"
+            "                    as fit in 48 MB, e.g. 36 for the default Adam run)\n"
             "  --loss L          ce | mse: E_val is the cross-entropy or the squared error of the\n"
             "                    softmax against one-hot labels (default ce)\n"
             "  --fd-pixels N     pixels checked by finite differences (default 2; 0: no check)\n"
+            "  --fd-tolerance X  exit with status 3 when a derivative the differences resolve is\n"
+            "                    off by more than X relative (default 1e-4), or, when given, when\n"
+            "                    none is resolved\n"
             "  --linearity N     replay real changes: a sample's weight and brightness changed by\n"
             "                    1e-6..1, and leave-one-out for the N (0..8) most helpful and most\n"
             "                    harmful samples, against the first-order prediction\n"
@@ -175,8 +181,8 @@ double cli_lr(const options *o)
 int cli_parse(int argc, char **argv, options *o)
 {
     *o = (options){.out_png = "mnist_hypergrad.png", .influence_path = "influence.npy", .epochs = 5, .batch = 32,
-                   .val = 1000, .through = THROUGH_STEPS, .steps = 10, .snapshots = 40, .opt = HG_OPT_ADAM,
-                   .dtype = HG_F64, .loss = VAL_LOSS_CE, .fd_pixels = 2, .linearity = -1, .repeat = 1, .seed = 1};
+                   .val = 1000, .through = THROUGH_LAST_EPOCH, .steps = 0, .snapshots = 0, .opt = HG_OPT_ADAM,
+                   .dtype = HG_F64, .loss = VAL_LOSS_CE, .fd_pixels = 2, .fd_tolerance = FD_FAILED, .linearity = -1, .repeat = 1, .seed = 1};
     o->spec = (hg_mlp){3, {0, 64, 64, 0}, HG_ACT_RELU};
     bool through_given = false, hidden_given = false, lr_given = false;
     for (int i = 1; i < argc; i++) {
@@ -196,7 +202,8 @@ int cli_parse(int argc, char **argv, options *o)
         static const char *const with_value[] = {
             "--data",  "--out",       "--case",    "--epochs", "--train-limit", "--batch", "--val",
             "--steps", "--fd-pixels", "--repeat",  "--seed",   "--lr",          "--opt",   "--dtype",
-            "--loss",  "--hidden",    "--through", "--influence", "--save-dx",  "--snapshots", "--linearity"};
+            "--loss",  "--hidden",    "--through", "--influence", "--save-dx",  "--snapshots", "--linearity",
+            "--fd-tolerance"};
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             known = known || !strcmp(a, with_value[k]);
@@ -237,6 +244,9 @@ int cli_parse(int argc, char **argv, options *o)
         } else if (!strcmp(a, "--snapshots")) {
             if (!(rc = parse_int(a, v, 1, 100000, &x)))
                 o->snapshots = (int)x;
+        } else if (!strcmp(a, "--fd-tolerance")) {
+            if (!(rc = parse_double(a, v, 1e-15, 1, &o->fd_tolerance)))
+                o->fd_tolerance_given = true;
         } else if (!strcmp(a, "--fd-pixels")) {
             if (!(rc = parse_int(a, v, 0, 100000, &x)))
                 o->fd_pixels = (int)x;
@@ -287,6 +297,8 @@ int cli_parse(int argc, char **argv, options *o)
         return bad("--synthetic and --data %s: choose one", o->data_dir);
     if (o->repeat_given && !o->case_dir)
         return bad("--repeat only applies to the cross-check mode (--case DIR)");
+    if (o->fd_tolerance_given && o->dtype != HG_F64)
+        return bad("--fd-tolerance needs --dtype f64 (in f32 there is no finite-difference check)");
     if (through_given && o->steps_given)
         return bad("--through and --steps: choose one");
     if (o->steps_given)

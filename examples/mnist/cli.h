@@ -33,12 +33,14 @@ typedef struct options {
     through_kind through;
     int64_t steps;      /* THROUGH_STEPS: K */
     bool fresh_state;   /* the unrolled steps start from a fresh optimizer state */
-    int snapshots;      /* the unroll's snapshot budget */
+    int snapshots;      /* the unroll's snapshot budget (0: HYPERGRAD_SNAPSHOT_BYTES' worth) */
     hg_opt_kind opt;
     double lr;          /* 0: the optimizer's default */
     hg_dtype dtype;
     val_loss_kind loss;
     int fd_pixels;
+    double fd_tolerance;     /* exit status 3 above it */
+    bool fd_tolerance_given; /* then also when nothing is resolved */
     int linearity;      /* --linearity N: leave-one-out for N samples each way (-1: off) */
     int repeat;
     bool repeat_given, steps_given;

@@ -11,7 +11,7 @@
  * asks for 1e-6 on those. */
 #define FD_RESOLVED 3e-7
 #define FD_TARGET 1e-6
-#define FD_FAILED 1e-4 /* a resolved derivative this far off is a bug: exit status 3 */
+#define FD_FAILED 1e-4 /* --fd-tolerance's default: a resolved derivative this far off is a bug (exit 3) */
 
 typedef struct fd_summary {
     int checked, unresolved;

@@ -19,6 +19,9 @@ typedef struct run {
     hypergrad_result *r;
     const perturbation *pert;
     progress bar;
+    int64_t steps_done; /* progress of the unroll's current sweep */
+    bool in_reverse;    /* the forward sweep is over */
+    double t_phase;
 } run;
 
 /* Step k's batch: x (pixels), y (labels), w (per-sample loss weights, 1). */
@@ -55,55 +58,95 @@ static hg_tensor *val_loss(hg_ctx *ctx, const run *u, hg_tensor *const *state)
     return hyper_val_loss_of(ctx, &u->p->spec, state, u->p->x_val, u->p->y_val, u->p->loss);
 }
 
-static void on_grad(run *u, int64_t k, hg_tensor *const *in, hg_tensor *dx, hg_tensor *dw);
+static void on_grad(run *u, int64_t k, hg_tensor *dx, hg_tensor *dw);
 static bool appears_once(const hypergrad_problem *p);
 
-/* dE_val/d(each step's x and w), on one tape through the whole window
- * (TODO: the checkpointed hg_unroll; this full tape holds every step). */
+/* hg_unroll's callbacks: step k of the unroll is training step k0 + k. */
+static hg_status unroll_inputs(hg_ctx *ctx, int k, hg_tensor **in, void *user)
+{
+    run *u = user;
+    return inputs(ctx, u, u->p->k0 + k, in);
+}
+
+static hg_status unroll_step(hg_ctx *ctx, int k, hg_tensor *const *state, hg_tensor *const *in,
+                             hg_tensor *const *globals, hg_tensor **next, void *user)
+{
+    (void)globals;
+    run *u = user;
+    hg_status s = step(ctx, u, u->p->k0 + k, state, in, next);
+    if (!u->in_reverse)
+        progress_update(&u->bar, ++u->steps_done, NULL);
+    return s;
+}
+
+static hg_tensor *unroll_loss(hg_ctx *ctx, hg_tensor *const *state, hg_tensor *const *globals, void *user)
+{
+    (void)globals;
+    return val_loss(ctx, user, state);
+}
+
+/* In the reverse sweep, for k = K-1 .. 0: in = {x, y, w} of the step,
+ * g = {dE_val/dx, NULL (labels), dE_val/dw}. */
+static hg_status unroll_grad(hg_ctx *ctx, int k, hg_tensor *const *in, hg_tensor *const *g, void *user)
+{
+    (void)ctx;
+    (void)in;
+    run *u = user;
+    if (!u->in_reverse) {
+        /* the first gradient: the forward sweep (with its snapshots) is over */
+        u->in_reverse = true;
+        u->steps_done = 0;
+        progress_end(&u->bar);
+        u->r->seconds_forward = now_seconds() - u->t_phase;
+        u->t_phase = now_seconds();
+        progress_begin(&u->bar, "reverse sweep", u->p->k1 - u->p->k0);
+    }
+    on_grad(u, u->p->k0 + k, g[0], g[2]);
+    progress_update(&u->bar, ++u->steps_done, NULL);
+    return HG_OK;
+}
+
+/* dE_val/d(each step's x and w) through the whole window with the
+ * library's checkpointed unroll: the forward keeps `snapshots` states, the
+ * reverse sweep recomputes each step from the nearest one, records it and
+ * hands its batch's gradients to unroll_grad. Memory: the snapshots plus
+ * one recorded step, whatever the number of steps. */
 static hg_status differentiate(hg_ctx *ctx, run *u, hg_tensor *const *state0)
 {
     const hypergrad_problem *p = u->p;
     int64_t K = p->k1 - p->k0;
-    if (K > HYPERGRAD_MAX_STEPS) {
-        fprintf(stderr, "error: %lld steps on one full tape: the checkpointed unroll is not in this build yet "
-                        "(use --steps K with K <= %d)\n", (long long)K, HYPERGRAD_MAX_STEPS);
+    if (K > HG_UNROLL_MAX_STEPS) {
+        fprintf(stderr, "error: %lld steps: hg_unroll takes at most %d\n", (long long)K, HG_UNROLL_MAX_STEPS);
         return HG_ERR_RANGE;
     }
-    int nst = u->np + u->ns;
-    hg_tensor **in = calloc((size_t)K * 3, sizeof *in), *state[4 * HYPER_MAX_PARAMS], *next[4 * HYPER_MAX_PARAMS];
-    hg_tensor **src = calloc((size_t)K * 2, sizeof *src), **g = calloc((size_t)K * 2, sizeof *g);
-    hg_status s = in && src && g ? HG_OK : HG_ERR_OOM;
-    hg_tape *outer = s == HG_OK ? hg_tape_begin(ctx, 0) : NULL;
-    memcpy(state, state0, (size_t)nst * sizeof *state);
-    double t0 = now_seconds();
-    progress_begin(&u->bar, "forward (recorded)", K);
-    for (int64_t k = 0; outer && k < K && s == HG_OK; k++) {
-        if ((s = inputs(ctx, u, p->k0 + k, in + 3 * k)) != HG_OK)
-            break;
-        hg_watch(outer, in[3 * k]);
-        hg_watch(outer, in[3 * k + 2]);
-        src[2 * k] = in[3 * k];
-        src[2 * k + 1] = in[3 * k + 2];
-        if ((s = step(ctx, u, p->k0 + k, state, in + 3 * k, next)) == HG_OK)
-            memcpy(state, next, (size_t)nst * sizeof *state);
-        progress_update(&u->bar, k + 1, NULL);
+    int nst = u->np + u->ns, snapshots = p->snapshots;
+    if (snapshots <= 0) {
+        size_t state_bytes = 0;
+        for (int i = 0; i < nst; i++)
+            state_bytes += (size_t)hg_tensor_numel(state0[i]) * hg_dtype_size(p->dtype);
+        snapshots = (int)(HYPERGRAD_SNAPSHOT_BYTES / state_bytes);
+        snapshots = snapshots < 1 ? 1 : (int64_t)snapshots > K ? (int)K : snapshots;
     }
-    hg_tensor *E = s == HG_OK ? val_loss(ctx, u, state) : NULL;
-    if (outer)
-        hg_tape_end(outer);
+    hg_unroll_spec spec = {.steps = (int)K, .n_state = nst, .state0 = state0, .n_inputs = 3,
+                           .snapshots = snapshots, .inputs = unroll_inputs, .step = unroll_step,
+                           .loss = unroll_loss, .on_grad = unroll_grad, .user = u};
+    /* The forward sweep evaluates K steps, then the schedule's recomputations
+     * run interleaved with the reverse sweep (counted there). */
+    u->steps_done = 0;
+    u->in_reverse = false;
+    u->t_phase = now_seconds();
+    progress_begin(&u->bar, "forward (snapshots)", K);
+    hg_tensor *E = NULL;
+    hg_unroll_stats st;
+    hg_status s = hg_unroll(ctx, &spec, &E, NULL, NULL, &st);
     progress_end(&u->bar);
-    u->r->seconds_forward = now_seconds() - t0;
-    t0 = now_seconds();
-    if (E && hg_gradient(outer, E, (int)(2 * K), src, NULL, g) == HG_OK) {
+    u->r->seconds_reverse = now_seconds() - u->t_phase;
+    u->r->recomputed = st.recomputed_steps;
+    u->r->snapshots_used = st.snapshots_used;
+    u->r->step_peak = st.step_peak_bytes;
+    if (s == HG_OK)
         u->r->val_loss = hg_item(E);
-        for (int64_t k = 0; k < K; k++)
-            on_grad(u, p->k0 + k, in + 3 * k, g[2 * k], g[2 * k + 1]);
-    }
-    u->r->seconds_reverse = now_seconds() - t0;
-    free(in);
-    free(src);
-    free(g);
-    return s != HG_OK ? s : hg_ctx_status(ctx);
+    return s;
 }
 
 /* ---- bookkeeping ---------------------------------------------------------- */
@@ -135,9 +178,8 @@ static void consider(sample_map *top, int *n, int sign, int64_t index, double dw
     memcpy(top[slot].dx, dx, (size_t)pixels * sizeof(double));
 }
 
-static void on_grad(run *u, int64_t k, hg_tensor *const *in, hg_tensor *dx, hg_tensor *dw)
+static void on_grad(run *u, int64_t k, hg_tensor *dx, hg_tensor *dw)
 {
-    (void)in;
     hypergrad_result *r = u->r;
     int64_t count, pixels = hg_tensor_dim(u->p->d->x_train, 1);
     const int32_t *idx = schedule_batch(u->p->s, k, &count);
@@ -254,6 +296,13 @@ int hypergrad_run(hg_ctx *ctx, const hypergrad_problem *p, bool want_dx, hypergr
             consider(r->harmful, &nb, +1, i, r->dw[i], row, pixels);
         }
         r->n_maps = nh;
+        /* the first batch's sample too: its sums, as the finite
+         * differences perturb it at every appearance */
+        if (r->first.index >= 0 && r->first.dx) {
+            r->first.dw = r->dw[r->first.index];
+            for (int64_t j = 0; j < pixels; j++)
+                r->first.dx[j] = r->dx[r->first.index * pixels + j];
+        }
         free(row);
     }
     /* most helpful first, most harmful first */

@@ -18,14 +18,16 @@ typedef struct hypergrad_problem {
     const train_state *start;  /* the state before step k0 (ns = 0: a fresh optimizer state) */
     hg_tensor *x_val, *y_val;  /* E_val's images (any dtype) and labels */
     val_loss_kind loss;
-    int snapshots;             /* the unroll's snapshot budget */
+    int snapshots;             /* the unroll's snapshot budget; 0: as many as fit in
+                                * HYPERGRAD_SNAPSHOT_BYTES (at least 1) */
 } hypergrad_problem;
 
+/* The default memory for snapshots: with the recorded step (~11 MB for the
+ * 784-64-64-10 Adam step of a batch of 32 in f64) and the rest of the
+ * unroll's buffers, the whole-epoch hypergradient stays under 100 MB. */
+#define HYPERGRAD_SNAPSHOT_BYTES (48 * 1000 * 1000)
+
 #define HYPERGRAD_TOP 8 /* samples drawn in each direction */
-/* Steps one full tape may hold (each recorded Adam step of a batch of 32
- * keeps several MB); longer windows need the library's checkpointed unroll,
- * which this build does not have yet. */
-#define HYPERGRAD_MAX_STEPS 64
 
 /* One sample's map for the picture. */
 typedef struct sample_map {
@@ -46,6 +48,8 @@ typedef struct hypergrad_result {
     double seconds_forward, seconds_reverse;
     size_t arena_peak;    /* bytes of the hypergradient's arena */
     int64_t recomputed;   /* steps recomputed by the checkpointed sweep */
+    int snapshots_used;   /* states the sweep kept at most */
+    size_t step_peak;     /* arena bytes of the largest single step */
 } hypergrad_result;
 
 /* Computes everything above in ctx's arena (rewound afterwards), with
