@@ -137,7 +137,7 @@ size_t gemm_trace_xsmm_count(void)
 
 #ifdef HG_BENCH_XSMM
 /* One product as src/kernels/gemm.c runs it with libxsmm: row-major C =
- * op(A) op(B) as column-major C^T = op(B)^T op(A)^T, a TransB transposed
+ * op(A) op(B) (+ C for beta = 1) as column-major C^T = op(B)^T op(A)^T, a TransB transposed
  * into scratch first (its time counted, as in the library). */
 static void xsmm_replay(const gemm_call *g, const void *a, const void *b, void *c, void *scratch)
 {
@@ -153,15 +153,15 @@ static void xsmm_replay(const gemm_call *g, const void *a, const void *b, void *
         ldb = g->n;
     }
     libxsmm_blasint M = g->n, N = g->m, K = g->k, xlda = ldb, xldb = g->lda, xldc = g->ldc;
-    int flags = LIBXSMM_GEMM_FLAG_BETA_0 | (ta ? LIBXSMM_GEMM_FLAG_TRANS_B : 0);
+    int flags = (g->beta == 0 ? LIBXSMM_GEMM_FLAG_BETA_0 : 0) | (ta ? LIBXSMM_GEMM_FLAG_TRANS_B : 0);
     if (g->dtype == 0) {
-        float one = 1, zero = 0;
-        libxsmm_smmfunction f = libxsmm_smmdispatch(M, N, K, &xlda, &xldb, &xldc, &one, &zero, &flags, NULL);
+        float one = 1, fbeta = (float)g->beta;
+        libxsmm_smmfunction f = libxsmm_smmdispatch(M, N, K, &xlda, &xldb, &xldc, &one, &fbeta, &flags, NULL);
         if (f)
             f(b, a, c);
     } else {
-        double one = 1, zero = 0;
-        libxsmm_dmmfunction f = libxsmm_dmmdispatch(M, N, K, &xlda, &xldb, &xldc, &one, &zero, &flags, NULL);
+        double one = 1, beta = g->beta;
+        libxsmm_dmmfunction f = libxsmm_dmmdispatch(M, N, K, &xlda, &xldb, &xldc, &one, &beta, &flags, NULL);
         if (f)
             f(b, a, c);
     }

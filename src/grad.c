@@ -3,6 +3,7 @@
  * vjp, which is made of ordinary recorded ops: the sweep is itself recorded
  * on the tapes still active, which is what gives higher derivatives. */
 #include "internal.h"
+#include "kernels/fused.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +97,31 @@ static bool is_source(const sweep *sw, const hg_tensor *t)
     return false;
 }
 
+/* May the sweep write t in place? Only when nothing records it, the sweep
+ * made t, and exactly one cotangent slot refers to it (so no other
+ * cotangent, result or vjp operand shares it). */
+static bool owned(const sweep *sw, const hg_tensor *t)
+{
+    return sw->reuse && t && t->born == sw->ctx->reuse_id && t->refs == 1 && t->obj.magic == HG_TENSOR_MAGIC;
+}
+
+hg_tensor *hg_sweep_take(hg_ctx *ctx, const hg_node *node, int i, bool *owned_out)
+{
+    *owned_out = false;
+    sweep *sw = ctx ? ctx->sweep : NULL;
+    if (!sw || ctx->vjp_node != node || i < 0 || i >= node->n_in || i >= 32 || !node->needs_grad[i])
+        return NULL;
+    hg_tensor *t = node->in[i];
+    for (int j = 0; j < node->n_in; j++)
+        if (j != i && node->in[j] == t)
+            return NULL;
+    if (t->sweep != sw->id || !sw->cot[t->slot])
+        return NULL;
+    ctx->taken |= 1u << i;
+    *owned_out = owned(sw, sw->cot[t->slot]);
+    return sw->cot[t->slot];
+}
+
 static bool grow(hg_ctx *ctx, void **array, size_t *cap, size_t elem)
 {
     size_t ncap = *cap ? 2 * *cap : 64;
@@ -168,7 +194,8 @@ static hg_status make_relevant(sweep *sw, hg_tensor *t)
 
 /* Add g into the cotangent of t (recorded, so outer tapes see the sum). A
  * replaced cotangent goes to *dropped (reuse candidates). */
-static hg_status accumulate(sweep *sw, hg_tensor *t, hg_tensor *g, const hg_node *node, int i, hg_tensor **dropped)
+static hg_status accumulate(sweep *sw, hg_tensor *t, hg_tensor *g, const hg_node *node, int i, bool taken,
+                            hg_tensor **dropped)
 {
     char a[160], b[160];
     if (hg_tensor_check(g) != HG_OK || g->ctx != sw->ctx)
@@ -180,9 +207,24 @@ static hg_status accumulate(sweep *sw, hg_tensor *t, hg_tensor *g, const hg_node
                             HG_SHAPE(g, a), hg_dtype_name(g->dtype), i, HG_SHAPE(t, b),
                             hg_dtype_name(t->dtype));
     hg_tensor **slot = &sw->cot[t->slot];
+    if (taken) { /* g already includes *slot (hg_sweep_take) */
+        if (g != *slot) {
+            unref(*slot);
+            *dropped = *slot;
+            *slot = g;
+            ref(g);
+        }
+        return HG_OK;
+    }
     if (!*slot) {
         *slot = g;
         ref(g);
+        return HG_OK;
+    }
+    if (owned(sw, *slot) && g != *slot) {
+        /* Unrecorded: add in place (the IEEE operations of hg_add). */
+        hg_fused_accumulate(*slot, g);
+        *dropped = g;
         return HG_OK;
     }
     hg_tensor *sum = hg_add(sw->ctx, *slot, g);
@@ -289,8 +331,11 @@ static hg_status backprop_node(sweep *sw, hg_node *node)
     hg_tensor *gin[HG_MAX_OP_INPUTS] = {0};
     uint64_t errors = ctx->n_errors;
     hg_status before = ctx->status;
+    ctx->vjp_node = node;
+    ctx->taken = 0;
     if (node->def->vjp) {
         s = node->def->vjp(ctx, node, gout, gin);
+        ctx->vjp_node = NULL;
         if ((s = s != HG_OK ? hg_set_error(ctx, s, "%s: vjp failed", node->def->name) : HG_OK) != HG_OK ||
             (s = failed_inside(ctx, errors, before, node, "vjp")) != HG_OK)
             return s;
@@ -299,11 +344,19 @@ static hg_status backprop_node(sweep *sw, hg_node *node)
         if (s != HG_OK || (s = failed_inside(ctx, errors, before, node, "backward")) != HG_OK)
             return s;
     }
+    ctx->vjp_node = NULL;
+    uint32_t taken = ctx->taken;
     hg_tensor *dropped[HG_MAX_OP_INPUTS + HG_MAX_OP_OUTPUTS] = {0};
-    for (int i = 0; i < node->n_in; i++)
+    for (int i = 0; i < node->n_in; i++) {
+        bool took = (taken >> i) & 1u;
+        if (took && !gin[i])
+            return hg_set_error(ctx, HG_ERR_INVALID,
+                                "%s: vjp took the cotangent of input %d (hg_sweep_take) and returned none",
+                                node->def->name, i);
         if (node->needs_grad[i] && gin[i] &&
-            (s = accumulate(sw, node->in[i], gin[i], node, i, &dropped[i])) != HG_OK)
+            (s = accumulate(sw, node->in[i], gin[i], node, i, took, &dropped[i])) != HG_OK)
             return s;
+    }
     if ((s = failed_inside(ctx, errors, before, node, "gradient accumulation")) != HG_OK || !sw->reuse)
         return s;
     /* The outputs' cotangents are consumed (unless a source's: a result). */
@@ -474,8 +527,11 @@ hg_status hg_gradient(hg_tape *tape, hg_tensor *target, int n, hg_tensor *const 
         ctx->reuse_id = ctx->next_reuse_id;
     }
     ctx->in_sweep = true;
+    ctx->sweep = &sw;
     s = run_sweep(&sw, target, n, sources, seed, grads);
     ctx->in_sweep = false;
+    ctx->sweep = NULL;
+    ctx->vjp_node = NULL;
     ctx->reuse_id = 0;
     ctx->born_list = NULL;
     memset(ctx->free_blocks, 0, sizeof ctx->free_blocks);

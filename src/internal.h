@@ -125,6 +125,12 @@ struct hg_ctx {
     uint32_t reuse_id, next_reuse_id;
     hg_tensor *born_list;
     hg_tensor *free_blocks[HG_FREE_CLASSES];
+    /* Accumulating products (grad.c, hg_sweep_take): the sweep in progress,
+     * the node whose vjp runs, and the inputs whose current cotangent that
+     * vjp took (bit i: its gin[i] already holds the sum). */
+    void *sweep;
+    const struct hg_node *vjp_node;
+    uint32_t taken;
     hg_tape *tapes[HG_MAX_TAPES];
     int depth;
     hg_tape *newest_tape; /* every live tape, through hg_tape.older */
@@ -166,6 +172,22 @@ static inline void hg_tensor_bump(hg_tensor *t)
 bool hg_tape_recorded(const hg_tape *tape, const hg_node *node);
 /* t watched on this tape (ended or not), or computed by a node it recorded? */
 bool hg_tape_has(const hg_tape *tape, const hg_tensor *t);
+
+/* grad.c: accumulating products. During the vjp of `node` in a sweep, the
+ * cotangent accumulated so far for input i (NULL if none yet, or if input i
+ * appears twice among the node's inputs). A non-NULL result is "taken": the
+ * vjp must return gin[i] = that cotangent + its own contribution (built with
+ * recorded ops, e.g. hg_matmul_acc), which replaces it instead of being
+ * added to it. *owned is set when the taken tensor may be written in place
+ * (no tape records the sweep, the sweep made it, and only this slot refers
+ * to it). Either way the result has the same bits. */
+hg_tensor *hg_sweep_take(hg_ctx *ctx, const hg_node *node, int i, bool *owned);
+
+/* ops/matmul.c: c + op(a) op(b) (2-D, one float dtype), recorded like any op;
+ * with in_place the product is added onto c itself and c is returned, which
+ * only a sweep that no tape records may ask for (hg_sweep_take's *owned). */
+hg_tensor *hg_matmul_acc(hg_ctx *ctx, hg_tensor *c, hg_tensor *a, hg_tensor *b, int trans_a, int trans_b,
+                         bool in_place);
 
 /* op.c */
 /* Record a node for outputs `out` of def on every active tape that tracks one

@@ -122,6 +122,71 @@ START_TEST(higher_orders_unchanged)
 }
 END_TEST
 
+/* Products whose operands collect several cotangents (the sweep adds each
+ * later product onto the cotangent it holds, hg_matmul_acc): x, W and V
+ * feed a product at every layer, x^T x has one operand twice (no
+ * accumulation there), relu's vjp is relu_mask. */
+static hg_tensor *products_fn(hg_ctx *ctx, hg_tensor *const *in, void *user)
+{
+    (void)user;
+    hg_tensor *x = in[0], *W = in[1], *V = in[2];
+    hg_tensor *xx = hg_matmul_t(ctx, x, x, 1, 0);
+    hg_tensor *h = x;
+    for (int k = 0; k < 3; k++)
+        h = hg_relu(ctx, hg_add(ctx, hg_matmul(ctx, h, W), hg_matmul_t(ctx, x, V, 0, k == 1)));
+    return hg_matmul(ctx, h, xx);
+}
+
+/* d sum(products_fn)/d(x, W, V); `recorded`: a second tape keeps the sweep
+ * recorded (no in-place accumulation). */
+static void products_grad(hg_ctx *ctx, hg_tensor *const *in, bool recorded, hg_tensor **g)
+{
+    hg_tape *outer = recorded ? hg_tape_begin(ctx, 0) : NULL;
+    if (outer)
+        hg_watch(outer, in[0]);
+    hg_tape *tape = hg_tape_begin(ctx, 0);
+    hg_watch_n(tape, 3, in);
+    hg_tensor *L = hg_sum(ctx, products_fn(ctx, in, NULL));
+    hg_tape_end(tape);
+    ck_assert_int_eq(hg_gradient(tape, L, 3, in, NULL, g), HG_OK);
+    if (outer)
+        hg_tape_end(outer);
+}
+
+/* In place or as recorded ops, the accumulated product cotangents have the
+ * same bits, in f64 and f32, and are the derivatives (third order). */
+START_TEST(accumulated_products_match_and_differentiate)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_rng rng;
+    hg_rng_seed(&rng, 24);
+    for (int d = 0; d < 2; d++) {
+        hg_tensor *in[3] = {random_f64(ctx, &rng, 2, SHAPE(96, 48), -1, 1),
+                            random_f64(ctx, &rng, 2, SHAPE(48, 48), -0.3, 0.3),
+                            random_f64(ctx, &rng, 2, SHAPE(48, 48), -0.3, 0.3)};
+        if (d == 0)
+            for (int i = 0; i < 3; i++)
+                in[i] = hg_cast(ctx, in[i], HG_F32);
+        hg_tensor *a[3], *b[3];
+        products_grad(ctx, in, false, a);
+        products_grad(ctx, in, true, b);
+        for (int i = 0; i < 3; i++) {
+            size_t bytes = (size_t)hg_tensor_numel(in[i]) * (d ? sizeof(double) : sizeof(float));
+            ck_assert_int_eq(hg_tensor_check(a[i]), HG_OK);
+            ck_assert_msg(memcmp(hg_tensor_cdata(a[i]), hg_tensor_cdata(b[i]), bytes) == 0,
+                          "%s: cotangent %d differs between in-place and recorded accumulation", d ? "f64" : "f32",
+                          i);
+        }
+    }
+    hg_tensor *small[3] = {random_f64(ctx, &rng, 2, SHAPE(4, 3), -1, 1), random_f64(ctx, &rng, 2, SHAPE(3, 3), -1, 1),
+                           random_f64(ctx, &rng, 2, SHAPE(3, 3), -1, 1)};
+    check_gradients(ctx, products_fn, 3, small, NULL, 3, "accumulated products");
+    check_f32_first_order(ctx, products_fn, 3, small, NULL, 1e-4, "accumulated products (f32)");
+    ck_assert_ctx_ok(ctx);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
 static Suite *reuse_suite(void)
 {
     Suite *s = suite_create("grad_reuse");
@@ -129,6 +194,7 @@ static Suite *reuse_suite(void)
     tcase_add_test(tc, unrecorded_sweep_reuses_and_matches);
     tcase_add_test(tc, results_intact_and_rewind_after_reuse);
     tcase_add_test(tc, higher_orders_unchanged);
+    tcase_add_test(tc, accumulated_products_match_and_differentiate);
     suite_add_tcase(s, tc);
     return s;
 }

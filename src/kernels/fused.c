@@ -64,6 +64,20 @@
         }                                                                                                          \
     }
 
+#define DEFINE_SWEEP(T)                                                                                            \
+    HG_SIMD_CLONES static void accumulate_##T(T *restrict y, const T *restrict x, int64_t n)                      \
+    {                                                                                                              \
+        for (int64_t i = 0; i < n; i++)                                                                            \
+            y[i] = y[i] + x[i];                                                                                    \
+    }                                                                                                              \
+    HG_SIMD_CLONES static void relu_mask_##T(T *restrict y, const T *restrict x, const T *restrict g, int64_t n)  \
+    {                                                                                                              \
+        for (int64_t i = 0; i < n; i++)                                                                            \
+            y[i] = x[i] > 0 ? g[i] : (T)0;                                                                         \
+    }
+
+DEFINE_SWEEP(float)
+DEFINE_SWEEP(double)
 DEFINE_FUSED(float, sqrtf)
 DEFINE_FUSED(double, sqrt)
 
@@ -128,4 +142,20 @@ void hg_fused_adam_dg(hg_tensor *y, const hg_tensor *u, const hg_tensor *w, cons
         adam_dg_float(F32(y), F32(u), F32(w), F32(m), F32(v), y->numel, (float)ka, (float)kb, (float)c2, (float)eps);
     else
         adam_dg_double(F64(y), F64(u), F64(w), F64(m), F64(v), y->numel, ka, kb, c2, eps);
+}
+
+void hg_fused_accumulate(hg_tensor *y, const hg_tensor *x)
+{
+    if (y->dtype == HG_F32)
+        accumulate_float(F32(y), F32(x), y->numel);
+    else
+        accumulate_double(F64(y), F64(x), y->numel);
+}
+
+void hg_fused_relu_mask(hg_tensor *y, const hg_tensor *x, const hg_tensor *g)
+{
+    if (y->dtype == HG_F32)
+        relu_mask_float(F32(y), F32(x), F32(g), y->numel);
+    else
+        relu_mask_double(F64(y), F64(x), F64(g), y->numel);
 }

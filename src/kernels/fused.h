@@ -1,4 +1,5 @@
-/* Fused elementwise loops of the optimizer-step ops (src/ops/optim_ops.c):
+/* Fused elementwise loops of the optimizer-step ops (src/ops/optim_ops.c),
+ * of relu's vjp and of the sweep's in-place accumulation (src/grad.c):
  * one pass over same-shaped contiguous operands where the composed form
  * would make several. Coefficients arrive as doubles and are rounded once to
  * the element type, as hg_scale rounds its scalar, and every loop performs
@@ -27,5 +28,11 @@ void hg_fused_adam_dm(hg_tensor *y, const hg_tensor *g, const hg_tensor *v, doub
 /* s = sqrt(v c2), D = s + eps: y = s > 0 ? k (g m) / ((D D) s) : 0 */
 void hg_fused_adam_dv(hg_tensor *y, const hg_tensor *g, const hg_tensor *m, const hg_tensor *v, double k,
                       double c2, double eps);
+
+/* y = y + x in place (the sweep's unrecorded accumulation; same IEEE
+ * operation as hg_add(y, x)); same shape and dtype. */
+void hg_fused_accumulate(hg_tensor *y, const hg_tensor *x);
+/* y = x > 0 ? g : 0 (relu's vjp; as where(greater(x, 0), g, 0), NaN x gives 0) */
+void hg_fused_relu_mask(hg_tensor *y, const hg_tensor *x, const hg_tensor *g);
 
 #endif

@@ -69,12 +69,12 @@ static void cblas_gemm(hg_dtype dtype, bool trans_a, bool trans_b, int64_t m, in
 DEFINE_TRANSPOSE(float)
 DEFINE_TRANSPOSE(double)
 
-/* C = op(A) op(B) (alpha 1, beta 0) with a libxsmm kernel; false if libxsmm
- * does not take it (then nothing was written). Row-major C [m,n] is
+/* C = op(A) op(B) + beta C (alpha 1, beta 0 or 1) with a libxsmm kernel;
+ * false if libxsmm does not take it (then nothing was written). Row-major C [m,n] is
  * column-major C^T = op(B)^T op(A)^T: the operands swap, a row-major TransA
  * becomes libxsmm's TransB, and a row-major TransB is transposed first. */
 static bool xsmm_gemm(hg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
-                      int64_t lda, const void *b, int64_t ldb, void *c, int64_t ldc)
+                      int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc)
 {
     if (m * n * k > XSMM_MAX_MNK)
         return false;
@@ -92,16 +92,16 @@ static bool xsmm_gemm(hg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int
     }
     libxsmm_blasint M = (libxsmm_blasint)n, N = (libxsmm_blasint)m, K = (libxsmm_blasint)k;
     libxsmm_blasint xlda = (libxsmm_blasint)ldb, xldb = (libxsmm_blasint)lda, xldc = (libxsmm_blasint)ldc;
-    int flags = LIBXSMM_GEMM_FLAG_BETA_0 | (trans_a ? LIBXSMM_GEMM_FLAG_TRANS_B : 0);
+    int flags = (beta == 0 ? LIBXSMM_GEMM_FLAG_BETA_0 : 0) | (trans_a ? LIBXSMM_GEMM_FLAG_TRANS_B : 0);
     if (dtype == HG_F32) {
-        float one = 1, zero = 0;
-        libxsmm_smmfunction f = libxsmm_smmdispatch(M, N, K, &xlda, &xldb, &xldc, &one, &zero, &flags, NULL);
+        float one = 1, fbeta = (float)beta;
+        libxsmm_smmfunction f = libxsmm_smmdispatch(M, N, K, &xlda, &xldb, &xldc, &one, &fbeta, &flags, NULL);
         if (!f)
             return false;
         f(b, a, c);
     } else {
-        double one = 1, zero = 0;
-        libxsmm_dmmfunction f = libxsmm_dmmdispatch(M, N, K, &xlda, &xldb, &xldc, &one, &zero, &flags, NULL);
+        double one = 1;
+        libxsmm_dmmfunction f = libxsmm_dmmdispatch(M, N, K, &xlda, &xldb, &xldc, &one, &beta, &flags, NULL);
         if (!f)
             return false;
         f(b, a, c);
@@ -131,7 +131,8 @@ static void gemm(hg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t 
     double t0 = obs ? now() : 0;
     int backend = 0;
 #ifdef HG_HAVE_XSMM
-    if (alpha == 1 && beta == 0 && xsmm_gemm(dtype, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc))
+    if (alpha == 1 && (beta == 0 || beta == 1) &&
+        xsmm_gemm(dtype, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc))
         backend = 1;
 #endif
     if (!backend)
@@ -153,6 +154,15 @@ void hg_kernel_gemm(hg_tensor *c, const hg_tensor *a, const hg_tensor *b, bool t
     }
     /* Leading dimensions of the stored (untransposed) row-major matrices. */
     gemm(c->dtype, trans_a, trans_b, m, n, k, 1.0, a->data, trans_a ? m : k, b->data, trans_b ? k : n, 0.0, c->data,
+         n);
+}
+
+void hg_kernel_gemm_acc(hg_tensor *c, const hg_tensor *a, const hg_tensor *b, bool trans_a, bool trans_b,
+                        int64_t m, int64_t n, int64_t k)
+{
+    if (m == 0 || n == 0 || k == 0)
+        return;
+    gemm(c->dtype, trans_a, trans_b, m, n, k, 1.0, a->data, trans_a ? m : k, b->data, trans_b ? k : n, 1.0, c->data,
          n);
 }
 

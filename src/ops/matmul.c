@@ -2,6 +2,8 @@
  * NumPy broadcasting over the batch axes (one gemm per batch). */
 #include "../kernels/gemm.h"
 
+#include <string.h>
+
 typedef struct matmul_attr {
     int trans_a, trans_b;
 } matmul_attr;
@@ -40,31 +42,48 @@ static hg_status matmul_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *co
     return HG_OK;
 }
 
+/* Input i's cotangent op(x) op(y), accumulated onto the cotangent the
+ * sweep holds for that input when there is one (hg_sweep_take): then one
+ * product with beta = 1, written in place when the sweep owns it. */
+static hg_tensor *product_cotangent(hg_ctx *ctx, const hg_node *node, int i, hg_tensor *x, hg_tensor *y, int tx,
+                                    int ty)
+{
+    bool owned;
+    hg_tensor *acc = hg_sweep_take(ctx, node, i, &owned);
+    return acc ? hg_matmul_acc(ctx, acc, x, y, tx, ty, owned) : hg_matmul_t(ctx, x, y, tx, ty);
+}
+
+/* dA and dB of C = [c +] op(A) op(B) (a, b: inputs ia, ib of the node). */
+static hg_status product_vjp(hg_ctx *ctx, const hg_node *node, const matmul_attr *t, int ia, int ib, hg_tensor *g,
+                             hg_tensor **gin)
+{
+    hg_tensor *a = hg_node_input(node, ia), *b = hg_node_input(node, ib);
+    if (hg_node_needs_grad(node, ia)) {
+        if (!t->trans_a)
+            gin[ia] = product_cotangent(ctx, node, ia, g, b, 0, !t->trans_b);
+        else
+            gin[ia] = product_cotangent(ctx, node, ia, b, g, t->trans_b, 1);
+        if (!gin[ia])
+            return hg_ctx_status(ctx);
+    }
+    if (hg_node_needs_grad(node, ib)) {
+        if (!t->trans_b)
+            gin[ib] = product_cotangent(ctx, node, ib, a, g, !t->trans_a, 0);
+        else
+            gin[ib] = product_cotangent(ctx, node, ib, g, a, 1, t->trans_a);
+        if (!gin[ib])
+            return hg_ctx_status(ctx);
+    }
+    return HG_OK;
+}
+
 /* C = A B:   dA = G B^T,   dB = A^T G
  * C = A^T B: dA = B G^T,   dB = A G
  * C = A B^T: dA = G B,     dB = G^T A
  * C = A^T B^T: dA = B^T G^T, dB = G^T A^T */
 static hg_status matmul_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
 {
-    const matmul_attr *t = hg_node_attr(node);
-    hg_tensor *a = hg_node_input(node, 0), *b = hg_node_input(node, 1), *g = gout[0];
-    if (hg_node_needs_grad(node, 0)) {
-        if (!t->trans_a)
-            gin[0] = hg_matmul_t(ctx, g, b, 0, !t->trans_b);
-        else
-            gin[0] = hg_matmul_t(ctx, b, g, t->trans_b, 1);
-        if (!gin[0])
-            return hg_ctx_status(ctx);
-    }
-    if (hg_node_needs_grad(node, 1)) {
-        if (!t->trans_b)
-            gin[1] = hg_matmul_t(ctx, a, g, !t->trans_a, 0);
-        else
-            gin[1] = hg_matmul_t(ctx, g, a, 1, t->trans_a);
-        if (!gin[1])
-            return hg_ctx_status(ctx);
-    }
-    return HG_OK;
+    return product_vjp(ctx, node, hg_node_attr(node), 0, 1, gout[0], gin);
 }
 
 static const hg_opdef matmul_def = {
@@ -87,6 +106,78 @@ hg_tensor *hg_matmul_t(hg_ctx *ctx, hg_tensor *a, hg_tensor *b, int trans_a, int
 hg_tensor *hg_matmul(hg_ctx *ctx, hg_tensor *a, hg_tensor *b)
 {
     return hg_matmul_t(ctx, a, b, 0, 0);
+}
+
+/* ---- accumulating product: y = c + op(a) op(b) --------------------------- *
+ * The sweep's accumulation of a product cotangent (hg_sweep_take): one gemm
+ * with beta = 1 on a copy of c, or on c itself when the sweep owns it (no
+ * tape records it). Both give the same bits. */
+
+static hg_status matmul_acc_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)
+{
+    hg_status s = matmul_shape(ctx, in + 1, attr, out);
+    if (s != HG_OK)
+        return s;
+    char a[160], b[160];
+    if (in[0]->dtype != out->dtype || in[0]->rank != 2 || in[0]->shape[0] != out->shape[0] ||
+        in[0]->shape[1] != out->shape[1])
+        return hg_op_error(ctx, HG_ERR_SHAPE, "hg_matmul_acc: accumulator %s %s does not match the product [%lld,%lld] %s",
+                           HG_SHAPE(in[0], a), hg_dtype_name(in[0]->dtype), (long long)out->shape[0],
+                           (long long)out->shape[1], hg_dtype_name(out->dtype));
+    (void)b;
+    return HG_OK;
+}
+
+static void acc_product(hg_tensor *c, const hg_tensor *a, const hg_tensor *b, const matmul_attr *t)
+{
+    int64_t k = a->shape[t->trans_a ? 0 : 1];
+    hg_kernel_gemm_acc(c, a, b, t->trans_a, t->trans_b, c->shape[0], c->shape[1], k);
+}
+
+static hg_status matmul_acc_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)
+{
+    (void)ctx;
+    memcpy(out[0]->data, in[0]->data, (size_t)in[0]->numel * hg_dtype_size(in[0]->dtype));
+    acc_product(out[0], in[1], in[2], attr);
+    return HG_OK;
+}
+
+/* dc = g, and dA, dB as for C = op(A) op(B) */
+static hg_status matmul_acc_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
+{
+    if (hg_node_needs_grad(node, 0))
+        gin[0] = gout[0];
+    return product_vjp(ctx, node, hg_node_attr(node), 1, 2, gout[0], gin);
+}
+
+static const hg_opdef matmul_acc_def = {
+    .name = "hg_matmul_acc",
+    .n_inputs = 3,
+    .n_outputs = 1,
+    .attr_size = sizeof(matmul_attr),
+    .shape = matmul_acc_shape,
+    .forward = matmul_acc_forward,
+    .vjp = matmul_acc_vjp,
+};
+
+hg_tensor *hg_matmul_acc(hg_ctx *ctx, hg_tensor *c, hg_tensor *a, hg_tensor *b, int trans_a, int trans_b,
+                         bool in_place)
+{
+    matmul_attr t = {trans_a != 0, trans_b != 0};
+    hg_tensor *in[3] = {c, a, b};
+    if (!in_place)
+        return hg_apply(ctx, &matmul_acc_def, in, &t);
+    /* In place (only for a sweep no tape records): the checks of hg_apply,
+     * then the product onto c. */
+    hg_out_spec spec;
+    memset(&spec, 0, sizeof spec);
+    for (int i = 0; i < 3; i++)
+        if (hg_tensor_validate(ctx, in[i], "hg_matmul_acc") != HG_OK)
+            return NULL;
+    if (matmul_acc_shape(ctx, in, &t, &spec) != HG_OK)
+        return NULL;
+    acc_product(c, a, b, &t);
+    return c;
 }
 
 /* ---- batched: a [..., m, k] @ b [..., k, n], batch axes broadcast ------- */
