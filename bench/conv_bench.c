@@ -16,7 +16,7 @@ static double now(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 static int cmp(const void *a, const void *b)
@@ -69,7 +69,7 @@ int main(int argc, char **argv)
         const shape *s = &shapes[si];
         hg_conv2d_params p = {{1, 1}, {(int)s->pad, (int)s->pad}, {1, 1}};
         int64_t oh = s->h + 2 * s->pad - s->k + 1, ow = s->w + 2 * s->pad - s->k + 1;
-        double flops = 2.0 * s->n * s->o * s->c * s->k * s->k * oh * ow;
+        double flops = 2.0 * (double)(s->n * s->o * s->c * s->k * s->k * oh * ow);
         for (int d = 0; d < 2; d++) {
             hg_dtype dt = d ? HG_F32 : HG_F64;
             hg_ctx *ctx = hg_ctx_new(NULL);

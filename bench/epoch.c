@@ -217,7 +217,7 @@ static double check_kind(run *r, hg_opt_kind kind, int K, hg_tensor *const *para
         ww = fmax(ww, rel_diff(q.dw_steps[k], g[ns + 2 + 2 * k]));
     }
     printf(", dx %.1e, dw %.1e (recomputed %lld; full tape %.0f MB, unroll peak %.0f MB)\n", wx, ww,
-           (long long)st.recomputed_steps, tape_bytes / 1e6, st.arena_peak_bytes / 1e6);
+           (long long)st.recomputed_steps, (double)tape_bytes / 1e6, (double)st.arena_peak_bytes / 1e6);
     worst = fmax(worst, fmax(wx, ww));
     free(src);
     free(g);
@@ -365,13 +365,15 @@ int bench_epoch(const epoch_options *o)
            (double)st.recomputed_steps / K, st.snapshots_used, snaps);
     printf("epoch:   arena peak %.1f MB (%.1f MB before the call: weights, Adam state, validation set; buffers "
            "%.1f MB; largest step %.1f MB)\n",
-           st.arena_peak_bytes / 1e6, before / 1e6, st.buffer_bytes / 1e6, st.step_peak_bytes / 1e6);
+           (double)st.arena_peak_bytes / 1e6, (double)before / 1e6, (double)st.buffer_bytes / 1e6,
+           (double)st.step_peak_bytes / 1e6);
     printf("epoch:   dE/dlr %.6e; %lld samples touched; sum dE/dw %.6e; most helpful %lld (%.3e), most harmful "
            "%lld (%.3e); max |dE/dx_i| %.3e\n",
            hg_item(dlr), (long long)touched, sum_inf, (long long)most, r.influence[most], (long long)least,
            r.influence[least], max_dx);
     printf("RESULT case=epoch through=%s K=%d snapshots=%d recomputed=%lld wall_s=%.2f peak_mb=%.1f\n",
-           through_all ? "all" : "last", K, snaps, (long long)st.recomputed_steps, t_un, st.arena_peak_bytes / 1e6);
+           through_all ? "all" : "last", K, snaps, (long long)st.recomputed_steps, t_un,
+           (double)st.arena_peak_bytes / 1e6);
     free(r.influence);
     free(r.dx_norm2);
     free(order);

@@ -351,7 +351,7 @@ static void print_result(const bench_case *c, hg_dtype dt, const result *r, int 
                    : "ALLOCATES PER STEP");
         printf("          peak arena %.3f MB per step; GEMM limit %.1f us/step (%zu calls, %zu by libxsmm), "
                "time/GEMM %.2fx; backend %s\n",
-               r->peak_bytes / 1e6, 1e6 * r->gemm_limit, r->gemm_calls, r->gemm_xsmm_calls,
+               (double)r->peak_bytes / 1e6, 1e6 * r->gemm_limit, r->gemm_calls, r->gemm_xsmm_calls,
                r->gemm_limit > 0 ? r->time.median / r->gemm_limit : 0.0, backend_token());
     } else {
         printf("%-9s %s  median %.3f ms (min %.3f, max %.3f, IQR %.3f-%.3f) over %d repeats, K=%d\n", c->name, d,
@@ -363,7 +363,7 @@ static void print_result(const bench_case *c, hg_dtype dt, const result *r, int 
                r->gemm_limit > 0 ? r->time.median / r->gemm_limit : 0.0, backend_token());
         printf("          arena peak %.2f MB (%zu bytes; %.2f MB recorded forward, %.2f MB outer sweep); "
                "E_val %.12g\n",
-               r->peak_bytes / 1e6, r->peak_bytes, r->forward_bytes / 1e6,
+               (double)r->peak_bytes / 1e6, r->peak_bytes, (double)r->forward_bytes / 1e6,
                (double)(r->peak_bytes - r->forward_bytes) / 1e6, r->val_loss);
     }
     printf("RESULT case=%s dtype=%s repeats=%d steps=%d median_s=%.9g min_s=%.9g max_s=%.9g q1_s=%.9g q3_s=%.9g "
@@ -501,8 +501,8 @@ static result run_training_case(const options *o, const bench_case *c, const pro
     int64_t xs[2] = {batch, hg_tensor_dim(p.x_train, 1)}, ys = batch;
     size_t esz = hg_dtype_size(dt), row = (size_t)xs[1] * esz;
     for (int b = 0; b < n_batches; b++) {
-        xb[b] = hg_tensor_from(ctx, dt, 2, xs, (const char *)hg_tensor_cdata(p.x_train) + (size_t)b * batch * row);
-        yb[b] = hg_tensor_from(ctx, HG_I32, 1, &ys, (const int32_t *)hg_tensor_cdata(p.y_train) + (size_t)b * batch);
+        xb[b] = hg_tensor_from(ctx, dt, 2, xs, (const char *)hg_tensor_cdata(p.x_train) + (size_t)b * (size_t)batch * row);
+        yb[b] = hg_tensor_from(ctx, HG_I32, 1, &ys, (const int32_t *)hg_tensor_cdata(p.y_train) + (size_t)b * (size_t)batch);
     }
     hg_tensor *params[N_PARAMS];
     for (int i = 0; i < N_PARAMS; i++)

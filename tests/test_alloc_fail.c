@@ -418,7 +418,7 @@ static long sweep(program prog, const char *name, int sticky)
         n_got = 0;
         s = prog(ctx, got, &n_got);
         ck_assert_msg(s == HG_OK, "%s: rerun after failure %ld failed: %s", name, n, hg_ctx_error(ctx));
-        ck_assert_int_eq(n_got, n_ref);
+        ck_assert_uint_eq(n_got, n_ref);
         ck_assert_msg(memcmp(got, ref, n_ref * sizeof *ref) == 0, "%s: rerun after failure %ld differs", name, n);
         hg_ctx_free(ctx);
         ck_assert_msg(c.live == 0 && c.live_bytes == 0 && !c.size_mismatch,
@@ -534,7 +534,7 @@ static void write_files(void)
         lab[8 + i] = (unsigned char)(i % 10);
     FILE *f = fopen(idx_raw_path, "wb");
     ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fwrite(lab, 1, sizeof lab, f), sizeof lab);
+    ck_assert_uint_eq(fwrite(lab, 1, sizeof lab, f), sizeof lab);
     fclose(f);
 }
 

@@ -699,13 +699,13 @@ START_TEST(tensor_creation_bad_arguments)
     ck_assert_ptr_null(hg_tensor_describe(a, NULL, 10));
     ck_assert_ptr_eq(hg_tensor_describe(a, buf, 0), buf);
     hg_tensor_describe(cube, buf, sizeof buf);
-    ck_assert_int_lt(strlen(buf), sizeof buf);
+    ck_assert_uint_lt(strlen(buf), sizeof buf);
     hg_tensor_describe(NULL, buf, sizeof buf);
     ck_assert_str_eq(buf, "<NULL>");
     /* names of invalid values */
     tried += 3;
     ck_assert_str_eq(hg_dtype_name((hg_dtype)9), "?");
-    ck_assert_int_eq(hg_dtype_size((hg_dtype)9), 0);
+    ck_assert_uint_eq(hg_dtype_size((hg_dtype)9), 0);
     ck_assert_str_eq(hg_status_name((hg_status)99), "HG_ERR_UNKNOWN");
 }
 END_TEST
@@ -903,16 +903,16 @@ static hg_tensor *f_error(hg_ctx *c, hg_tensor *const *in, void *user)
 }
 
 /* Operators for hg_cg_solve / hg_lissa_solve: Av = 2 v, and one that fails. */
-static hg_status apply_twice(hg_ctx *c, const hg_tensor *v, hg_tensor **Av, void *user)
+static hg_status apply_twice(hg_ctx *c, const hg_tensor *vec, hg_tensor **Av, void *user)
 {
     (void)user;
-    *Av = hg_scale(c, hg_tensor_clone(c, v), 2.0);
+    *Av = hg_scale(c, hg_tensor_clone(c, vec), 2.0);
     return *Av ? HG_OK : hg_ctx_status(c);
 }
 
-static hg_status apply_error(hg_ctx *c, const hg_tensor *v, hg_tensor **Av, void *user)
+static hg_status apply_error(hg_ctx *c, const hg_tensor *vec, hg_tensor **Av, void *user)
 {
-    (void)v;
+    (void)vec;
     (void)Av;
     (void)user;
     return hg_op_error(c, HG_ERR_RANGE, "apply_error: deliberate");

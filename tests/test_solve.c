@@ -79,9 +79,9 @@ static void spd_matrix(double *a, int n, double dmin, double dmax, uint64_t seed
             double s = 0;
             for (int k = 0; k < n; k++) {
                 double dk = dmin * pow(dmax / dmin, (double)k / (n - 1));
-                s += q[(size_t)k * n + i] * dk * q[(size_t)k * n + j];
+                s += q[(size_t)(k * n + i)] * dk * q[(size_t)(k * n + j)];
             }
-            a[(size_t)i * n + j] = s;
+            a[(size_t)(i * n + j)] = s;
         }
     free(q);
 }
@@ -93,7 +93,7 @@ static double true_residual(const double *a, int n, double lambda, hg_tensor *b,
     for (int i = 0; i < n; i++) {
         double s = lambda * hg_get(x, i);
         for (int j = 0; j < n; j++)
-            s += a[(size_t)i * n + j] * hg_get(x, j);
+            s += a[(size_t)(i * n + j)] * hg_get(x, j);
         double r = hg_get(b, i) - s;
         rr += r * r;
         bb += hg_get(b, i) * hg_get(b, i);

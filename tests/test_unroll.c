@@ -178,7 +178,7 @@ START_TEST(counts_and_values_every_budget)
             ck_assert_int_eq(st.recorded_steps, K);
             ck_assert_int_le(st.snapshots_used, snaps);
             ck_assert_int_eq(c.calls_on_grad, K);
-            ck_assert_int_le(st.arena_peak_bytes - before, st.buffer_bytes + st.step_peak_bytes + 4096);
+            ck_assert_uint_le(st.arena_peak_bytes - before, st.buffer_bytes + st.step_peak_bytes + 4096);
             ck_assert_double_eq(hg_item(e), E);
             ck_assert_close(hg_item(d0[0]), dx0, 1e-13);
             ck_assert_close(hg_item(dl), dlr, 1e-13);
@@ -468,8 +468,8 @@ static void expect_failure(hg_ctx *ctx, hg_unroll_spec *sp, hg_status want, cons
     ck_assert_ptr_null(E);
     if (sp->n_state == 1)
         ck_assert_ptr_null(d[0]);
-    ck_assert_int_eq(hg_ctx_get_stats(ctx).bytes_in_use, before);
-    ck_assert_int_eq(hg_ctx_get_stats(ctx).tensors, tensors);
+    ck_assert_uint_eq(hg_ctx_get_stats(ctx).bytes_in_use, before);
+    ck_assert_uint_eq(hg_ctx_get_stats(ctx).tensors, tensors);
     /* no tape left active: a new one is at level 0 and rewinding works */
     hg_mark m = hg_ctx_mark(ctx);
     hg_tape *t = hg_tape_begin(ctx, 0);

@@ -217,7 +217,7 @@ static hg_tensor *sum_axes(hg_ctx *ctx, const char *who, hg_tensor *x, int n_axe
     }
     hg_tensor *s = sum_flagged(ctx, x, reduce, keepdim);
     if (mean)
-        s = hg_scale(ctx, s, count ? 1.0 / count : NAN);
+        s = hg_scale(ctx, s, count != 0.0 ? 1.0 / count : NAN);
     return s;
 }
 

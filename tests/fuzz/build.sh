@@ -3,7 +3,8 @@
 # library's sources directly into each target (no meson needed).
 #   tests/fuzz/build.sh [OUTDIR]        (default: build-fuzz)
 # Needs clang and libFuzzer (Debian: clang libclang-rt-14-dev), a CBLAS
-# (libopenblas-dev or libblas-dev) and zlib1g-dev.
+# (libopenblas-dev or libblas-dev) and zlib1g-dev. HGRAD_WERROR=1 makes
+# warnings errors.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -15,9 +16,12 @@ blas_libs=$(pkg-config --libs openblas 2>/dev/null || pkg-config --libs blas-net
 blas_cflags=$(pkg-config --cflags openblas 2>/dev/null || pkg-config --cflags blas-netlib 2>/dev/null || true)
 zlib_libs=$(pkg-config --libs zlib 2>/dev/null || echo -lz)
 
+# The project's warnings (meson.build); HGRAD_WERROR=1 (CI) makes them errors.
 cflags=(-std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fno-omit-frame-pointer
+        -Wall -Wextra -Wpedantic -Wconversion -Wshadow
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
         -I"$root/include" -I"$root/src" $blas_cflags)
+[ "${HGRAD_WERROR:-0}" = 1 ] && cflags+=(-Werror)
 srcs=()
 for f in "$root"/src/*.c "$root"/src/ops/*.c "$root"/src/kernels/*.c "$root"/src/io/*.c; do
     [ -f "$f" ] && srcs+=("$f")

@@ -34,8 +34,8 @@ static int passed, failed;
 /* A deterministic value for (rank, index, salt), the same on every process. */
 static double val(int r, int64_t i, int salt)
 {
-    uint64_t h = (uint64_t)(r + 1) * 0x9E3779B97F4A7C15ull ^ (uint64_t)(i + 7) * 0xBF58476D1CE4E5B9ull ^
-                 (uint64_t)(salt + 3) * 0x94D049BB133111EBull;
+    uint64_t h = (uint64_t)(r + 1) * UINT64_C(0x9E3779B97F4A7C15) ^ (uint64_t)(i + 7) * UINT64_C(0xBF58476D1CE4E5B9) ^
+                 (uint64_t)(salt + 3) * UINT64_C(0x94D049BB133111EB);
     h ^= h >> 31;
     h *= 0xD6E9F8CC1B5E4F2Dull;
     h ^= h >> 29;
