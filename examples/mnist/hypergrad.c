@@ -1,8 +1,9 @@
 /* The hypergradient through training steps (see hypergrad.h).
  *
- * The library's part is the first three functions: one training step as
- * recorded ops (its inner gradient nested inside), E_val, and the call that
- * differentiates E_val through the steps. Everything after them is
+ * The library's part comes first: one training step as recorded ops (its
+ * inner gradient nested inside), E_val, the callbacks that hand them to the
+ * checkpointed unroll, and differentiate(), the one hg_unroll call that
+ * differentiates E_val through all the steps. Everything after them is
  * bookkeeping (accumulating per-sample results, the maps for the picture). */
 #include "hypergrad.h"
 
