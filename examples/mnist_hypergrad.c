@@ -9,12 +9,19 @@
  * harmful samples with their maps. The phases below each call one file of
  * examples/mnist/: the library calls that compute the hypergradient are
  * the first functions of hypergrad.c. `mnist_hypergrad --help` lists the
- * options; docs/hypergradient.md explains the output. */
+ * options; docs/hypergradient.md explains the output.
+ *
+ * Built with MPI, `mpirun -np N mnist_hypergrad ...` runs it on N ranks
+ * (examples/mnist/distributed.h, docs/distributed.md): every rank takes
+ * its block of rows of each batch and of the validation set in training,
+ * the hypergradient and the finite-difference replays; rank 0 prints and
+ * writes the files. */
 #include <hgrad.h>
 
 #include "mnist/cli.h"
 #include "mnist/crosscheck.h"
 #include "mnist/data.h"
+#include "mnist/distributed.h"
 #include "mnist/fdcheck.h"
 #include "mnist/hypergrad.h"
 #include "mnist/linearity.h"
@@ -49,6 +56,9 @@ static const char *human_bytes(double b, char *buf, size_t size)
     return buf;
 }
 
+/* Only rank 0 reports errors that every rank finds alike. */
+#define SAY(dd, ...) ((dd)->rank == 0 ? fprintf(stderr, __VA_ARGS__) : 0)
+
 static int save_array(hg_ctx *ctx, const char *path, hg_dtype dtype, int rank, const int64_t *shape,
                       const void *data, hg_npy_type type)
 {
@@ -61,7 +71,7 @@ static int save_array(hg_ctx *ctx, const char *path, hg_dtype dtype, int rank, c
     return rc;
 }
 
-static int run(options *o)
+static int run(options *o, const dist *dd)
 {
     double t_start = now_seconds();
     hg_ctx *ctx = hg_ctx_new(NULL), *keep = hg_ctx_new(NULL), *hctx = hg_ctx_new(NULL);
@@ -79,8 +89,9 @@ static int run(options *o)
     printf("== 1. data\n");
     dataset d;
     int drc = dataset_load(ctx, o->data_dir, o->synthetic, o->train_limit, o->seed, &d);
+    drc = dist_max(dd, drc == 0 ? 0 : drc == -2 ? 2 : 1); /* every rank loads the data */
     if (drc != 0) {
-        rc = drc == -2 ? 2 : 1;
+        rc = drc;
         goto done;
     }
     int64_t n_train = hg_tensor_dim(d.x_train, 0), n_test = hg_tensor_dim(d.x_test, 0);
@@ -88,8 +99,18 @@ static int run(options *o)
     printf("  source: %s\n  %lld training and %lld held-out images, %lld x %lld pixels, %d classes%s\n", d.source,
            (long long)n_train, (long long)n_test, (long long)d.rows, (long long)d.cols, d.classes,
            d.synthetic ? "  ** SYNTHETIC DATA, NOT REAL IMAGES **" : "");
+    if (dd->size > 1)
+        printf("  %d MPI ranks: each takes its block of rows of every batch and of the validation images\n",
+               dd->size);
+    if (o->batch < dd->size || o->val < dd->size) {
+        SAY(dd, "error: %s %lld is less than the %d MPI ranks: each rank needs a row\n",
+            o->batch < dd->size ? "--batch" : "--val", (long long)(o->batch < dd->size ? o->batch : o->val),
+            dd->size);
+        rc = 2;
+        goto done;
+    }
     if (o->batch > n_train || o->val > n_test) {
-        fprintf(stderr, "error: %s %lld is more than the %lld %s images\n", o->batch > n_train ? "--batch" : "--val",
+        SAY(dd, "error: %s %lld is more than the %lld %s images\n", o->batch > n_train ? "--batch" : "--val",
                 (long long)(o->batch > n_train ? o->batch : o->val), (long long)(o->batch > n_train ? n_train : n_test),
                 o->batch > n_train ? "training" : "held-out");
         rc = 2;
@@ -109,7 +130,7 @@ static int run(options *o)
         goto done;
     int64_t total = schedule_steps(&sched), k0, k1 = total;
     if (o->through == THROUGH_STEPS && o->steps > total) {
-        fprintf(stderr, "error: --steps %lld is more than the %lld steps of training (%d epochs of %lld)\n",
+        SAY(dd, "error: --steps %lld is more than the %lld steps of training (%d epochs of %lld)\n",
                 (long long)o->steps, (long long)total, o->epochs, (long long)sched.steps_per_epoch);
         rc = 2;
         goto done;
@@ -124,18 +145,19 @@ static int run(options *o)
     train_state start;
     train_report tr;
     hg_tensor *trained[HYPER_MAX_PARAMS];
-    if (train(ctx, keep, &d, &sched, &spec, &cfg, o->dtype, o->seed, x_acc, y_acc, k0, &start, trained, &tr) != 0)
+    if (train(ctx, keep, dd, &d, &sched, &spec, &cfg, o->dtype, o->seed, x_acc, y_acc, k0, &start, trained, &tr) != 0)
         goto done;
     printf("  test accuracy %.2f%% on %lld held-out images%s\n", 100 * tr.accuracy, (long long)n_acc,
            d.synthetic ? " (SYNTHETIC)" : d.fashion ? " (about 87% is typical for this network on Fashion-MNIST)" : "");
-    double e_trained = NAN;
-    {
-        hg_mark m = hg_ctx_mark(ctx);
-        hg_tensor *xv = hyper_copy_as(ctx, x_val, o->dtype);
-        hg_tensor *E = hyper_val_loss_of(ctx, &spec, trained, xv, y_val, o->loss);
-        e_trained = E ? hg_item(E) : NAN;
-        hg_ctx_rewind(ctx, m);
-    }
+    /* E_val: each rank its block of the validation images. */
+    int64_t val0, val_mine;
+    dist_rows(dd, o->val, &val0, &val_mine);
+    hypergrad_problem hp = {.d = &d, .s = &sched, .spec = spec, .opt = cfg, .dtype = o->dtype, .k0 = k0, .k1 = k1,
+                            .start = &start, .dist = dd, .val_total = o->val,
+                            .x_val = hyper_copy_as(hctx, rows_f32(hctx, x_val, val0, val_mine), o->dtype),
+                            .y_val = rows_i32(hctx, y_val, val0, val_mine),
+                            .loss = o->loss, .snapshots = o->snapshots};
+    double e_trained = hypergrad_val_loss(ctx, &hp, trained);
     bool warm = !o->fresh_state && start.ns > 0;
     if (!warm) {
         start.ns = 0; /* zero moments, t from 1 */
@@ -155,11 +177,9 @@ static int run(options *o)
     printf("  E_val: %s on the first %lld held-out images; w_i: sample i's weight in the training loss\n",
            o->loss == VAL_LOSS_CE ? "mean cross-entropy" : "mean squared error of softmax vs one-hot (--loss mse)",
            (long long)o->val);
-    hypergrad_problem hp = {.d = &d, .s = &sched, .spec = spec, .opt = cfg, .dtype = o->dtype, .k0 = k0, .k1 = k1,
-                            .start = &start, .x_val = hyper_copy_as(hctx, x_val, o->dtype),
-                            .y_val = hyper_copy_as(hctx, y_val, HG_I32),
-                            .loss = o->loss, .snapshots = o->snapshots};
-    if (!hp.x_val || !hp.y_val || hypergrad_run(hctx, &hp, o->dx_path != NULL, &res) != 0)
+    if (!hp.x_val || !hp.y_val)
+        fprintf(stderr, "error: %s\n", hg_ctx_error(hctx));
+    if (dist_max(dd, !hp.x_val || !hp.y_val) || dist_max(dd, hypergrad_run(hctx, &hp, o->dx_path != NULL, &res) != 0))
         goto done;
     printf("  E_val %.10f after training; %.10f at the end of the differentiated steps%s\n", e_trained, res.val_loss,
            warm || o->opt == HG_OPT_SGD ? (e_trained == res.val_loss ? " (identical)" : "")
@@ -170,7 +190,7 @@ static int run(options *o)
            res.snapshots_used, human_bytes((double)res.arena_peak, hb, sizeof hb),
            human_bytes((double)res.step_peak, hb2, sizeof hb2));
     if (!res.finite || !isfinite(e_trained)) {
-        fprintf(stderr, "error: the results are not finite (E_val %g): training diverged? (try a smaller --lr); "
+        SAY(dd, "error: the results are not finite (E_val %g): training diverged? (try a smaller --lr); "
                         "nothing written\n", res.val_loss);
         goto done;
     }
@@ -229,12 +249,13 @@ static int run(options *o)
         printf("  %-38s #%-6lld %-12s %+.3e\n", left, (long long)b->index,
                dataset_class_name(&d, labels[b->index], buf, sizeof buf), b->dw);
     }
-    if (save_array(ctx, o->influence_path, HG_F64, 1, &n_train, res.dw, HG_NPY_F64) != 0)
+    /* Every rank holds the same results: rank 0 writes them. */
+    if (dd->rank == 0 && save_array(ctx, o->influence_path, HG_F64, 1, &n_train, res.dw, HG_NPY_F64) != 0)
         goto done;
     printf("  wrote %s: dE_val/dw_i, float64 [%lld] (0 for samples the steps did not touch)\n", o->influence_path,
            (long long)n_train);
     if (o->dx_path) {
-        if (save_array(ctx, o->dx_path, HG_F32, 2, (int64_t[]){n_train, pixels}, res.dx, HG_NPY_F32) != 0)
+        if (dd->rank == 0 && save_array(ctx, o->dx_path, HG_F32, 2, (int64_t[]){n_train, pixels}, res.dx, HG_NPY_F32) != 0)
             goto done;
         printf("  wrote %s: dE_val/dx, float32 [%lld, %lld]\n", o->dx_path, (long long)n_train, (long long)pixels);
     }
@@ -267,8 +288,8 @@ static int run(options *o)
              d.synthetic ? "SYNTHETIC DATA (NOT REAL IMAGES)" : d.fashion ? "FASHION-MNIST" : "MNIST-FORMAT DATA",
              o->loss == VAL_LOSS_CE ? "CROSS-ENTROPY" : "MSE OF SOFTMAX VS ONE-HOT", (long long)o->val,
              (long long)res.touched);
-    int pic = picture_write(o->out_png, title, (int)d.rows, (int)d.cols, good, top, bad, top);
-    if (pic == 0)
+    int pic = dd->rank != 0 ? 0 : picture_write(o->out_png, title, (int)d.rows, (int)d.cols, good, top, bad, top);
+    if (pic == 0 && dd->rank == 0)
         printf("  wrote %s: the %d most helpful and %d most harmful samples above their maps\n", o->out_png, top, top);
 
     printf("\n== 7. timings\n");
@@ -281,7 +302,7 @@ static int run(options *o)
            fs.seconds, lin, now_seconds() - t_start);
     bool fd_failed = fs.worst > o->fd_tolerance || (o->fd_tolerance_given && o->fd_pixels > 0 && fs.checked == 0);
     if (fd_failed)
-        fprintf(stderr, "error: finite differences: %s (--fd-tolerance %g)\n",
+        SAY(dd, "error: finite differences: %s (--fd-tolerance %g)\n",
                 fs.checked ? "a resolved derivative is off" : "nothing resolved", o->fd_tolerance);
     rc = pic < 0 ? 1 : fd_failed ? 3 : 0;
 done:
@@ -301,13 +322,31 @@ int main(int argc, char **argv)
      * are too small to gain from more (docs/performance.md), and the output
      * files are then the same bits under any environment. */
     hg_blas_set_threads(1);
+    dist dd;
+    if (dist_init(&argc, &argv, &dd) != 0)
+        return dist_finish(&dd, 1);
+    /* Every rank reads the same command line; only rank 0 says what is
+     * wrong with it and checks that the files it will write can be. */
     options o;
-    int rc = cli_parse(argc, argv, &o);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
-    if (o.case_dir) {
-        crosscheck_options c = {o.case_dir, (int)o.steps, o.opt, o.lr, o.dtype, o.repeat};
-        return crosscheck_run(&c);
+    FILE *err = stderr;
+    if (dd.rank != 0)
+        stderr = fopen("/dev/null", "w");
+    int rc = stderr ? cli_parse(argc, argv, &o, dd.rank == 0) : -1;
+    if (dd.rank != 0) {
+        if (stderr)
+            fclose(stderr);
+        stderr = err;
     }
-    return run(&o);
+    rc = dist_max(&dd, rc == 0 ? 0 : rc > 0 ? 1 : 2);
+    if (rc != 0)
+        return dist_finish(&dd, rc == 1 ? 0 : 2);
+    if (o.case_dir) {
+        if (dd.size > 1) {
+            SAY(&dd, "error: --case runs on one process, not under mpirun -np %d\n", dd.size);
+            return dist_finish(&dd, 2);
+        }
+        crosscheck_options c = {o.case_dir, (int)o.steps, o.opt, o.lr, o.dtype, o.repeat};
+        return dist_finish(&dd, crosscheck_run(&c));
+    }
+    return dist_finish(&dd, run(&o, &dd));
 }

@@ -178,7 +178,7 @@ double cli_lr(const options *o)
     return o->lr > 0 ? o->lr : o->opt == HG_OPT_ADAM ? 1e-3 : 0.01;
 }
 
-int cli_parse(int argc, char **argv, options *o)
+int cli_parse(int argc, char **argv, options *o, bool check_outputs)
 {
     *o = (options){.out_png = "mnist_hypergrad.png", .influence_path = "influence.npy", .epochs = 5, .batch = 32,
                    .val = 1000, .through = THROUGH_LAST_EPOCH, .steps = 0, .snapshots = 0, .opt = HG_OPT_ADAM,
@@ -323,8 +323,8 @@ int cli_parse(int argc, char **argv, options *o)
         return 0;
     }
     (void)hidden_given;
-    if (check_writable("--out", o->out_png) || check_writable("--influence", o->influence_path) ||
-        (o->dx_path && check_writable("--save-dx", o->dx_path)))
+    if (check_outputs && (check_writable("--out", o->out_png) || check_writable("--influence", o->influence_path) ||
+                          (o->dx_path && check_writable("--save-dx", o->dx_path))))
         return -1;
     if (!strcmp(o->out_png, o->influence_path) || (o->dx_path && (!strcmp(o->dx_path, o->out_png) ||
                                                                    !strcmp(o->dx_path, o->influence_path))))

@@ -49,9 +49,10 @@ typedef struct options {
 
 /* Fills o from argv. Returns 0 to run, 1 when --help was printed (exit 0),
  * -1 after printing a clear message on stderr (exit 2). Checks ranges,
- * combinations and, unless in --case mode, that every output file can be
- * written (without touching it). */
-int cli_parse(int argc, char **argv, options *o);
+ * combinations and, unless in --case mode or check_outputs is false (MPI
+ * ranks that write nothing), that every output file can be written
+ * (without touching it). */
+int cli_parse(int argc, char **argv, options *o, bool check_outputs);
 
 /* The learning rate in effect (the option, or the optimizer's default). */
 double cli_lr(const options *o);

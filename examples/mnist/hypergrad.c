@@ -4,7 +4,12 @@
  * inner gradient nested inside), E_val, the callbacks that hand them to the
  * checkpointed unroll, and differentiate(), the one hg_unroll call that
  * differentiates E_val through all the steps. Everything after them is
- * bookkeeping (accumulating per-sample results, the maps for the picture). */
+ * bookkeeping (accumulating per-sample results, the maps for the picture).
+ * Over MPI (distributed.h) the same code runs on every rank with that
+ * rank's rows of each batch and of the validation set: the only
+ * differences are the all-reduce of the step's gradient (dist_sum, a
+ * recorded op whose vjp is an all-reduce again) and E_val being a sum of
+ * the ranks' parts. */
 #include "hypergrad.h"
 
 #include "progress.h"
@@ -28,12 +33,14 @@ typedef struct run {
 /* Step k's batch: x (pixels), y (labels), w (per-sample loss weights, 1). */
 static hg_status inputs(hg_ctx *ctx, const run *u, int64_t k, hg_tensor **in)
 {
-    return step_inputs(ctx, u->p->d, u->p->s, k, u->p->dtype, u->pert, &in[0], &in[1], &in[2]);
+    return step_inputs(ctx, u->p->d, u->p->s, u->p->dist, k, u->p->dtype, u->pert, &in[0], &in[1], &in[2]);
 }
 
 /* One training step as recorded ops: state = {params..., optimizer state...}.
  * The inner tape's gradient is itself recorded on whatever tape is active,
- * so the step can be differentiated with respect to its inputs. */
+ * so the step can be differentiated with respect to its inputs. Over MPI
+ * `in` holds this rank's rows, and the gradient of its part of the batch
+ * loss is summed over the ranks before the optimizer step. */
 static hg_status step(hg_ctx *ctx, const run *u, int64_t k, hg_tensor *const *state, hg_tensor *const *in,
                       hg_tensor **next)
 {
@@ -43,20 +50,28 @@ static hg_status step(hg_ctx *ctx, const run *u, int64_t k, hg_tensor *const *st
     memcpy(opt, state + u->np, (size_t)u->ns * sizeof *opt);
     hg_tape *inner = hg_tape_begin(ctx, 0);
     hg_watch_n(inner, u->np, params);
-    hg_tensor *loss = train_loss(ctx, &p->spec, params, in[0], in[1], in[2]);
+    int64_t count, global;
+    step_rows(p->s, p->dist, k, &count, &global);
+    hg_tensor *loss = train_loss(ctx, &p->spec, params, in[0], in[1], in[2], global);
     hg_tape_end(inner);
     int t = p->start->t + (int)(k - p->k0) + 1; /* Adam's step number */
-    if (hg_gradient(inner, loss, u->np, params, NULL, grads) != HG_OK ||
-        hg_opt_step(ctx, &p->opt, NULL, t, u->np, params, grads, opt, next) != HG_OK)
+    bool ok = hg_gradient(inner, loss, u->np, params, NULL, grads) == HG_OK;
+    for (int i = 0; i < u->np; i++) /* a NULL (a failure here) fails the sum on every rank */
+        grads[i] = dist_sum(ctx, p->dist, ok ? grads[i] : NULL);
+    if (hg_opt_step(ctx, &p->opt, NULL, t, u->np, params, grads, opt, next) != HG_OK)
         return hg_ctx_status(ctx);
     memcpy(next + u->np, opt, (size_t)u->ns * sizeof *opt);
     return HG_OK;
 }
 
-/* E_val at the end of the window. */
+/* E_val at the end of the window: this rank's part (its rows' mean loss
+ * times its share of the rows; E_val itself on one process). */
 static hg_tensor *val_loss(hg_ctx *ctx, const run *u, hg_tensor *const *state)
 {
-    return hyper_val_loss_of(ctx, &u->p->spec, state, u->p->x_val, u->p->y_val, u->p->loss);
+    const hypergrad_problem *p = u->p;
+    hg_tensor *E = hyper_val_loss_of(ctx, &p->spec, state, p->x_val, p->y_val, p->loss);
+    int64_t mine = hg_tensor_dim(p->x_val, 0);
+    return mine == p->val_total ? E : hg_scale(ctx, E, (double)mine / (double)p->val_total);
 }
 
 static void on_grad(run *u, int64_t k, hg_tensor *dx, hg_tensor *dw);
@@ -146,7 +161,7 @@ static hg_status differentiate(hg_ctx *ctx, run *u, hg_tensor *const *state0)
     u->r->snapshots_used = st.snapshots_used;
     u->r->step_peak = st.step_peak_bytes;
     if (s == HG_OK)
-        u->r->val_loss = hg_item(E);
+        u->r->val_loss = hg_item(E); /* this rank's part */
     return s;
 }
 
@@ -182,8 +197,8 @@ static void consider(sample_map *top, int *n, int sign, int64_t index, double dw
 static void on_grad(run *u, int64_t k, hg_tensor *dx, hg_tensor *dw)
 {
     hypergrad_result *r = u->r;
-    int64_t count, pixels = hg_tensor_dim(u->p->d->x_train, 1);
-    const int32_t *idx = schedule_batch(u->p->s, k, &count);
+    int64_t count, global, pixels = hg_tensor_dim(u->p->d->x_train, 1);
+    const int32_t *idx = step_rows(u->p->s, u->p->dist, k, &count, &global);
     bool once = appears_once(u->p);
     double row[4096], *rowp = pixels <= 4096 ? row : malloc((size_t)pixels * sizeof(double));
     if (!rowp)
@@ -213,6 +228,84 @@ static void on_grad(run *u, int64_t k, hg_tensor *dx, hg_tensor *dw)
     }
     if (rowp != row)
         free(rowp);
+}
+
+/* Over MPI each rank holds the values of its own rows: E_val's parts,
+ * dw (and dx where kept) are summed over the ranks, and the samples for the
+ * maps are chosen among every rank's candidates in rank order, so every
+ * rank ends with the same result (a single process's, up to the order of
+ * the sums). Collective; nothing to do on one process. */
+static hg_status combine(hg_ctx *ctx, const run *u, bool once)
+{
+    const dist *dd = u->p->dist;
+    hypergrad_result *r = u->r;
+    if (dd->size == 1)
+        return HG_OK;
+    int64_t n = hg_tensor_dim(u->p->d->x_train, 0), pixels = hg_tensor_dim(u->p->d->x_train, 1);
+    double scalars[2] = {r->val_loss, r->finite ? 0 : 1};
+    hg_status s = dist_sum_f64(ctx, dd, scalars, 2);
+    if (s == HG_OK)
+        s = dist_sum_f64(ctx, dd, r->dw, n);
+    if (s == HG_OK && r->dx)
+        s = dist_sum_f32(ctx, dd, r->dx, n * pixels);
+    r->val_loss = scalars[0];
+    r->finite = scalars[1] == 0;
+    /* Candidates: {index, dw, dx[pixels]} for the first-batch sample, then
+     * the helpful and the harmful ones (index -1: none). */
+    enum { SLOTS = 2 * HYPERGRAD_TOP + 1 };
+    int64_t len = SLOTS * (2 + pixels);
+    double *mine = calloc((size_t)len, sizeof *mine);
+    double *all = malloc((size_t)(len * dd->size) * sizeof *all);
+    if (mine) {
+        for (int q = 0; q < SLOTS; q++) {
+            const sample_map *m = q == 0 ? &r->first : q <= HYPERGRAD_TOP ? &r->helpful[q - 1]
+                                                                          : &r->harmful[q - 1 - HYPERGRAD_TOP];
+            bool have = m->index >= 0 && m->dx;
+            double *e = mine + q * (2 + pixels);
+            e[0] = have ? (double)m->index : -1;
+            e[1] = have ? m->dw : 0;
+            if (have)
+                memcpy(e + 2, m->dx, (size_t)pixels * sizeof *e);
+        }
+    }
+    if (s == HG_OK)
+        s = dist_gather_f64(ctx, dd, all ? mine : NULL, len, all);
+    free(mine);
+    if (s != HG_OK) {
+        free(all);
+        return s;
+    }
+    sample_map first = {.index = -1}, helpful[HYPERGRAD_TOP], harmful[HYPERGRAD_TOP];
+    for (int i = 0; i < HYPERGRAD_TOP; i++)
+        helpful[i] = harmful[i] = (sample_map){.index = -1};
+    int nh = 0, nb = 0;
+    for (int rank = 0; rank < dd->size; rank++)
+        for (int q = 0; q < SLOTS; q++) {
+            const double *e = all + (int64_t)rank * len + q * (2 + pixels);
+            if (e[0] < 0)
+                continue;
+            if (q == 0) {
+                if (first.index < 0 || fabs(e[1]) > fabs(first.dw)) {
+                    int one = 0;
+                    first.dw = -INFINITY;
+                    consider(&first, &one, +1, (int64_t)e[0], e[1], e + 2, pixels);
+                }
+            } else if (once) {
+                consider(q <= HYPERGRAD_TOP ? helpful : harmful, q <= HYPERGRAD_TOP ? &nh : &nb,
+                         q <= HYPERGRAD_TOP ? -1 : +1, (int64_t)e[0], e[1], e + 2, pixels);
+            }
+        }
+    free(all);
+    for (int i = 0; i < HYPERGRAD_TOP; i++) {
+        free(r->helpful[i].dx);
+        free(r->harmful[i].dx);
+        r->helpful[i] = helpful[i];
+        r->harmful[i] = harmful[i];
+    }
+    free(r->first.dx);
+    r->first = first;
+    r->n_maps = nh < nb ? nh : nb;
+    return HG_OK;
 }
 
 static int by_dw(const void *a, const void *b)
@@ -254,9 +347,11 @@ int hypergrad_run(hg_ctx *ctx, const hypergrad_problem *p, bool want_dx, hypergr
         r->dx = calloc((size_t)(n * pixels), sizeof *r->dx);
     /* Samples the window touches. */
     int32_t *seen = calloc((size_t)n, sizeof *seen);
-    if (!r->dw || !seen || ((want_dx || !once) && !r->dx)) {
+    if (!r->dw || !seen || ((want_dx || !once) && !r->dx))
+        hg_op_error(ctx, HG_ERR_OOM, "out of memory for the per-sample results (%lld samples)", (long long)n);
+    if (dist_agree(ctx, p->dist) != HG_OK) {
         free(seen);
-        fprintf(stderr, "error: out of memory for the per-sample results (%lld samples)\n", (long long)n);
+        fprintf(stderr, "error: %s\n", hg_ctx_error(ctx));
         return -1;
     }
     for (int64_t k = p->k0; k < p->k1; k++) {
@@ -270,10 +365,16 @@ int hypergrad_run(hg_ctx *ctx, const hypergrad_problem *p, bool want_dx, hypergr
     hg_ctx_reset_peak(ctx);
     size_t base = hg_ctx_get_stats(ctx).bytes_in_use;
     hg_tensor *state0[4 * HYPER_MAX_PARAMS];
-    hg_status s = start_state(ctx, &u, state0);
+    start_state(ctx, &u, state0);
+    hg_status s = dist_agree(ctx, p->dist); /* start_state's errors are on ctx */
     if (s == HG_OK)
         s = differentiate(ctx, &u, state0);
     r->arena_peak = hg_ctx_get_stats(ctx).peak_bytes - base;
+    hg_status agreed = dist_agree(ctx, p->dist); /* every rank, whatever happened */
+    if (s == HG_OK)
+        s = agreed;
+    if (s == HG_OK)
+        s = combine(ctx, &u, once);
     if (s != HG_OK) {
         fprintf(stderr, "error: hypergradient: %s\n", hg_ctx_error(ctx));
         hg_ctx_rewind(ctx, mark);
@@ -337,7 +438,11 @@ static hg_status replay(hg_ctx *ctx, const run *u, hg_tensor **state, int64_t fr
     hg_tensor *next[4 * HYPER_MAX_PARAMS], *in[3];
     hg_mark step_mark = hg_ctx_mark(ctx);
     for (int64_t k = from; k < to; k++) {
-        if (inputs(ctx, u, k, in) != HG_OK || step(ctx, u, k, state, in, next) != HG_OK)
+        /* The step runs even if its inputs failed (NULLs): its sums over the
+         * ranks then fail on every rank, and every rank stops here. */
+        in[0] = in[1] = in[2] = NULL;
+        inputs(ctx, u, k, in);
+        if (step(ctx, u, k, state, in, next) != HG_OK)
             return hg_ctx_status(ctx);
         for (int i = 0; i < nst; i++)
             memcpy(hg_tensor_data(state[i]), hg_tensor_cdata(next[i]),
@@ -354,10 +459,25 @@ double hypergrad_replay(hg_ctx *ctx, const hypergrad_problem *p, const perturbat
     hg_mark mark = hg_ctx_mark(ctx);
     hg_tensor *state[4 * HYPER_MAX_PARAMS];
     double E = NAN;
-    if (start_state(ctx, &u, state) == HG_OK && replay(ctx, &u, state, p->k0, p->k1) == HG_OK) {
-        hg_tensor *Et = val_loss(ctx, &u, state);
-        E = Et ? hg_item(Et) : NAN;
+    /* Collective: every rank replays, whatever start_state did. */
+    hg_status s0 = start_state(ctx, &u, state);
+    if (replay(ctx, &u, state, p->k0, p->k1) == HG_OK) {
+        hg_tensor *Et = dist_sum(ctx, p->dist, val_loss(ctx, &u, state));
+        E = Et && s0 == HG_OK ? hg_item(Et) : NAN;
     }
+    hg_ctx_rewind(ctx, mark);
+    return E;
+}
+
+double hypergrad_val_loss(hg_ctx *ctx, const hypergrad_problem *p, hg_tensor *const *params)
+{
+    hg_mark mark = hg_ctx_mark(ctx);
+    hypergrad_problem q = *p; /* the validation rows in params' ctx */
+    q.x_val = hyper_copy_as(ctx, p->x_val, p->dtype);
+    q.y_val = hyper_copy_as(ctx, p->y_val, HG_I32);
+    run u = {.p = &q};
+    hg_tensor *Et = dist_sum(ctx, p->dist, val_loss(ctx, &u, params));
+    double E = Et ? hg_item(Et) : NAN;
     hg_ctx_rewind(ctx, mark);
     return E;
 }
@@ -368,7 +488,8 @@ int hypergrad_state_at(hg_ctx *ctx, const hypergrad_problem *p, int64_t k, train
     u.ns = hg_opt_state_count(p->opt.kind, u.np);
     hg_tensor *state[4 * HYPER_MAX_PARAMS];
     memset(out, 0, sizeof *out);
-    if (start_state(ctx, &u, state) != HG_OK || replay(ctx, &u, state, p->k0, k) != HG_OK)
+    hg_status s0 = start_state(ctx, &u, state); /* collective: every rank replays */
+    if (replay(ctx, &u, state, p->k0, k) != HG_OK || s0 != HG_OK)
         return -1;
     out->np = u.np;
     out->ns = u.ns;

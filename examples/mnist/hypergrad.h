@@ -16,7 +16,9 @@ typedef struct hypergrad_problem {
     hg_dtype dtype;
     int64_t k0, k1;            /* the steps differentiated through */
     const train_state *start;  /* the state before step k0 (ns = 0: a fresh optimizer state) */
-    hg_tensor *x_val, *y_val;  /* E_val's images (any dtype) and labels */
+    const dist *dist;          /* the ranks (one process: rank 0 of 1) */
+    hg_tensor *x_val, *y_val;  /* this rank's block of E_val's images (any dtype) and labels */
+    int64_t val_total;         /* E_val's images on all ranks (E_val is their mean loss) */
     val_loss_kind loss;
     int snapshots;             /* the unroll's snapshot budget; 0: as many as fit in
                                 * HYPERGRAD_SNAPSHOT_BYTES (at least 1) */
@@ -53,13 +55,21 @@ typedef struct hypergrad_result {
 } hypergrad_result;
 
 /* Computes everything above in ctx's arena (rewound afterwards), with
- * progress bars. want_dx: keep the full dE_val/dx. Returns 0, or -1 with
- * the error printed. hypergrad_free releases the malloc'd parts. */
+ * progress bars. want_dx: keep the full dE_val/dx. Over MPI every rank
+ * differentiates its rows of every batch (the steps' gradients summed by a
+ * recorded all-reduce), then the per-sample results are summed over the
+ * ranks: every rank ends with the same complete result. Returns 0, or -1
+ * with the error printed. hypergrad_free releases the malloc'd parts. */
 int hypergrad_run(hg_ctx *ctx, const hypergrad_problem *p, bool want_dx, hypergrad_result *r);
 void hypergrad_free(hypergrad_result *r);
 
+/* E_val of the MLP with these parameters (tensors in ctx; each rank its
+ * part, summed over the ranks). NAN on error. */
+double hypergrad_val_loss(hg_ctx *ctx, const hypergrad_problem *p, hg_tensor *const *params);
+
 /* E_val after replaying steps [k0, k1) from p->start with one input
- * perturbed (no recording; for finite differences). NAN on error. */
+ * perturbed (no recording; for finite differences). NAN on error. Over
+ * MPI a collective: every rank replays its rows and gets the same E_val. */
 double hypergrad_replay(hg_ctx *ctx, const hypergrad_problem *p, const perturbation *pert);
 
 /* The (unperturbed) state before step k of the window, k0 <= k <= k1, as

@@ -6,6 +6,7 @@
 #define MNIST_TRAIN_H
 
 #include "data.h"
+#include "distributed.h"
 #include "hyper.h"
 
 #include <stdint.h>
@@ -37,15 +38,21 @@ typedef struct perturbation {
     double delta;
 } perturbation;
 
-/* Step k's inputs, new tensors in ctx: x [count, pixels] in dtype, y i32
- * [count], w [count] in dtype (the per-sample loss weights, 1). Returns
- * the ctx status. */
-hg_status step_inputs(hg_ctx *ctx, const dataset *d, const schedule *s, int64_t k, hg_dtype dtype,
+/* The samples of step k this rank owns: its block of the batch (all of it
+ * on one process); *count of them, *global in the whole batch. */
+const int32_t *step_rows(const schedule *s, const dist *dd, int64_t k, int64_t *count, int64_t *global);
+
+/* Step k's inputs on this rank (its rows, step_rows), new tensors in ctx:
+ * x [count, pixels] in dtype, y i32 [count], w [count] in dtype (the
+ * per-sample loss weights, 1). Returns the ctx status. */
+hg_status step_inputs(hg_ctx *ctx, const dataset *d, const schedule *s, const dist *dd, int64_t k, hg_dtype dtype,
                       const perturbation *pert, hg_tensor **x, hg_tensor **y, hg_tensor **w);
 
-/* The training loss: mean_i w_i CE_i of the MLP's logits on x. */
+/* The training loss of a batch of `global` samples, of which x holds this
+ * rank's rows: (1/global) sum_i w_i CE_i over them, so that the sum over
+ * ranks is the batch mean (hg_mean of w_i CE_i when x is the whole batch). */
 hg_tensor *train_loss(hg_ctx *ctx, const hg_mlp *spec, hg_tensor *const *params, hg_tensor *x, hg_tensor *y,
-                      hg_tensor *w);
+                      hg_tensor *w, int64_t global);
 
 /* The state of training at one step: parameters and optimizer state, in
  * hg_opt_step's layout (see hyper.h), t = steps taken with that state. */
@@ -62,13 +69,17 @@ typedef struct train_report {
     double final_loss;   /* mean training loss of the last epoch */
 } train_report;
 
-/* Trains from fresh weights (He init from seed) with the training-form
- * optimizer cfg over all steps of s, in dtype, printing one line per epoch
- * (test accuracy on x_test/y_test) and a progress bar. At step `capture`
+/* Trains from fresh weights (He init from seed, rank 0's on every rank)
+ * with the training-form optimizer cfg over all steps of s, in dtype,
+ * printing one line per epoch (test accuracy on x_test/y_test) and a
+ * progress bar. Over MPI (dd) each rank computes the gradient of its part
+ * of the batch loss, the parts are summed over the ranks in rank order and
+ * every rank takes the same optimizer step; the accuracy is counted on each
+ * rank's block of the test rows. At step `capture`
  * (0 <= capture <= steps: before that step runs) a copy of the state is
  * made in keep (weights and the optimizer's exported state). final gets
  * the trained weights (in ctx). Returns 0, or -1 with the error printed. */
-int train(hg_ctx *ctx, hg_ctx *keep, const dataset *d, const schedule *s, const hg_mlp *spec,
+int train(hg_ctx *ctx, hg_ctx *keep, const dist *dd, const dataset *d, const schedule *s, const hg_mlp *spec,
           const hg_opt_config *cfg, hg_dtype dtype, uint64_t seed, hg_tensor *x_test, hg_tensor *y_test,
           int64_t capture, train_state *captured, hg_tensor **final, train_report *rep);
 
