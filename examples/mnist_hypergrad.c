@@ -89,13 +89,30 @@ static int run(options *o, const dist *dd)
     printf("== 1. data\n");
     dataset d;
     int drc = dataset_load(ctx, o->data_dir, o->synthetic, o->train_limit, o->seed, &d);
-    drc = dist_max(dd, drc == 0 ? 0 : drc == -2 ? 2 : 1); /* every rank loads the data */
+    int mine = drc == 0 ? 0 : drc == -2 ? 2 : 1;
+    drc = dist_max(dd, mine); /* every rank loads the data */
     if (drc != 0) {
+        if (mine == 0)
+            fprintf(stderr, "error: another MPI rank could not load the data (see its message)\n");
         rc = drc;
         goto done;
     }
     int64_t n_train = hg_tensor_dim(d.x_train, 0), n_test = hg_tensor_dim(d.x_test, 0);
     int64_t pixels = hg_tensor_dim(d.x_train, 1);
+    if (dd->size > 1) {
+        /* Every rank must hold the same data: compare sizes, labels and images. */
+        int64_t sizes[4] = {n_train, n_test, pixels, d.classes};
+        uint64_t h = dist_hash(DIST_HASH0, sizes, sizeof sizes);
+        h = dist_hash(h, hg_tensor_cdata(d.y_train), (size_t)n_train * sizeof(int32_t));
+        h = dist_hash(h, hg_tensor_cdata(d.y_test), (size_t)n_test * sizeof(int32_t));
+        h = dist_hash(h, hg_tensor_cdata(d.x_train), (size_t)(n_train * pixels) * sizeof(float));
+        h = dist_hash(h, hg_tensor_cdata(d.x_test), (size_t)(n_test * pixels) * sizeof(float));
+        if (!dist_same(dd, h)) {
+            SAY(dd, "error: the MPI ranks loaded different data (%s on rank 0): every rank needs the same files\n",
+                d.source);
+            goto done;
+        }
+    }
     printf("  source: %s\n  %lld training and %lld held-out images, %lld x %lld pixels, %d classes%s\n", d.source,
            (long long)n_train, (long long)n_test, (long long)d.rows, (long long)d.cols, d.classes,
            d.synthetic ? "  ** SYNTHETIC DATA, NOT REAL IMAGES **" : "");
@@ -340,6 +357,13 @@ int main(int argc, char **argv)
     rc = dist_max(&dd, rc == 0 ? 0 : rc > 0 ? 1 : 2);
     if (rc != 0)
         return dist_finish(&dd, rc == 1 ? 0 : 2);
+    uint64_t h = DIST_HASH0;
+    for (int i = 1; i < argc; i++)
+        h = dist_hash(h, argv[i], strlen(argv[i]) + 1);
+    if (!dist_same(&dd, h)) {
+        SAY(&dd, "error: the MPI ranks were started with different command lines\n");
+        return dist_finish(&dd, 2);
+    }
     if (o.case_dir) {
         if (dd.size > 1) {
             SAY(&dd, "error: --case runs on one process, not under mpirun -np %d\n", dd.size);

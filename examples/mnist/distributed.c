@@ -6,6 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+uint64_t dist_hash(uint64_t h, const void *bytes, size_t n)
+{
+    const unsigned char *b = bytes;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
 #ifdef HGRAD_WITH_MPI
 #include <hgrad/mpi.h>
 #include <unistd.h>
@@ -101,6 +111,15 @@ int dist_max(const dist *d, int v)
     if (d->mpi && d->size > 1 && MPI_Allreduce(&v, &all, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS)
         return v > 1 ? v : 1;
     return all;
+}
+
+bool dist_same(const dist *d, uint64_t v)
+{
+    if (!d->mpi || d->size == 1)
+        return true;
+    uint64_t root = v;
+    int rc = MPI_Bcast(&root, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    return dist_max(d, rc != MPI_SUCCESS || root != v) == 0;
 }
 
 int dist_finish(dist *d, int status)
@@ -209,6 +228,13 @@ int dist_max(const dist *d, int v)
 {
     (void)d;
     return v;
+}
+
+bool dist_same(const dist *d, uint64_t v)
+{
+    (void)d;
+    (void)v;
+    return true;
 }
 
 void dist_rows(const dist *d, int64_t n, int64_t *start, int64_t *count)

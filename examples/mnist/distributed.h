@@ -17,6 +17,7 @@
 #include <hgrad.h>
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct hg_mpi_comm;
@@ -41,6 +42,14 @@ int dist_finish(dist *d, int status);
 /* The largest of every rank's v (a plain agreement, e.g. on the command
  * line's result); v itself on one process. */
 int dist_max(const dist *d, int v);
+
+/* Does every rank hold rank 0's v (a hash of its command line, its data)?
+ * Collective; true on one process. */
+bool dist_same(const dist *d, uint64_t v);
+
+/* FNV-1a hash of n bytes, continuing from h (start with DIST_HASH0). */
+#define DIST_HASH0 14695981039346656037ull
+uint64_t dist_hash(uint64_t h, const void *bytes, size_t n);
 
 /* This rank's block [*start, *start + *count) of n rows. */
 void dist_rows(const dist *d, int64_t n, int64_t *start, int64_t *count);
