@@ -57,7 +57,11 @@ static const char *human_bytes(double b, char *buf, size_t size)
 }
 
 /* Only rank 0 reports errors that every rank finds alike. */
-#define SAY(dd, ...) ((dd)->rank == 0 ? fprintf(stderr, __VA_ARGS__) : 0)
+#define SAY(dd, ...)                                                                                       \
+    do {                                                                                                   \
+        if ((dd)->rank == 0)                                                                               \
+            fprintf(stderr, __VA_ARGS__);                                                                  \
+    } while (0)
 
 static int save_array(hg_ctx *ctx, const char *path, hg_dtype dtype, int rank, const int64_t *shape,
                       const void *data, hg_npy_type type)
