@@ -169,6 +169,15 @@ void hg_error_name_file(hg_ctx *ctx, hg_status before, const char *path)
 
 /* ---- atomic writes ------------------------------------------------------- */
 
+/* Durable writes (fsync of the file before the rename and of its directory
+ * after) unless the fuzz targets turned them off. */
+static atomic_bool sync_writes = true;
+
+void hg_io_sync_writes_for_fuzzing(bool on)
+{
+    atomic_store(&sync_writes, on);
+}
+
 struct hg_atomic_file {
     hg_ctx *ctx;
     const char *who; /* call named in errors */
@@ -332,7 +341,7 @@ hg_status hg_atomic_commit(hg_atomic_file *f)
         step = "write", e = EIO;
     else if (fflush(f->fp) != 0)
         step = "write", e = errno;
-    else if (fsync(f->fd) != 0 && errno != EINVAL && errno != EROFS)
+    else if (atomic_load(&sync_writes) && fsync(f->fd) != 0 && errno != EINVAL && errno != EROFS)
         step = "sync", e = errno;
     if (fclose(f->fp) != 0 && !step)
         step = "close", e = errno;
@@ -344,7 +353,7 @@ hg_status hg_atomic_commit(hg_atomic_file *f)
         s = hg_set_error(ctx, HG_ERR_IO, "%s: %s of %s failed (%s); %s is unchanged",
                          strcmp(f->who, "hg_atomic_open") ? f->who : "hg_atomic_commit", step, f->temp, strerror(e),
                          f->target);
-    } else {
+    } else if (atomic_load(&sync_writes)) {
         /* The rename is durable once the directory is synced (best effort:
          * some file systems refuse fsync on a directory). */
         int dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

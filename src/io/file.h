@@ -43,6 +43,14 @@ hg_status hg_src_read_some(hg_src *s, void *buf, size_t n, size_t *got);
 /* hg_atomic_open with errors naming `who`; *status receives the code. */
 hg_atomic_file *hg_atomic_open_as(hg_ctx *ctx, const char *who, const char *path, hg_status *status);
 
+/* FOR THE FUZZ TARGETS ONLY (tests/fuzz, which compile the library's
+ * sources into each target; not exported, not in any public header):
+ * false skips the fsync of a written file and of its directory, which
+ * otherwise dominates the time of a fuzzed save. The rename still happens,
+ * so nothing changes but durability across a power failure. Process-wide;
+ * default true. */
+void hg_io_sync_writes_for_fuzzing(bool on);
+
 /* If this call made the ctx's first error (status was `before`), append
  * " (in PATH)" to its message so the caller sees which file failed. */
 void hg_error_name_file(hg_ctx *ctx, hg_status before, const char *path);

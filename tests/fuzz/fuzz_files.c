@@ -6,9 +6,11 @@
  * result. A loaded .npy is then saved with hg_npy_save over the previous
  * output (temporary file + rename) and must read back bit-identical; saving
  * onto a directory and onto a FIFO must fail with HG_ERR_IO at once (a hang
- * is a libFuzzer timeout), leaving them in place. */
+ * is a libFuzzer timeout), leaving them in place. Saves skip fsync
+ * (hg_io_sync_writes_for_fuzzing): the library's default stays durable. */
 #define _GNU_SOURCE /* memfd_create */
 #include "hgrad.h"
+#include "io/file.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -66,6 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (mkfifo(fifo_path, 0600) != 0)
             abort();
         atexit(cleanup);
+        hg_io_sync_writes_for_fuzzing(false);
     }
     int fd = memfd_create("fuzz_files", MFD_CLOEXEC);
     if (fd < 0)
