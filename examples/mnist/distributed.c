@@ -146,6 +146,36 @@ hg_tensor *dist_sum(hg_ctx *ctx, const dist *d, hg_tensor *x)
     return d->comm ? hg_mpi_allreduce_sum(ctx, d->comm, x) : x;
 }
 
+hg_status dist_sum_n(hg_ctx *ctx, const dist *d, int n, hg_tensor **ts)
+{
+    if (!d->comm)
+        return hg_ctx_status(ctx);
+    /* Flatten, concatenate, one all-reduce, then the pieces back in their
+     * shapes: all recorded ops, so the vjp is again one all-reduce. */
+    hg_tensor *flat[2 * HG_MLP_MAX_LAYERS * 2];
+    bool ok = n >= 1 && n <= (int)(sizeof flat / sizeof flat[0]);
+    for (int i = 0; ok && i < n; i++) {
+        int64_t len = ts[i] ? hg_tensor_numel(ts[i]) : 0;
+        flat[i] = ts[i] ? hg_reshape(ctx, ts[i], 1, &len) : NULL;
+        ok = flat[i] != NULL;
+    }
+    hg_tensor *sum = hg_mpi_allreduce_sum(ctx, d->comm, ok ? hg_concat(ctx, n, flat, 0) : NULL);
+    int64_t at = 0;
+    for (int i = 0; i < n; i++) {
+        if (!sum) {
+            ts[i] = NULL;
+            continue;
+        }
+        int64_t len = hg_tensor_numel(ts[i]), shape[HG_MAX_RANK];
+        int rank = hg_tensor_rank(ts[i]);
+        for (int k = 0; k < rank; k++)
+            shape[k] = hg_tensor_dim(ts[i], k);
+        ts[i] = hg_reshape(ctx, hg_slice_axis(ctx, sum, 0, at, at + len, 1), rank, shape);
+        at += len;
+    }
+    return sum ? hg_ctx_status(ctx) : (hg_ctx_status(ctx) != HG_OK ? hg_ctx_status(ctx) : HG_ERR_NULL);
+}
+
 hg_status dist_sum_inplace(hg_ctx *ctx, const dist *d, int n, hg_tensor *const *ts)
 {
     return d->comm ? hg_mpi_allreduce_inplace(ctx, d->comm, n, ts, 0) : HG_OK;
@@ -249,6 +279,14 @@ hg_tensor *dist_sum(hg_ctx *ctx, const dist *d, hg_tensor *x)
     (void)ctx;
     (void)d;
     return x;
+}
+
+hg_status dist_sum_n(hg_ctx *ctx, const dist *d, int n, hg_tensor **ts)
+{
+    (void)d;
+    (void)n;
+    (void)ts;
+    return hg_ctx_status(ctx);
 }
 
 hg_status dist_sum_inplace(hg_ctx *ctx, const dist *d, int n, hg_tensor *const *ts)

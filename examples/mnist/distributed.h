@@ -59,6 +59,13 @@ void dist_rows(const dist *d, int64_t n, int64_t *start, int64_t *count);
  * part and makes the call fail on every rank. */
 hg_tensor *dist_sum(hg_ctx *ctx, const dist *d, hg_tensor *x);
 
+/* Recorded: ts[i] = the sum over ranks of ts[i] for n float tensors of one
+ * dtype, as ONE all-reduce of their concatenation (the same sums, bit for
+ * bit, as one dist_sum per tensor, with one collective instead of n). A
+ * NULL entry fails it on every rank and sets every ts[i] to NULL. Returns
+ * the ctx status. */
+hg_status dist_sum_n(hg_ctx *ctx, const dist *d, int n, hg_tensor **ts);
+
 /* Training form, in place: ts[i] = the sum over ranks of ts[i]. A NULL
  * entry fails the call on every rank. HG_OK on one process. */
 hg_status dist_sum_inplace(hg_ctx *ctx, const dist *d, int n, hg_tensor *const *ts);

@@ -7,8 +7,8 @@
  * bookkeeping (accumulating per-sample results, the maps for the picture).
  * Over MPI (distributed.h) the same code runs on every rank with that
  * rank's rows of each batch and of the validation set: the only
- * differences are the all-reduce of the step's gradient (dist_sum, a
- * recorded op whose vjp is an all-reduce again) and E_val being a sum of
+ * differences are the all-reduce of the step's gradient (dist_sum_n,
+ * recorded ops whose vjp is an all-reduce again) and E_val being a sum of
  * the ranks' parts. */
 #include "hypergrad.h"
 
@@ -56,8 +56,9 @@ static hg_status step(hg_ctx *ctx, const run *u, int64_t k, hg_tensor *const *st
     hg_tape_end(inner);
     int t = p->start->t + (int)(k - p->k0) + 1; /* Adam's step number */
     bool ok = hg_gradient(inner, loss, u->np, params, NULL, grads) == HG_OK;
-    for (int i = 0; i < u->np; i++) /* a NULL (a failure here) fails the sum on every rank */
-        grads[i] = dist_sum(ctx, p->dist, ok ? grads[i] : NULL);
+    for (int i = 0; !ok && i < u->np; i++)
+        grads[i] = NULL; /* then the sum fails on every rank */
+    dist_sum_n(ctx, p->dist, u->np, grads); /* one recorded all-reduce of all the gradients */
     if (hg_opt_step(ctx, &p->opt, NULL, t, u->np, params, grads, opt, next) != HG_OK)
         return hg_ctx_status(ctx);
     memcpy(next + u->np, opt, (size_t)u->ns * sizeof *opt);
