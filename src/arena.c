@@ -54,6 +54,9 @@ void hg_ctx_free(hg_ctx *ctx)
     a.free(ctx, sizeof *ctx, a.user);
 }
 
+/* Largest chunk the geometric growth asks for (hg_arena_alloc). */
+#define HG_CHUNK_GROW_MAX ((size_t)64 << 20)
+
 static size_t align_up(size_t n)
 {
     return (n + HG_ALIGN - 1) & ~(size_t)(HG_ALIGN - 1);
@@ -147,7 +150,15 @@ void *hg_arena_alloc(hg_ctx *ctx, size_t size)
                 continue;
             }
         }
+        /* Geometric growth: a new chunk holds at least half of what the
+         * arena already reserved (up to HG_CHUNK_GROW_MAX), so a large
+         * computation spans a few chunks and leaves few unused tails;
+         * within max_bytes, else the plain size. One allocator call. */
         size_t want = size > ctx->chunk_bytes ? size : ctx->chunk_bytes;
+        size_t grown = ctx->reserved / 2 < HG_CHUNK_GROW_MAX ? ctx->reserved / 2 : HG_CHUNK_GROW_MAX;
+        size_t held = ctx->reserved + ctx->temp_bytes;
+        if (grown > want && (!ctx->max_bytes || (held <= ctx->max_bytes && grown + HG_ALIGN <= ctx->max_bytes - held)))
+            want = grown;
         if (!add_chunk(ctx, want))
             return NULL;
         if (ctx->n_chunks > 1 && ctx->cur < ctx->n_chunks - 1) {

@@ -188,6 +188,19 @@ hg_tensor *hg_sweep_take(hg_ctx *ctx, const hg_node *node, int i, bool *owned);
  * only a sweep that no tape records may ask for (hg_sweep_take's *owned). */
 hg_tensor *hg_matmul_acc(hg_ctx *ctx, hg_tensor *c, hg_tensor *a, hg_tensor *b, int trans_a, int trans_b,
                          bool in_place);
+/* In a vjp: input i's cotangent op(x) op(y), as hg_matmul_t, or accumulated
+ * onto the cotangent the sweep holds for input i (hg_sweep_take). */
+hg_tensor *hg_product_cotangent(hg_ctx *ctx, const hg_node *node, int i, hg_tensor *x, hg_tensor *y, int tx,
+                                int ty);
+
+/* ops/unary.c: where(x > 0, g, 0) as one op (relu's vjp); x and g of one
+ * float dtype and shape. */
+hg_tensor *hg_relu_mask(hg_ctx *ctx, hg_tensor *x, hg_tensor *g);
+
+/* ops/dense.c: y = x W + b, relu'd when asked (x [n,in], W [in,out], b [out],
+ * checked by the caller), as one op; the values of hg_add(hg_matmul(x, W), b)
+ * (and hg_relu of it) bit for bit. */
+hg_tensor *hg_dense_op(hg_ctx *ctx, hg_tensor *x, hg_tensor *W, hg_tensor *b, bool relu);
 
 /* op.c */
 /* Record a node for outputs `out` of def on every active tape that tracks one

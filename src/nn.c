@@ -79,8 +79,8 @@ hg_tensor *hg_dense(hg_ctx *ctx, hg_tensor *x, hg_tensor *W, hg_tensor *b)
 {
     if (!ctx || check_dense(ctx, "hg_dense", x, W, b) != HG_OK)
         return NULL;
-    hg_tensor *y = hg_matmul(ctx, x, W);
-    return b ? hg_add(ctx, y, b) : y;
+    /* One op (ops/dense.c): the values of hg_add(hg_matmul(x, W), b). */
+    return b ? hg_dense_op(ctx, x, W, b, false) : hg_matmul(ctx, x, W);
 }
 
 hg_tensor *hg_activate(hg_ctx *ctx, hg_tensor *x, hg_activation act)
@@ -134,8 +134,15 @@ hg_tensor *hg_mlp_forward(hg_ctx *ctx, const hg_mlp *spec, hg_tensor *const *par
     }
     hg_tensor *h = x;
     for (int l = 0; l < spec->n_layers && h; l++) {
+        bool hidden = l + 1 < spec->n_layers;
+        if (hidden && spec->hidden == HG_ACT_RELU) { /* relu(x W + b) as one op */
+            if (check_dense(ctx, "hg_mlp_forward", h, params[2 * l], params[2 * l + 1]) != HG_OK)
+                return NULL;
+            h = hg_dense_op(ctx, h, params[2 * l], params[2 * l + 1], true);
+            continue;
+        }
         h = hg_dense(ctx, h, params[2 * l], params[2 * l + 1]);
-        if (l + 1 < spec->n_layers)
+        if (hidden)
             h = hg_activate(ctx, h, spec->hidden);
     }
     return h;

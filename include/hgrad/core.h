@@ -77,7 +77,9 @@ typedef struct hg_allocator {
 
 typedef struct hg_ctx_options {
     const hg_allocator *allocator; /* NULL: malloc/free */
-    size_t chunk_bytes;            /* 0: 1 MiB; larger requests get their own chunk */
+    size_t chunk_bytes;            /* smallest chunk, 0: 1 MiB; a new chunk also holds at least half of the
+                                      bytes already reserved (up to 64 MiB, less near max_bytes), and a
+                                      larger request gets a chunk its size */
     size_t max_bytes;              /* 0: no limit on reserved bytes, else HG_ERR_OOM */
 } hg_ctx_options;
 

@@ -76,6 +76,21 @@
             y[i] = x[i] > 0 ? g[i] : (T)0;                                                                         \
     }
 
+#define DEFINE_BIAS(T)                                                                                             \
+    HG_SIMD_CLONES static void bias_row_##T(T *restrict y, const T *restrict b, int64_t n, int relu)              \
+    {                                                                                                              \
+        if (relu)                                                                                                  \
+            for (int64_t j = 0; j < n; j++) {                                                                      \
+                T a = y[j] + b[j];                                                                                 \
+                y[j] = a < 0 ? (T)0 : a;                                                                           \
+            }                                                                                                      \
+        else                                                                                                       \
+            for (int64_t j = 0; j < n; j++)                                                                        \
+                y[j] = y[j] + b[j];                                                                                \
+    }
+
+DEFINE_BIAS(float)
+DEFINE_BIAS(double)
 DEFINE_SWEEP(float)
 DEFINE_SWEEP(double)
 DEFINE_FUSED(float, sqrtf)
@@ -158,4 +173,15 @@ void hg_fused_relu_mask(hg_tensor *y, const hg_tensor *x, const hg_tensor *g)
         relu_mask_float(F32(y), F32(x), F32(g), y->numel);
     else
         relu_mask_double(F64(y), F64(x), F64(g), y->numel);
+}
+
+void hg_fused_bias_act(hg_tensor *y, const hg_tensor *b, bool relu)
+{
+    int64_t n = b->numel, rows = n ? y->numel / n : 0;
+    for (int64_t r = 0; r < rows; r++) {
+        if (y->dtype == HG_F32)
+            bias_row_float(F32(y) + r * n, F32(b), n, relu);
+        else
+            bias_row_double(F64(y) + r * n, F64(b), n, relu);
+    }
 }

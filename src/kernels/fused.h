@@ -34,5 +34,8 @@ void hg_fused_adam_dv(hg_tensor *y, const hg_tensor *g, const hg_tensor *m, cons
 void hg_fused_accumulate(hg_tensor *y, const hg_tensor *x);
 /* y = x > 0 ? g : 0 (relu's vjp; as where(greater(x, 0), g, 0), NaN x gives 0) */
 void hg_fused_relu_mask(hg_tensor *y, const hg_tensor *x, const hg_tensor *g);
+/* Rows of y [rows, n] in place: y = y + b, then relu (a < 0 ? 0 : a, NaN
+ * stays NaN) when asked; the IEEE operations of hg_add(y, b) and hg_relu. */
+void hg_fused_bias_act(hg_tensor *y, const hg_tensor *b, bool relu);
 
 #endif

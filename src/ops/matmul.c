@@ -45,8 +45,8 @@ static hg_status matmul_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *co
 /* Input i's cotangent op(x) op(y), accumulated onto the cotangent the
  * sweep holds for that input when there is one (hg_sweep_take): then one
  * product with beta = 1, written in place when the sweep owns it. */
-static hg_tensor *product_cotangent(hg_ctx *ctx, const hg_node *node, int i, hg_tensor *x, hg_tensor *y, int tx,
-                                    int ty)
+hg_tensor *hg_product_cotangent(hg_ctx *ctx, const hg_node *node, int i, hg_tensor *x, hg_tensor *y, int tx,
+                                int ty)
 {
     bool owned;
     hg_tensor *acc = hg_sweep_take(ctx, node, i, &owned);
@@ -60,17 +60,17 @@ static hg_status product_vjp(hg_ctx *ctx, const hg_node *node, const matmul_attr
     hg_tensor *a = hg_node_input(node, ia), *b = hg_node_input(node, ib);
     if (hg_node_needs_grad(node, ia)) {
         if (!t->trans_a)
-            gin[ia] = product_cotangent(ctx, node, ia, g, b, 0, !t->trans_b);
+            gin[ia] = hg_product_cotangent(ctx, node, ia, g, b, 0, !t->trans_b);
         else
-            gin[ia] = product_cotangent(ctx, node, ia, b, g, t->trans_b, 1);
+            gin[ia] = hg_product_cotangent(ctx, node, ia, b, g, t->trans_b, 1);
         if (!gin[ia])
             return hg_ctx_status(ctx);
     }
     if (hg_node_needs_grad(node, ib)) {
         if (!t->trans_b)
-            gin[ib] = product_cotangent(ctx, node, ib, a, g, !t->trans_a, 0);
+            gin[ib] = hg_product_cotangent(ctx, node, ib, a, g, !t->trans_a, 0);
         else
-            gin[ib] = product_cotangent(ctx, node, ib, g, a, 1, t->trans_a);
+            gin[ib] = hg_product_cotangent(ctx, node, ib, g, a, 1, t->trans_a);
         if (!gin[ib])
             return hg_ctx_status(ctx);
     }

@@ -131,12 +131,10 @@ static hg_tensor *sigmoid_dx(hg_ctx *ctx, const hg_node *node, hg_tensor *g)
     return hg_mul(ctx, g, hg_mul(ctx, y, one_minus(ctx, y)));
 }
 
-static hg_tensor *relu_mask(hg_ctx *ctx, hg_tensor *x, hg_tensor *g);
-
 /* dx = where(x > 0, g, 0), as one op: relu_mask(x, g) */
 static hg_tensor *relu_dx(hg_ctx *ctx, const hg_node *node, hg_tensor *g)
 {
-    return relu_mask(ctx, input(node), g);
+    return hg_relu_mask(ctx, input(node), g);
 }
 
 /* dx = g sign(x) */
@@ -320,7 +318,7 @@ static hg_status relu_mask_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor 
 /* dx = 0 (piecewise constant), dg = relu_mask(x, gy) */
 static hg_status relu_mask_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
 {
-    if (hg_node_needs_grad(node, 1) && !(gin[1] = relu_mask(ctx, input(node), gout[0])))
+    if (hg_node_needs_grad(node, 1) && !(gin[1] = hg_relu_mask(ctx, input(node), gout[0])))
         return hg_ctx_status(ctx);
     return HG_OK;
 }
@@ -328,7 +326,7 @@ static hg_status relu_mask_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *cons
 static const hg_opdef relu_mask_def = {"hg_relu_mask", 2, 1, 0, relu_mask_shape, relu_mask_forward, relu_mask_vjp,
                                        NULL};
 
-static hg_tensor *relu_mask(hg_ctx *ctx, hg_tensor *x, hg_tensor *g)
+hg_tensor *hg_relu_mask(hg_ctx *ctx, hg_tensor *x, hg_tensor *g)
 {
     hg_tensor *in[2] = {x, g};
     return hg_apply(ctx, &relu_mask_def, in, NULL);
