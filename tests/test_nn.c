@@ -3,6 +3,7 @@
  * accuracy, errors. */
 #include "testutil.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 START_TEST(dense_and_mlp)
@@ -235,6 +236,82 @@ START_TEST(loss_derivatives)
 }
 END_TEST
 
+/* The relu MLP with hg_dense and hg_relu as separate ops (matmul, add,
+ * relu): the composed form of the fused dense op. */
+static hg_tensor *composed_mlp(hg_ctx *ctx, const hg_mlp *spec, hg_tensor *const *p, hg_tensor *x)
+{
+    hg_tensor *h = x;
+    for (int l = 0; l < spec->n_layers; l++) {
+        h = hg_add(ctx, hg_matmul(ctx, h, p[2 * l]), p[2 * l + 1]);
+        if (l + 1 < spec->n_layers)
+            h = hg_relu(ctx, h);
+    }
+    return h;
+}
+
+/* d loss / d(params, x) with the fused or the composed layers. */
+static void mlp_grads(hg_ctx *ctx, const hg_mlp *spec, hg_tensor *const *in, bool fused, hg_tensor **g)
+{
+    hg_tape *tape = hg_tape_begin(ctx, 0);
+    hg_watch_n(tape, 7, in);
+    hg_tensor *z = fused ? hg_mlp_forward(ctx, spec, in, in[6]) : composed_mlp(ctx, spec, in, in[6]);
+    hg_tensor *L = hg_softmax_cross_entropy(ctx, z, in[7]);
+    hg_tape_end(tape);
+    ck_assert_int_eq(hg_gradient(tape, L, 7, in, NULL, g), HG_OK);
+}
+
+/* Loss of the MLP `user` with params in[0 .. 2L), x in[2L], labels in[2L + 1]. */
+static hg_tensor *relu_mlp_loss(hg_ctx *ctx, hg_tensor *const *in, void *user)
+{
+    const hg_mlp *spec = user;
+    int n = 2 * spec->n_layers;
+    return hg_softmax_cross_entropy(ctx, hg_mlp_forward(ctx, spec, in, in[n]), in[n + 1]);
+}
+
+/* hg_dense and the relu layers of hg_mlp_forward are one op each
+ * (src/ops/dense.c): values and cotangents equal the composed ops' bit for
+ * bit, and the op differentiates to third order (f64) and first (f32). */
+START_TEST(dense_op_matches_composed)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    hg_rng rng;
+    hg_rng_seed(&rng, 11);
+    hg_mlp spec = {3, {20, 16, 12, 5}, HG_ACT_RELU};
+    hg_tensor *in[8];
+    ck_assert_int_eq(hg_mlp_init(ctx, &spec, HG_F64, HG_INIT_HE, &rng, in), HG_OK);
+    for (int l = 0; l < 3; l++)
+        in[2 * l + 1] = random_f64(ctx, &rng, 1, SHAPE(spec.sizes[l + 1]), -0.2, 0.2);
+    in[6] = random_f64(ctx, &rng, 2, SHAPE(9, 20), -1, 1);
+    int32_t lab[9] = {0, 1, 2, 3, 4, 0, 1, 2, 3};
+    in[7] = hg_tensor_from(ctx, HG_I32, 1, SHAPE(9), lab);
+    hg_tensor *zf = hg_mlp_forward(ctx, &spec, in, in[6]), *zc = composed_mlp(ctx, &spec, in, in[6]);
+    ck_assert_int_eq(memcmp(hg_tensor_cdata(zf), hg_tensor_cdata(zc), 9 * 5 * sizeof(double)), 0);
+    hg_tensor *gf[7], *gc[7];
+    mlp_grads(ctx, &spec, in, true, gf);
+    mlp_grads(ctx, &spec, in, false, gc);
+    for (int i = 0; i < 7; i++)
+        ck_assert_msg(memcmp(hg_tensor_cdata(gf[i]), hg_tensor_cdata(gc[i]),
+                             (size_t)hg_tensor_numel(gf[i]) * sizeof(double)) == 0,
+                      "cotangent %d of the fused dense layers differs from the composed ops'", i);
+    /* hg_dense alone (no relu) */
+    hg_tensor *yd = hg_dense(ctx, in[6], in[0], in[1]);
+    hg_tensor *yc = hg_add(ctx, hg_matmul(ctx, in[6], in[0]), in[1]);
+    ck_assert_int_eq(memcmp(hg_tensor_cdata(yd), hg_tensor_cdata(yc), 9 * 16 * sizeof(double)), 0);
+    /* third order on a small relu MLP (biases keep units away from the kink) */
+    hg_mlp small = {2, {3, 4, 2}, HG_ACT_RELU};
+    hg_tensor *s[6];
+    ck_assert_int_eq(hg_mlp_init(ctx, &small, HG_F64, HG_INIT_HE, &rng, s), HG_OK);
+    s[1] = random_f64(ctx, &rng, 1, SHAPE(4), 0.1, 0.5);
+    s[3] = random_f64(ctx, &rng, 1, SHAPE(2), -0.3, 0.3);
+    s[4] = random_f64(ctx, &rng, 2, SHAPE(2, 3), -1, 1);
+    s[5] = hg_tensor_from(ctx, HG_I32, 1, SHAPE(2), (const int32_t[]){1, 0});
+    check_gradients(ctx, relu_mlp_loss, 6, s, &small, 3, "relu MLP (fused dense + relu)");
+    check_f32_first_order(ctx, relu_mlp_loss, 6, s, &small, 1e-4, "relu MLP (fused dense + relu), f32");
+    ck_assert_ctx_ok(ctx);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
 static Suite *nn_suite(void)
 {
     Suite *s = suite_create("nn");
@@ -243,6 +320,7 @@ static Suite *nn_suite(void)
     tcase_add_test(tc, dense_and_mlp);
     tcase_add_test(tc, cross_entropy_values);
     tcase_add_test(tc, loss_derivatives);
+    tcase_add_test(tc, dense_op_matches_composed);
     tcase_add_test(tc, cross_entropy_gradient_by_hand);
     tcase_add_test(tc, nn_errors);
     suite_add_tcase(s, tc);
