@@ -10,7 +10,8 @@
 # runs); crashes go to build-fuzz/artifacts/. Prints the executions per target
 # and exits non-zero if any target found a crash, leak, timeout or sanitizer
 # report. Environment: FUZZ_OUT (default build-fuzz), FUZZ_JOBS (parallel
-# workers per target, default 1), extra libFuzzer flags in FUZZ_FLAGS.
+# workers per target, default 1), extra libFuzzer flags in FUZZ_FLAGS (they
+# come last and win: on a heavily loaded machine, FUZZ_FLAGS=-timeout=120).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
