@@ -51,7 +51,7 @@
 typedef struct options {
     const char *data, *out, *opts, *act;
     int64_t train, loo, val, mislabel, warmup, hess;
-    int batch, checkpoints, cg_iters, lissa_depth, lissa_batch, scan, scan_points, segment, snapshots, probe;
+    int batch, checkpoints, cg_iters, lissa_depth, lissa_batch, scan, scan_points, segment, snapshots, probe, loo_last;
     double lr_sgd, lr_adam, damping, lissa_scale;
     uint64_t seed;
     bool quiet, check_exact;
@@ -66,6 +66,7 @@ static void usage(FILE *f)
             "  --opt LIST        sgd, adam or sgd,adam (default)\n"
             "  --train N         training subset: one epoch = N/batch steps (default 1024; 60000 = full epoch)\n"
             "  --loo N           leave-one-out samples (default 256)\n"
+            "  --loo-last S      draw them from the last S steps of the epoch only (default 0: all of it)\n"
             "  --val N           validation samples from t10k (default 1000)\n"
             "  --warmup N        warm-up steps on t10k images outside the validation set (default 1400: 5 epochs)\n"
             "  --batch N         batch size (default 32)\n"
@@ -134,7 +135,8 @@ static int parse_options(int argc, char **argv, options *o)
             {"--cg-iters", NULL, &o->cg_iters, NULL, 1},  {"--lissa-depth", NULL, &o->lissa_depth, NULL, 1},
             {"--lissa-batch", NULL, &o->lissa_batch, NULL, 1}, {"--scan", NULL, &o->scan, NULL, 0},
             {"--scan-points", NULL, &o->scan_points, NULL, 2}, {"--segment", NULL, &o->segment, NULL, 1},
-            {"--snapshots", NULL, &o->snapshots, NULL, 0}, {"--probe", NULL, &o->probe, NULL, 0}, {"--lr-sgd", NULL, NULL, &o->lr_sgd, 0},
+            {"--snapshots", NULL, &o->snapshots, NULL, 0}, {"--probe", NULL, &o->probe, NULL, 0},
+            {"--loo-last", NULL, &o->loo_last, NULL, 0}, {"--lr-sgd", NULL, NULL, &o->lr_sgd, 0},
             {"--lr-adam", NULL, NULL, &o->lr_adam, 0},    {"--damping", NULL, NULL, &o->damping, 0},
             {"--lissa-scale", NULL, NULL, &o->lissa_scale, 0},
         };
@@ -183,8 +185,15 @@ static int parse_options(int argc, char **argv, options *o)
                 o->batch);
         return -1;
     }
-    if (o->loo > o->train) {
-        fprintf(stderr, "influence: --loo %lld is more than --train %lld\n", (long long)o->loo, (long long)o->train);
+    if (o->loo_last > 0 && (int64_t)o->loo_last * o->batch > o->train) {
+        fprintf(stderr, "influence: --loo-last %d is more than the epoch's %lld steps\n", o->loo_last,
+                (long long)(o->train / o->batch));
+        return -1;
+    }
+    int64_t pool = o->loo_last > 0 ? (int64_t)o->loo_last * o->batch : o->train;
+    if (o->loo > pool) {
+        fprintf(stderr, "influence: --loo %lld is more than the %lld samples it draws from\n", (long long)o->loo,
+                (long long)pool);
         return -1;
     }
     if (o->scan > o->loo)
@@ -1560,12 +1569,15 @@ static void experiment(const setup *su, hg_opt_kind kind, opt_result *res)
 static void write_report(FILE *f, const options *o, const opt_result *res, int n_res, double total_s)
 {
     fprintf(f, "# Influence estimators against leave-one-out\n\n");
-    fprintf(f, "Fashion-MNIST, 784-64-64-10 ReLU MLP, f64, batch %d; warm-up %lld steps on t10k images outside the "
+    char from[64] = "";
+    if (o->loo_last > 0)
+        snprintf(from, sizeof from, " drawn from the last %d steps", o->loo_last);
+    fprintf(f, "Fashion-MNIST, 784-64-64-10 %s MLP, f64, batch %d; warm-up %lld steps on t10k images outside the "
                "validation set; measured run: one epoch over %lld training samples (%lld steps); E_val: mean "
-               "cross-entropy on %lld t10k images; %lld leave-one-out samples (loss weight 0, batch divisor kept at "
-               "B). Total %.1f s.\n\n",
-            o->batch, (long long)o->warmup, (long long)o->train, (long long)(o->train / o->batch), (long long)o->val,
-            (long long)o->loo, total_s);
+               "cross-entropy on %lld t10k images; %lld leave-one-out samples%s (loss weight 0, batch divisor kept "
+               "at B). Total %.1f s.\n\n",
+            strcmp(o->act, "tanh") ? "ReLU" : "tanh", o->batch, (long long)o->warmup, (long long)o->train,
+            (long long)(o->train / o->batch), (long long)o->val, (long long)o->loo, from, total_s);
     for (int r = 0; r < n_res; r++) {
         const opt_result *x = &res[r];
         fprintf(f, "## %s (lr %g): E_val %.5f after warm-up, %.5f after the epoch\n\n", x->opt,
@@ -1768,6 +1780,9 @@ int main(int argc, char **argv)
     if (parse_options(argc, argv, &o) != 0)
         return 2;
     g_quiet = o.quiet;
+    /* One BLAS thread: a product split over threads differs in its last bits
+     * between thread counts; every re-run must be bitwise the base run. */
+    hg_blas_set_threads(1);
     data d;
     int rc = load_data(o.data, &d);
     if (rc)
@@ -1819,10 +1834,12 @@ int main(int argc, char **argv)
     su.warm = xmalloc(sizeof(sample_ref) * (size_t)su.n_warm);
     for (int64_t i = 0; i < su.n_warm; i++)
         su.warm[i] = (sample_ref){d.test_x + (o.val + i) * 784, d.test_y[o.val + i]};
-    /* leave-one-out samples: random positions of the epoch */
-    for (int64_t i = 0; i < o.train; i++)
-        pos[i] = i;
-    shuffle(pos, o.train, &rng);
+    /* leave-one-out samples: random positions of the epoch (of its last
+     * --loo-last steps) */
+    int64_t first = o.loo_last > 0 ? o.train - (int64_t)o.loo_last * o.batch : 0;
+    for (int64_t i = 0; i < o.train - first; i++)
+        pos[i] = first + i;
+    shuffle(pos, o.train - first, &rng);
     su.loo = xmalloc(sizeof(int64_t) * (size_t)(o.loo ? o.loo : 1));
     memcpy(su.loo, pos, sizeof(int64_t) * (size_t)o.loo);
 
