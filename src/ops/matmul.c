@@ -118,13 +118,12 @@ static hg_status matmul_acc_shape(hg_ctx *ctx, hg_tensor *const *in, const void 
     hg_status s = matmul_shape(ctx, in + 1, attr, out);
     if (s != HG_OK)
         return s;
-    char a[160], b[160];
+    char a[160];
     if (in[0]->dtype != out->dtype || in[0]->rank != 2 || in[0]->shape[0] != out->shape[0] ||
         in[0]->shape[1] != out->shape[1])
         return hg_op_error(ctx, HG_ERR_SHAPE, "hg_matmul_acc: accumulator %s %s does not match the product [%lld,%lld] %s",
                            HG_SHAPE(in[0], a), hg_dtype_name(in[0]->dtype), (long long)out->shape[0],
                            (long long)out->shape[1], hg_dtype_name(out->dtype));
-    (void)b;
     return HG_OK;
 }
 
