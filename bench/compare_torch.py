@@ -303,17 +303,18 @@ def main():
                 target(f"{c} {dt} >= 10x PyTorch", r["ratio"] >= 10, f"{r['ratio']:.2f}x")
         if ("standard", dt) in results:
             r = results[("standard", dt)]
-            target(f"standard {dt} >= 2x PyTorch", r["ratio"] >= 2, f"{r['ratio']:.2f}x")
+            need = 2.5 if dt == "f32" else 2.0
+            target(f"standard {dt} >= {need:g}x PyTorch", r["ratio"] >= need, f"{r['ratio']:.2f}x")
         if ("large", dt) in results:
             r = results[("large", dt)]
             target(f"large {dt} >= 1.3x PyTorch", r["ratio"] >= 1.3, f"{r['ratio']:.2f}x")
-            target(f"large {dt} within 1.5x of the GEMM limit", r["gemm_ratio"] <= 1.5, f"{r['gemm_ratio']:.2f}x")
+            target(f"large {dt} within 1.25x of the GEMM limit", r["gemm_ratio"] <= 1.25, f"{r['gemm_ratio']:.2f}x")
         if ("long", dt) in results and ("standard", dt) in results:
             lin = results[("long", dt)]["hgrad"] / results[("standard", dt)]["hgrad"]
             target(f"long {dt}: 100 steps <= 10.5x 10 steps", lin <= 10.5, f"{lin:.2f}x")
         if ("long", dt) in results and dt == "f64":
             pk = int(results[("long", dt)]["res"]["peak_bytes"])
-            target("long f64 arena peak <= 60 MB", pk <= 60e6, f"{pk / 1e6:.1f} MB")
+            target("long f64 arena peak <= 100 MB", pk <= 100e6, f"{pk / 1e6:.1f} MB")
         if ("training", dt) in results:
             r = results[("training", dt)]
             target(f"training {dt} >= 3x PyTorch steps/s", r["ratio"] >= 3, f"{r['ratio']:.2f}x")
