@@ -75,7 +75,10 @@ void cli_usage(FILE *f)
             "  --help            this text\n"
             "\n"
             "Exit status: 0 success, 1 error (or results not finite), 2 bad usage, 3 the\n"
-            "finite-difference check failed.\n");
+            "finite-difference check failed.\n"
+            "\n"
+            "Built with MPI, `mpirun -np N mnist_hypergrad ...` splits every batch and the\n"
+            "validation images over N ranks (docs/distributed.md); rank 0 prints and writes.\n");
 }
 
 /* Prints "error: " and the message on one line; returns -1. */
