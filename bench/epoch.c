@@ -29,15 +29,15 @@
 #define PIX 784
 
 typedef struct run {
-    const float *x;    /* training images [60000, 784] in [0, 1] */
+    const float *x; /* training images [60000, 784] in [0, 1] */
     const int32_t *y;
     int64_t n;
     const int32_t *order; /* sample of step k's row j: order[(k0 + k) * b + j] */
-    int64_t k0;        /* global index of step 0 */
+    int64_t k0;           /* global index of step 0 */
     int b;
     hg_mlp spec;
     hg_opt_config opt;
-    int t0;            /* optimizer steps before step 0 */
+    int t0; /* optimizer steps before step 0 */
     int n_opt;
     hg_tensor *xv, *yv;
     double *influence; /* dE/dw per training sample, summed over appearances */
@@ -172,8 +172,17 @@ static double check_kind(run *r, hg_opt_kind kind, int K, hg_tensor *const *para
         q.dx_steps[k] = hg_zeros(ctx, HG_F64, 2, (int64_t[]){r->b, PIX});
         q.dw_steps[k] = hg_zeros(ctx, HG_F64, 1, (int64_t[]){r->b});
     }
-    hg_unroll_spec sp = {.steps = K, .n_state = ns, .state0 = s0, .n_inputs = 3, .n_globals = 1, .globals = &lr,
-                         .snapshots = 4, .inputs = inputs, .step = step, .loss = val_loss, .on_grad = on_grad,
+    hg_unroll_spec sp = {.steps = K,
+                         .n_state = ns,
+                         .state0 = s0,
+                         .n_inputs = 3,
+                         .n_globals = 1,
+                         .globals = &lr,
+                         .snapshots = 4,
+                         .inputs = inputs,
+                         .step = step,
+                         .loss = val_loss,
+                         .on_grad = on_grad,
                          .user = &q};
     hg_tensor *E, *d0[3 * NP], *dlr;
     hg_unroll_stats st;
@@ -272,7 +281,11 @@ int bench_epoch(const epoch_options *o)
         memcpy(p, perm, sizeof(int32_t) * (size_t)(per_epoch * b));
         free(perm);
     }
-    run r = {.x = hg_tensor_f32(xt), .y = hg_tensor_i32(yt), .n = n, .order = order, .b = b,
+    run r = {.x = hg_tensor_f32(xt),
+             .y = hg_tensor_i32(yt),
+             .n = n,
+             .order = order,
+             .b = b,
              .spec = {.n_layers = 3, .sizes = {PIX, 64, 64, 10}, .hidden = HG_ACT_RELU},
              .opt = {.kind = HG_OPT_ADAM, .lr = 1e-3}};
     r.n_opt = hg_opt_state_count(HG_OPT_ADAM, NP);
@@ -320,8 +333,8 @@ int bench_epoch(const epoch_options *o)
     r.k0 = train_steps;
     int K = (int)(total - train_steps);
     if (o->check > 0) {
-        printf("epoch: check against one full tape on the first %d steps (784-64-64-10, batch %d, f64):\n",
-               o->check, b);
+        printf("epoch: check against one full tape on the first %d steps (784-64-64-10, batch %d, f64):\n", o->check,
+               b);
         double worst = 0;
         static const hg_opt_kind kinds[] = {HG_OPT_SGD, HG_OPT_MOMENTUM, HG_OPT_ADAM};
         for (int i = 0; i < 3; i++)
@@ -337,9 +350,18 @@ int bench_epoch(const epoch_options *o)
     for (int i = 0; i < NP + r.n_opt; i++)
         state_bytes += (size_t)hg_tensor_numel(state0[i]) * sizeof(double);
     int snaps = o->snapshots >= 0 ? o->snapshots : (int)(48000000 / state_bytes);
-    hg_unroll_spec sp = {.steps = K, .n_state = NP + r.n_opt, .state0 = state0, .n_inputs = 3, .n_globals = 1,
-                         .globals = &lr, .snapshots = snaps, .inputs = inputs, .step = step, .loss = val_loss,
-                         .on_grad = on_grad, .user = &r};
+    hg_unroll_spec sp = {.steps = K,
+                         .n_state = NP + r.n_opt,
+                         .state0 = state0,
+                         .n_inputs = 3,
+                         .n_globals = 1,
+                         .globals = &lr,
+                         .snapshots = snaps,
+                         .inputs = inputs,
+                         .step = step,
+                         .loss = val_loss,
+                         .on_grad = on_grad,
+                         .user = &r};
     hg_tensor *E, *d0[3 * NP], *dlr;
     hg_unroll_stats st;
     size_t before = hg_ctx_get_stats(ctx).bytes_in_use;
@@ -357,8 +379,7 @@ int bench_epoch(const epoch_options *o)
         least = r.influence[i] > r.influence[least] ? i : least;
     }
     printf("epoch: hypergradient through %s: K=%d steps from t=%d (%s state), E_val %.6f on %lld images\n",
-           through_all ? "the whole run" : "the last epoch", K, t0, t0 ? "warm" : "fresh", hg_item(E),
-           (long long)nv);
+           through_all ? "the whole run" : "the last epoch", K, t0, t0 ? "warm" : "fresh", hg_item(E), (long long)nv);
     printf("epoch:   wall %.1f s (%.1f ms/step); forward steps %lld (recomputed %lld, %.2f per step), "
            "snapshots %d of %d\n",
            t_un, 1e3 * t_un / K, (long long)st.forward_steps, (long long)st.recomputed_steps,

@@ -16,8 +16,8 @@
 #include <libxsmm.h>
 #endif
 
-typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float,
-                         float *, int);
+typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *,
+                         int);
 typedef void (*dgemm_fn)(int, int, int, int, int, int, double, const double *, int, const double *, int, double,
                          double *, int);
 
@@ -71,20 +71,20 @@ static void observe(void *user, const hg_gemm_event *ev)
     (void)user;
     if (!tracing || ev->backend != 1)
         return;
-    record(ev->dtype == HG_F32 ? 0 : 1, 101, ev->trans_a ? 112 : 111, ev->trans_b ? 112 : 111, (int)ev->m,
-           (int)ev->n, (int)ev->k, ev->alpha, (int)ev->lda, (int)ev->ldb, ev->beta, (int)ev->ldc);
+    record(ev->dtype == HG_F32 ? 0 : 1, 101, ev->trans_a ? 112 : 111, ev->trans_b ? 112 : 111, (int)ev->m, (int)ev->n,
+           (int)ev->k, ev->alpha, (int)ev->lda, (int)ev->ldb, ev->beta, (int)ev->ldc);
     if (tracing)
         calls[n_calls - 1].backend = 1;
     inside_seconds += ev->seconds;
 }
 
-void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
-                 const float *b, int ldb, float beta, float *c, int ldc);
+void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                 int ldb, float beta, float *c, int ldc);
 void cblas_dgemm(int order, int ta, int tb, int m, int n, int k, double alpha, const double *a, int lda,
                  const double *b, int ldb, double beta, double *c, int ldc);
 
-void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
-                 const float *b, int ldb, float beta, float *c, int ldc)
+void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                 int ldb, float beta, float *c, int ldc)
 {
     if (!real_sgemm && gemm_trace_init() != 0)
         abort();
@@ -261,8 +261,8 @@ double gemm_replay(void)
             real_sgemm(g->order, g->trans_a, g->trans_b, g->m, g->n, g->k, (float)g->alpha, af, g->lda, bf, g->ldb,
                        (float)g->beta, cf, g->ldc);
         else
-            real_dgemm(g->order, g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, a, g->lda, b, g->ldb, g->beta,
-                       c, g->ldc);
+            real_dgemm(g->order, g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, a, g->lda, b, g->ldb, g->beta, c,
+                       g->ldc);
     }
     double t = now() - t0;
     free(scratch);

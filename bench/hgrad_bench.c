@@ -45,7 +45,6 @@
 /* The computation is the flagship's (cross-check mode), shared, not copied. */
 #include "../examples/mnist/hyper.h"
 
-
 typedef struct bench_case {
     const char *name;
     int n_train, n_val, steps;
@@ -314,9 +313,9 @@ static hg_status hypergradient(hg_ctx *ctx, const problem *p, const bench_case *
 /* ---- reporting ------------------------------------------------------------ */
 
 typedef struct result {
-    summary time;          /* seconds per run (hypergradient) or per step (training) */
-    double gemm_limit;     /* replay median, seconds (-1: not measured) */
-    double gemm_inrun;     /* seconds inside BLAS in a traced run */
+    summary time;      /* seconds per run (hypergradient) or per step (training) */
+    double gemm_limit; /* replay median, seconds (-1: not measured) */
+    double gemm_inrun; /* seconds inside BLAS in a traced run */
     size_t gemm_calls;
     size_t gemm_xsmm_calls; /* of gemm_calls: run by libxsmm */
     double gemm_madds;
@@ -477,8 +476,7 @@ static hg_status train_step(hg_ctx *ctx, const hg_mlp *spec, hg_tensor **params,
     return HG_OK;
 }
 
-static result run_training_case(const options *o, const bench_case *c, const problem *input, hg_dtype dt,
-                                int steps)
+static result run_training_case(const options *o, const bench_case *c, const problem *input, hg_dtype dt, int steps)
 {
     result r;
     memset(&r, 0, sizeof r);
@@ -501,8 +499,10 @@ static result run_training_case(const options *o, const bench_case *c, const pro
     int64_t xs[2] = {batch, hg_tensor_dim(p.x_train, 1)}, ys = batch;
     size_t esz = hg_dtype_size(dt), row = (size_t)xs[1] * esz;
     for (int b = 0; b < n_batches; b++) {
-        xb[b] = hg_tensor_from(ctx, dt, 2, xs, (const char *)hg_tensor_cdata(p.x_train) + (size_t)b * (size_t)batch * row);
-        yb[b] = hg_tensor_from(ctx, HG_I32, 1, &ys, (const int32_t *)hg_tensor_cdata(p.y_train) + (size_t)b * (size_t)batch);
+        xb[b] = hg_tensor_from(ctx, dt, 2, xs,
+                               (const char *)hg_tensor_cdata(p.x_train) + (size_t)b * (size_t)batch * row);
+        yb[b] = hg_tensor_from(ctx, HG_I32, 1, &ys,
+                               (const int32_t *)hg_tensor_cdata(p.y_train) + (size_t)b * (size_t)batch);
     }
     hg_tensor *params[N_PARAMS];
     for (int i = 0; i < N_PARAMS; i++)
@@ -581,29 +581,28 @@ static result run_training_case(const options *o, const bench_case *c, const pro
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: hgrad_bench [options]\n"
-            "  --cases LIST      comma-separated: seed (= seed-sgd,seed-adam), seed-sgd, seed-adam,\n"
-            "                    adam-step, standard, long, large, training, all (default all);\n"
-            "                    epoch (not in all): train 784-64-64-10 on Fashion-MNIST with Adam, then\n"
-            "                    the hypergradient through the last epoch with hg_unroll (bench/epoch.c)\n"
-            "  --dtypes LIST     f32,f64 (default both)\n"
-            "  --repeat N        timed repeats per case (default per case: 200 seed, 30 standard,\n"
-            "                    7 long, 11 large, 7 training)\n"
-            "  --warmup N        untimed runs before the traced run and the timing (default 1)\n"
-            "  --dir DIR         read W1..b3, x_train, y_train, x_val, y_val .npy from DIR and\n"
-            "                    write DIR/dx_<dtype>.npy and DIR/dx.npy (one case at a time)\n"
-            "  --export DIR      write the default inputs of the selected case to DIR and exit\n"
-            "  --data DIR        IDX directory (default $HGRAD_MNIST, then /usr/share/datasets/fashion-mnist,\n"
-            "                    then random data)\n"
-            "  --train-steps N   timed steps per training repeat (default 200)\n"
-            "  --batch N         training batch size (default 32)\n"
-            "  --chunk-mb X      smallest arena chunk in MiB (default: the library's, 1 MiB; later\n"
-            "                    chunks grow with the arena); unused chunk tails count in the peak\n"
-            "  --no-gemm         skip the GEMM trace and replay\n"
-            "  epoch case: --epochs N (5), --through last|all, --snapshots N (default: as many as\n"
-            "                    fit in 48 MB), --val N validation images (1000),\n"
-            "                    --check K (compare with one full tape on K steps first)\n");
+    fprintf(f, "usage: hgrad_bench [options]\n"
+               "  --cases LIST      comma-separated: seed (= seed-sgd,seed-adam), seed-sgd, seed-adam,\n"
+               "                    adam-step, standard, long, large, training, all (default all);\n"
+               "                    epoch (not in all): train 784-64-64-10 on Fashion-MNIST with Adam, then\n"
+               "                    the hypergradient through the last epoch with hg_unroll (bench/epoch.c)\n"
+               "  --dtypes LIST     f32,f64 (default both)\n"
+               "  --repeat N        timed repeats per case (default per case: 200 seed, 30 standard,\n"
+               "                    7 long, 11 large, 7 training)\n"
+               "  --warmup N        untimed runs before the traced run and the timing (default 1)\n"
+               "  --dir DIR         read W1..b3, x_train, y_train, x_val, y_val .npy from DIR and\n"
+               "                    write DIR/dx_<dtype>.npy and DIR/dx.npy (one case at a time)\n"
+               "  --export DIR      write the default inputs of the selected case to DIR and exit\n"
+               "  --data DIR        IDX directory (default $HGRAD_MNIST, then /usr/share/datasets/fashion-mnist,\n"
+               "                    then random data)\n"
+               "  --train-steps N   timed steps per training repeat (default 200)\n"
+               "  --batch N         training batch size (default 32)\n"
+               "  --chunk-mb X      smallest arena chunk in MiB (default: the library's, 1 MiB; later\n"
+               "                    chunks grow with the arena); unused chunk tails count in the peak\n"
+               "  --no-gemm         skip the GEMM trace and replay\n"
+               "  epoch case: --epochs N (5), --through last|all, --snapshots N (default: as many as\n"
+               "                    fit in 48 MB), --val N validation images (1000),\n"
+               "                    --check K (compare with one full tape on K steps first)\n");
 }
 
 static bool select_case(options *o, const char *name)

@@ -51,7 +51,7 @@ static bool ok(hg_ctx *ctx, const char *what)
 }
 
 typedef struct setup {
-    hg_tensor *p[NP];                 /* trained weights, f64 */
+    hg_tensor *p[NP]; /* trained weights, f64 */
     hg_tensor *y_train, *x_val, *y_val;
     int k;
     double lr;
@@ -168,10 +168,10 @@ int main(int argc, char **argv)
 
     /* 3. per-image first-order effect of removing the image (x -> 0):
      * <dE/dx_i, -x_i>, and a few pixels against finite differences */
-    hg_tensor *effect = hg_neg(ctx, hg_sum_axis(ctx, hg_reshape(ctx, hg_mul(ctx, dx, x_train), 2,
-                                                                (const int64_t[]){N_TRAIN, 784}), 1, 0));
-    hg_tensor *norms = hg_sqrt(ctx, hg_sum_axis(ctx, hg_reshape(ctx, hg_mul(ctx, dx, dx), 2,
-                                                                (const int64_t[]){N_TRAIN, 784}), 1, 0));
+    hg_tensor *effect = hg_neg(
+        ctx, hg_sum_axis(ctx, hg_reshape(ctx, hg_mul(ctx, dx, x_train), 2, (const int64_t[]){N_TRAIN, 784}), 1, 0));
+    hg_tensor *norms =
+        hg_sqrt(ctx, hg_sum_axis(ctx, hg_reshape(ctx, hg_mul(ctx, dx, dx), 2, (const int64_t[]){N_TRAIN, 784}), 1, 0));
     if (!ok(ctx, "effects"))
         return 1;
     printf("image  label  |dE/dx|     dE if zeroed (first order)\n");
@@ -179,8 +179,9 @@ int main(int argc, char **argv)
         printf("%5d  %5d  %.4e  %+.4e\n", (int)first + i, hg_tensor_ci32(su.y_train)[i], hg_get(norms, i),
                hg_get(effect, i));
     printf("dE/dx of image %d, rows and columns 12..17 of 28:\n", (int)first);
-    hg_tensor *d0 = hg_reshape(ctx, hg_slice(ctx, dx, (const int64_t[]){0, 0, 12, 12}, (const int64_t[]){1, 1, 18, 18},
-                                             NULL), 2, (const int64_t[]){6, 6});
+    hg_tensor *d0 =
+        hg_reshape(ctx, hg_slice(ctx, dx, (const int64_t[]){0, 0, 12, 12}, (const int64_t[]){1, 1, 18, 18}, NULL), 2,
+                   (const int64_t[]){6, 6});
     hg_tensor_print(stdout, d0, 3);
 
     /* finite differences on the 4 pixels with the largest |dE/dx| */
@@ -210,8 +211,8 @@ int main(int argc, char **argv)
         bool pass = rel <= 1e-4;
         failures += !pass;
         printf("pixel %6lld (image %lld, row %2lld, col %2lld): dE/dx %+.8e, finite difference %+.8e, rel %.1e %s\n",
-               (long long)best, (long long)(first + best / 784), (long long)(best % 784 / 28),
-               (long long)(best % 28), dxv[best], num, rel, pass ? "ok" : "MISMATCH");
+               (long long)best, (long long)(first + best / 784), (long long)(best % 784 / 28), (long long)(best % 28),
+               dxv[best], num, rel, pass ? "ok" : "MISMATCH");
     }
     hg_ctx_free(ctx);
     return failures ? 1 : 0;

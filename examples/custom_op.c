@@ -280,9 +280,8 @@ static void gradcheck(hg_ctx *ctx, hg_tensor *x, double beta)
         failures++;
         return;
     }
-    printf("check %-44s worst: order %d, element %lld, analytic %.9g, numeric %.9g  %s\n",
-           "hg_gradcheck to order 3", r.worst_order, (long long)r.worst_index, r.analytic, r.numeric,
-           r.passed ? "ok" : "MISMATCH");
+    printf("check %-44s worst: order %d, element %lld, analytic %.9g, numeric %.9g  %s\n", "hg_gradcheck to order 3",
+           r.worst_order, (long long)r.worst_index, r.analytic, r.numeric, r.passed ? "ok" : "MISMATCH");
     failures += !r.passed;
 }
 

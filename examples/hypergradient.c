@@ -8,7 +8,9 @@
 
 enum { K = 12, B = 8, N = K * B, NV = 64, D = 4 };
 static const hg_mlp spec = {.n_layers = 2, .sizes = {D, 16, 3}, .hidden = HG_ACT_TANH};
-typedef struct data { hg_tensor *x, *y, *xv, *yv, *dw; } data;
+typedef struct data {
+    hg_tensor *x, *y, *xv, *yv, *dw;
+} data;
 
 /* Step k's inputs: its batch, its per-sample loss weights (all 1) and labels. */
 static hg_status batch(hg_ctx *ctx, int k, hg_tensor **in, void *user)
@@ -64,8 +66,18 @@ int main(void)
     d.y = labels(ctx, d.x, N), d.yv = labels(ctx, d.xv, NV);
     hg_tensor *p[4], *lr = hg_scalar(ctx, HG_F64, 0.5), *E, *dlr;
     hg_mlp_init(ctx, &spec, HG_F64, HG_INIT_GLOROT, &rng, p);
-    hg_unroll_spec u = {.steps = K, .n_state = 4, .state0 = p, .n_inputs = 3, .n_globals = 1, .globals = &lr,
-                        .snapshots = 3, .inputs = batch, .step = step, .loss = val_loss, .on_grad = save, .user = &d};
+    hg_unroll_spec u = {.steps = K,
+                        .n_state = 4,
+                        .state0 = p,
+                        .n_inputs = 3,
+                        .n_globals = 1,
+                        .globals = &lr,
+                        .snapshots = 3,
+                        .inputs = batch,
+                        .step = step,
+                        .loss = val_loss,
+                        .on_grad = save,
+                        .user = &d};
     hg_unroll_stats st;
     if (hg_unroll(ctx, &u, &E, NULL, &dlr, &st) != HG_OK)
         return fprintf(stderr, "%s\n", hg_ctx_error(ctx)), 1;

@@ -42,8 +42,8 @@
 #include <png.h>
 #endif
 
-#define NP 6       /* parameter tensors */
-#define NEST 6     /* estimators compared with leave-one-out */
+#define NP 6   /* parameter tensors */
+#define NEST 6 /* estimators compared with leave-one-out */
 #define BIG 1e300
 
 /* ---- options ------------------------------------------------------------------ */
@@ -93,11 +93,31 @@ static void usage(FILE *f)
 
 static int parse_options(int argc, char **argv, options *o)
 {
-    *o = (options){.data = "/usr/share/datasets/fashion-mnist", .out = "influence_out", .opts = "sgd,adam", .act = "relu",
-                   .train = 1024, .loo = 256, .val = 1000, .mislabel = 1024, .warmup = 1400, .hess = 0,
-                   .batch = 32, .checkpoints = 8, .cg_iters = 100, .lissa_depth = 300, .lissa_batch = 128,
-                   .scan = 16, .scan_points = 20, .segment = 16, .snapshots = -1, .probe = 4, .lr_sgd = 0.01, .lr_adam = 0.001, .damping = 0.01,
-                   .lissa_scale = 0, .seed = 1};
+    *o = (options){.data = "/usr/share/datasets/fashion-mnist",
+                   .out = "influence_out",
+                   .opts = "sgd,adam",
+                   .act = "relu",
+                   .train = 1024,
+                   .loo = 256,
+                   .val = 1000,
+                   .mislabel = 1024,
+                   .warmup = 1400,
+                   .hess = 0,
+                   .batch = 32,
+                   .checkpoints = 8,
+                   .cg_iters = 100,
+                   .lissa_depth = 300,
+                   .lissa_batch = 128,
+                   .scan = 16,
+                   .scan_points = 20,
+                   .segment = 16,
+                   .snapshots = -1,
+                   .probe = 4,
+                   .lr_sgd = 0.01,
+                   .lr_adam = 0.001,
+                   .damping = 0.01,
+                   .lissa_scale = 0,
+                   .seed = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -128,16 +148,26 @@ static int parse_options(int argc, char **argv, options *o)
             double *dbl;
             double lo;
         } nums[] = {
-            {"--train", &o->train, NULL, NULL, 1},        {"--loo", &o->loo, NULL, NULL, 0},
-            {"--val", &o->val, NULL, NULL, 1},            {"--mislabel", &o->mislabel, NULL, NULL, 0},
-            {"--warmup", &o->warmup, NULL, NULL, 0},      {"--hess", &o->hess, NULL, NULL, 1},
-            {"--batch", NULL, &o->batch, NULL, 1},        {"--checkpoints", NULL, &o->checkpoints, NULL, 1},
-            {"--cg-iters", NULL, &o->cg_iters, NULL, 1},  {"--lissa-depth", NULL, &o->lissa_depth, NULL, 1},
-            {"--lissa-batch", NULL, &o->lissa_batch, NULL, 1}, {"--scan", NULL, &o->scan, NULL, 0},
-            {"--scan-points", NULL, &o->scan_points, NULL, 2}, {"--segment", NULL, &o->segment, NULL, 1},
-            {"--snapshots", NULL, &o->snapshots, NULL, 0}, {"--probe", NULL, &o->probe, NULL, 0},
-            {"--loo-last", NULL, &o->loo_last, NULL, 0}, {"--lr-sgd", NULL, NULL, &o->lr_sgd, 0},
-            {"--lr-adam", NULL, NULL, &o->lr_adam, 0},    {"--damping", NULL, NULL, &o->damping, 0},
+            {"--train", &o->train, NULL, NULL, 1},
+            {"--loo", &o->loo, NULL, NULL, 0},
+            {"--val", &o->val, NULL, NULL, 1},
+            {"--mislabel", &o->mislabel, NULL, NULL, 0},
+            {"--warmup", &o->warmup, NULL, NULL, 0},
+            {"--hess", &o->hess, NULL, NULL, 1},
+            {"--batch", NULL, &o->batch, NULL, 1},
+            {"--checkpoints", NULL, &o->checkpoints, NULL, 1},
+            {"--cg-iters", NULL, &o->cg_iters, NULL, 1},
+            {"--lissa-depth", NULL, &o->lissa_depth, NULL, 1},
+            {"--lissa-batch", NULL, &o->lissa_batch, NULL, 1},
+            {"--scan", NULL, &o->scan, NULL, 0},
+            {"--scan-points", NULL, &o->scan_points, NULL, 2},
+            {"--segment", NULL, &o->segment, NULL, 1},
+            {"--snapshots", NULL, &o->snapshots, NULL, 0},
+            {"--probe", NULL, &o->probe, NULL, 0},
+            {"--loo-last", NULL, &o->loo_last, NULL, 0},
+            {"--lr-sgd", NULL, NULL, &o->lr_sgd, 0},
+            {"--lr-adam", NULL, NULL, &o->lr_adam, 0},
+            {"--damping", NULL, NULL, &o->damping, 0},
             {"--lissa-scale", NULL, NULL, &o->lissa_scale, 0},
         };
         bool done = false;
@@ -349,8 +379,10 @@ static int load_data(const char *dir, data *d)
         if (access(p[i], R_OK) != 0) {
             snprintf(p[i], sizeof p[i], "%s/%s", dir, names[i]);
             if (access(p[i], R_OK) != 0) {
-                fprintf(stderr, "influence: %s/%s[.gz] not found (Debian: apt-get install dataset-fashion-mnist); "
-                                "skipping\n", dir, names[i]);
+                fprintf(stderr,
+                        "influence: %s/%s[.gz] not found (Debian: apt-get install dataset-fashion-mnist); "
+                        "skipping\n",
+                        dir, names[i]);
                 return 77;
             }
         }
@@ -386,11 +418,11 @@ typedef struct sample_ref {
 
 typedef struct model {
     hg_mlp spec;
-    int64_t P;            /* parameters */
-    int64_t off[NP + 1];  /* offsets of the tensors in a flat vector */
+    int64_t P;           /* parameters */
+    int64_t off[NP + 1]; /* offsets of the tensors in a flat vector */
     hg_opt_config opt;
-    int nstate;           /* optimizer state tensors (0 SGD, 12 Adam) */
-    int64_t S;            /* doubles of a full state: P (1 + nstate / NP) */
+    int nstate; /* optimizer state tensors (0 SGD, 12 Adam) */
+    int64_t S;  /* doubles of a full state: P (1 + nstate / NP) */
 } model;
 
 static void model_init(model *m, hg_opt_config opt, hg_activation act)
@@ -555,14 +587,14 @@ typedef struct run {
     hg_ctx *ctx;
     int B, K;
     int64_t n;
-    sample_ref *train;    /* n samples in epoch order: batch k = [kB, (k+1)B) */
-    sample_ref *val;      /* validation samples */
+    sample_ref *train; /* n samples in epoch order: batch k = [kB, (k+1)B) */
+    sample_ref *val;   /* validation samples */
     int64_t n_val;
-    state s0;             /* before the epoch (after warm-up) */
-    state *snap;          /* snap[k / every] = state before step k */
+    state s0;    /* before the epoch (after warm-up) */
+    state *snap; /* snap[k / every] = state before step k */
     int every, n_snap;
     state final;
-    double E;             /* E_val after the epoch */
+    double E; /* E_val after the epoch */
 } run;
 
 static double val_loss(run *r, const double *theta, double *grad)
@@ -663,13 +695,13 @@ static const int probe_t[NPROBE_T] = {1, 4, 16, 64, 256, 1024}; /* steps after t
 typedef struct probe_row {
     int64_t pos;
     int step;
-    double dEdw;                 /* exact */
-    double ratio[NPROBE_H];      /* (E(1-h) - E) / (-h dE/dw); h = 0: E(1) - E itself */
+    double dEdw;            /* exact */
+    double ratio[NPROBE_H]; /* (E(1-h) - E) / (-h dE/dw); h = 0: E(1) - E itself */
     /* the run with w_i = 1 - h side by side with the base run, h = 1e-6 and 1 */
-    double drift[2][NPROBE_T];   /* |theta - theta_base| / h after probe_t[] more steps (NaN past K) */
-    int64_t flips[2];            /* units of later batches whose relu' differs from the base run */
-    int first_flip[2];           /* steps after the sample's step to the first flip (-1: none) */
-    double drift_end[2];         /* |theta_K - theta_K,base| / h */
+    double drift[2][NPROBE_T]; /* |theta - theta_base| / h after probe_t[] more steps (NaN past K) */
+    int64_t flips[2];          /* units of later batches whose relu' differs from the base run */
+    int first_flip[2];         /* steps after the sample's step to the first flip (-1: none) */
+    double drift_end[2];       /* |theta_K - theta_K,base| / h */
 } probe_row;
 
 /* Sample i's run with weight 1 - h beside the base run. */
@@ -716,8 +748,10 @@ static void probe(run *r, const int64_t *pos, int n, const double *dw, probe_row
             double dE = val_with_weight(r, pos[s], 1.0 - probe_h[q], &a) - r->E;
             row->ratio[q] = probe_h[q] > 0 ? dE / (-probe_h[q] * row->dEdw) : dE;
             if (probe_h[q] == 0 && dE != 0) { /* leave-one-out would measure noise, not the sample */
-                fprintf(stderr, "influence: the re-run with w_i = 1 from the stored state is not bitwise the base "
-                                "run (E_val differs by %.3e): training is not deterministic here\n", dE);
+                fprintf(stderr,
+                        "influence: the re-run with w_i = 1 from the stored state is not bitwise the base "
+                        "run (E_val differs by %.3e): training is not deterministic here\n",
+                        dE);
                 exit(1);
             }
         }
@@ -802,9 +836,16 @@ static void exact_unroll(run *r, int snapshots, double *dw, hg_unroll_stats *st)
     make_batch(ctx, r->val, r->n_val, &u.xv, &u.yv);
     if (hg_ctx_status(ctx) != HG_OK)
         die_ctx(ctx, "exact (unroll): setup");
-    hg_unroll_spec spec = {.steps = r->K, .n_state = ns, .state0 = s0, .n_inputs = 1, .snapshots = snapshots,
-                           .inputs = unroll_inputs, .step = unroll_step, .loss = unroll_loss,
-                           .on_grad = unroll_grad, .user = &u};
+    hg_unroll_spec spec = {.steps = r->K,
+                           .n_state = ns,
+                           .state0 = s0,
+                           .n_inputs = 1,
+                           .snapshots = snapshots,
+                           .inputs = unroll_inputs,
+                           .step = unroll_step,
+                           .loss = unroll_loss,
+                           .on_grad = unroll_grad,
+                           .user = &u};
     if (hg_unroll(ctx, &spec, &E, NULL, NULL, st) != HG_OK)
         die_ctx(ctx, "exact (unroll)");
     if (hg_item(E) != r->E)
@@ -887,16 +928,16 @@ static void exact_segments(run *r, int L, double *dw, size_t *peak)
 
 typedef struct hvp_user {
     const model *m;
-    int first, count;            /* parameter tensors differentiated: [first, first + count) */
-    hg_tensor *params[NP];       /* where the Hessian is taken (constants) */
-    hg_tensor *feat;             /* last-layer mode: penultimate features [n, 64] */
-    hg_tensor *x, *y;            /* the batch of the current product */
-    hg_tensor *full_x, *full_y;  /* the whole Hessian sample */
-    const sample_ref *pool;      /* LiSSA minibatches are drawn from here */
+    int first, count;           /* parameter tensors differentiated: [first, first + count) */
+    hg_tensor *params[NP];      /* where the Hessian is taken (constants) */
+    hg_tensor *feat;            /* last-layer mode: penultimate features [n, 64] */
+    hg_tensor *x, *y;           /* the batch of the current product */
+    hg_tensor *full_x, *full_y; /* the whole Hessian sample */
+    const sample_ref *pool;     /* LiSSA minibatches are drawn from here */
     int64_t n_pool;
-    int minibatch;               /* 0: deterministic (full sample) */
+    int minibatch; /* 0: deterministic (full sample) */
     hg_rng rng;
-    int64_t dim;                 /* length of the flat vector */
+    int64_t dim; /* length of the flat vector */
 } hvp_user;
 
 /* Training loss as a function of the differentiated tensors. */
@@ -1052,15 +1093,15 @@ static void solve_hvp(hg_ctx *ctx, hvp_user *h, const double *b, bool lissa, con
 
 /* ---- results ------------------------------------------------------------------- */
 
-static const char *est_name[NEST] = {"leave-one-out", "exact (unrolled)", "IF (CG)", "IF (LiSSA)",
-                                     "TracIn (checkpoints)", "TracIn (at the step)"};
+static const char *est_name[NEST] = {"leave-one-out", "exact (unrolled)",     "IF (CG)",
+                                     "IF (LiSSA)",    "TracIn (checkpoints)", "TracIn (at the step)"};
 static const char *est_short[NEST] = {"loo", "exact", "if_cg", "if_lissa", "tracin_cp", "tracin_step"};
 
 typedef struct opt_result {
     const char *opt;
     int N;
-    double *v[NEST];      /* v[0] actual change, v[1..] predictions, per chosen sample */
-    int64_t *ids;         /* positions in the epoch */
+    double *v[NEST]; /* v[0] actual change, v[1..] predictions, per chosen sample */
+    int64_t *ids;    /* positions in the epoch */
     int B;
     double seconds[NEST];
     double mbytes[NEST];
@@ -1123,7 +1164,7 @@ typedef struct setup {
     sample_ref *train, *val, *warm, *mis;
     int64_t n_val, n_warm;
     bool *flipped;
-    int64_t *loo;  /* N positions in the epoch */
+    int64_t *loo; /* N positions in the epoch */
 } setup;
 
 static state warm_start(const setup *su, const model *m)
@@ -1189,8 +1230,14 @@ static void mislabel_experiment(const setup *su, const model *m, const state *s0
 {
     const options *o = su->o;
     hg_ctx *ctx = su->ctx;
-    run r = {.m = m, .ctx = ctx, .B = o->batch, .n = o->mislabel, .train = su->mis, .val = su->val,
-             .n_val = su->n_val, .s0 = *s0};
+    run r = {.m = m,
+             .ctx = ctx,
+             .B = o->batch,
+             .n = o->mislabel,
+             .train = su->mis,
+             .val = su->val,
+             .n_val = su->n_val,
+             .s0 = *s0};
     r.K = (int)(r.n / r.B);
     double t0 = now();
     run_base(&r);
@@ -1261,9 +1308,10 @@ static void mislabel_experiment(const setup *su, const model *m, const state *s0
         hg_tensor *x, *y;
         unflatten(ctx, m, r.final.v, h.params);
         make_batch(ctx, r.train, n, &x, &y);
-        h.feat = hg_activate(ctx, hg_dense(ctx, hg_activate(ctx, hg_dense(ctx, x, h.params[0], h.params[1]),
-                                                            m->spec.hidden),
-                                           h.params[2], h.params[3]), m->spec.hidden);
+        h.feat = hg_activate(ctx,
+                             hg_dense(ctx, hg_activate(ctx, hg_dense(ctx, x, h.params[0], h.params[1]), m->spec.hidden),
+                                      h.params[2], h.params[3]),
+                             m->spec.hidden);
         h.full_x = h.feat;
         h.full_y = y;
         if (!h.feat)
@@ -1373,8 +1421,7 @@ static void experiment(const setup *su, hg_opt_kind kind, opt_result *res)
     fprintf(stderr, "== %s (lr %g): warm-up %lld steps, one epoch over %lld samples (%lld steps)\n", res->opt, cfg.lr,
             (long long)o->warmup, (long long)o->train, (long long)(o->train / o->batch));
 
-    run r = {.m = m, .ctx = ctx, .B = o->batch, .n = o->train, .train = su->train, .val = su->val,
-             .n_val = su->n_val};
+    run r = {.m = m, .ctx = ctx, .B = o->batch, .n = o->train, .train = su->train, .val = su->val, .n_val = su->n_val};
     r.K = (int)(r.n / r.B);
     r.s0 = warm_start(su, m);
     res->E0 = val_loss(&r, r.s0.v, NULL);
@@ -1393,8 +1440,10 @@ static void experiment(const setup *su, hg_opt_kind kind, opt_result *res)
     }
     res->seconds[0] = now() - t0 + t_base;
     res->mbytes[0] = snap_mb;
-    snprintf(res->notes[0], sizeof res->notes[0], "%d re-runs from the snapshot before the sample's step; "
-             "snapshots every %d step(s)", N, r.every);
+    snprintf(res->notes[0], sizeof res->notes[0],
+             "%d re-runs from the snapshot before the sample's step; "
+             "snapshots every %d step(s)",
+             N, r.every);
 
     /* exact */
     t0 = now();
@@ -1406,8 +1455,10 @@ static void experiment(const setup *su, hg_opt_kind kind, opt_result *res)
         res->v[1][i] = -dw[su->loo[i]];
     res->seconds[1] = now() - t0;
     res->mbytes[1] = (double)ust.arena_peak_bytes / 1e6;
-    snprintf(res->notes[1], sizeof res->notes[1], "hg_unroll, one reverse sweep gives all %lld samples; %d snapshots, "
-             "%lld steps recomputed", (long long)r.n, ust.snapshots_used, (long long)ust.recomputed_steps);
+    snprintf(res->notes[1], sizeof res->notes[1],
+             "hg_unroll, one reverse sweep gives all %lld samples; %d snapshots, "
+             "%lld steps recomputed",
+             (long long)r.n, ust.snapshots_used, (long long)ust.recomputed_steps);
     if (o->check_exact) {
         double *dw2 = xmalloc(sizeof(double) * (size_t)r.n), worst = 0, scale = 0;
         size_t p2;
@@ -1419,8 +1470,10 @@ static void experiment(const setup *su, hg_opt_kind kind, opt_result *res)
             scale = fmax(scale, fabs(dw[i]));
         }
         free(dw2);
-        fprintf(stderr, "  exact: hg_unroll vs segments of %d steps (%.1f s, %.0f MB): max |difference| %.3e (max "
-                "|dE/dw| %.3e)\n", o->segment, t2, (double)p2 / 1e6, worst, scale);
+        fprintf(stderr,
+                "  exact: hg_unroll vs segments of %d steps (%.1f s, %.0f MB): max |difference| %.3e (max "
+                "|dE/dw| %.3e)\n",
+                o->segment, t2, (double)p2 / 1e6, worst, scale);
         if (!(worst <= 1e-9 * scale)) {
             fprintf(stderr, "influence: the two exact methods disagree\n");
             exit(1);
@@ -1572,10 +1625,11 @@ static void write_report(FILE *f, const options *o, const opt_result *res, int n
     char from[64] = "";
     if (o->loo_last > 0)
         snprintf(from, sizeof from, " drawn from the last %d steps", o->loo_last);
-    fprintf(f, "Fashion-MNIST, 784-64-64-10 %s MLP, f64, batch %d; warm-up %lld steps on t10k images outside the "
-               "validation set; measured run: one epoch over %lld training samples (%lld steps); E_val: mean "
-               "cross-entropy on %lld t10k images; %lld leave-one-out samples%s (loss weight 0, batch divisor kept "
-               "at B). Total %.1f s.\n\n",
+    fprintf(f,
+            "Fashion-MNIST, 784-64-64-10 %s MLP, f64, batch %d; warm-up %lld steps on t10k images outside the "
+            "validation set; measured run: one epoch over %lld training samples (%lld steps); E_val: mean "
+            "cross-entropy on %lld t10k images; %lld leave-one-out samples%s (loss weight 0, batch divisor kept "
+            "at B). Total %.1f s.\n\n",
             strcmp(o->act, "tanh") ? "ReLU" : "tanh", o->batch, (long long)o->warmup, (long long)o->train,
             (long long)(o->train / o->batch), (long long)o->val, (long long)o->loo, from, total_s);
     for (int r = 0; r < n_res; r++) {
@@ -1592,16 +1646,18 @@ static void write_report(FILE *f, const options *o, const opt_result *res, int n
             hi = fmax(hi, x->v[0][i]);
         }
         fprintf(f, "\nActual changes range over [%.3e, %.3e].\n\n", lo, hi);
-        fprintf(f, "Weight scan (E_val at w_i = 1, %.3g, ..., 0 for %d samples; unit u = median |dE/dw_i| / %d = "
-                   "%.2e, the typical linear change of one grid step): %d of %d samples have a jump (a grid step whose "
-                   "change differs from the sample's linear prediction by more than 10 u), %d of %d grid steps; %d of "
-                   "%d samples deviate by more than 1 u somewhere; largest deviation %.3g u.\n\n",
+        fprintf(f,
+                "Weight scan (E_val at w_i = 1, %.3g, ..., 0 for %d samples; unit u = median |dE/dw_i| / %d = "
+                "%.2e, the typical linear change of one grid step): %d of %d samples have a jump (a grid step whose "
+                "change differs from the sample's linear prediction by more than 10 u), %d of %d grid steps; %d of "
+                "%d samples deviate by more than 1 u somewhere; largest deviation %.3g u.\n\n",
                 1.0 - 1.0 / o->scan_points, x->scanned, o->scan_points, x->scan_unit, x->with_jump, x->scanned,
                 x->jump_segments, x->segments, x->with_nonlinear, x->scanned, x->max_ratio);
         if (x->n_probe) {
-            fprintf(f, "Probe (%.1f s): E_val with w_i = 1 - h, as a multiple of the first-order prediction -h dE/dw_i "
-                       "(1 = linear). Column h = 0 is E_val(w_i = 1) - E_val(base): 0 when the weighted path and its "
-                       "replay from the stored state are bitwise the base run.\n\n| position | step | dE/dw_i | h = 0 |",
+            fprintf(f,
+                    "Probe (%.1f s): E_val with w_i = 1 - h, as a multiple of the first-order prediction -h dE/dw_i "
+                    "(1 = linear). Column h = 0 is E_val(w_i = 1) - E_val(base): 0 when the weighted path and its "
+                    "replay from the stored state are bitwise the base run.\n\n| position | step | dE/dw_i | h = 0 |",
                     x->probe_seconds);
             for (int q = 1; q < NPROBE_H; q++)
                 fprintf(f, " %g |", probe_h[q]);
@@ -1629,8 +1685,8 @@ static void write_report(FILE *f, const options *o, const opt_result *res, int n
             for (int p = 0; p < x->n_probe; p++)
                 for (int sl = 0; sl < 2; sl++) {
                     const probe_row *w = &x->probe[p];
-                    fprintf(f, "| %lld | %g | %lld | %d |", (long long)w->pos, sl ? 1.0 : 1e-6,
-                            (long long)w->flips[sl], w->first_flip[sl]);
+                    fprintf(f, "| %lld | %g | %lld | %d |", (long long)w->pos, sl ? 1.0 : 1e-6, (long long)w->flips[sl],
+                            w->first_flip[sl]);
                     for (int t = 0; t < NPROBE_T; t++)
                         if (isnan(w->drift[sl][t]))
                             fprintf(f, " |");
@@ -1641,13 +1697,14 @@ static void write_report(FILE *f, const options *o, const opt_result *res, int n
             fprintf(f, "\n");
         }
         if (x->n_det) {
-            fprintf(f, "Mislabel detection: %lld samples, %lld labels flipped, one epoch; validation accuracy "
-                       "afterwards %.1f%%. Fraction of the flipped samples found in the top k%% by self-influence:\n\n",
+            fprintf(f,
+                    "Mislabel detection: %lld samples, %lld labels flipped, one epoch; validation accuracy "
+                    "afterwards %.1f%%. Fraction of the flipped samples found in the top k%% by self-influence:\n\n",
                     (long long)x->mis_n, (long long)x->mis_flipped, 100 * x->mis_acc_val);
             fprintf(f, "| ranking | top 5%% | top 10%% | top 20%% | time (s) | notes |\n|---|---|---|---|---|---|\n");
             for (int d = 0; d < x->n_det; d++)
-                fprintf(f, "| %s | %.3f | %.3f | %.3f | %.1f | %s |\n", x->det_name[d], x->found[d][0],
-                        x->found[d][1], x->found[d][2], x->det_seconds[d], x->det_note[d]);
+                fprintf(f, "| %s | %.3f | %.3f | %.3f | %.1f | %s |\n", x->det_name[d], x->found[d][0], x->found[d][1],
+                        x->found[d][2], x->det_seconds[d], x->det_note[d]);
             fprintf(f, "| (expected for random) | 0.050 | 0.100 | 0.200 | | |\n\n");
         }
     }
@@ -1672,12 +1729,11 @@ static void put(canvas *c, int x, int y, const rgb col)
 static unsigned glyph(char ch)
 {
     static const char *chars = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ.-+:/=(),_%*<>";
-    static const unsigned bits[] = {
-        075557, 026227, 071747, 071717, 055711, 074717, 074757, 071111, 075757, 075717, 025755, 065656,
-        034443, 065556, 074647, 074644, 034553, 055755, 072227, 011152, 055655, 044447, 057755, 065555,
-        025552, 065644, 025563, 065655, 034216, 072222, 055557, 055552, 055775, 055255, 055222, 071247,
-        000002, 000700, 002720, 002020, 011244, 007070, 024442, 021112, 000024, 000007, 051245, 005250,
-        012421, 042124};
+    static const unsigned bits[] = {075557, 026227, 071747, 071717, 055711, 074717, 074757, 071111, 075757, 075717,
+                                    025755, 065656, 034443, 065556, 074647, 074644, 034553, 055755, 072227, 011152,
+                                    055655, 044447, 057755, 065555, 025552, 065644, 025563, 065655, 034216, 072222,
+                                    055557, 055552, 055775, 055255, 055222, 071247, 000002, 000700, 002720, 002020,
+                                    011244, 007070, 024442, 021112, 000024, 000007, 051245, 005250, 012421, 042124};
     const char *p = strchr(chars, ch);
     return p && ch ? bits[p - chars] : 0;
 }

@@ -57,14 +57,14 @@ static const char *human_bytes(double b, char *buf, size_t size)
 }
 
 /* Only rank 0 reports errors that every rank finds alike. */
-#define SAY(dd, ...)                                                                                       \
-    do {                                                                                                   \
-        if ((dd)->rank == 0)                                                                               \
-            fprintf(stderr, __VA_ARGS__);                                                                  \
+#define SAY(dd, ...)                      \
+    do {                                  \
+        if ((dd)->rank == 0)              \
+            fprintf(stderr, __VA_ARGS__); \
     } while (0)
 
-static int save_array(hg_ctx *ctx, const char *path, hg_dtype dtype, int rank, const int64_t *shape,
-                      const void *data, hg_npy_type type)
+static int save_array(hg_ctx *ctx, const char *path, hg_dtype dtype, int rank, const int64_t *shape, const void *data,
+                      hg_npy_type type)
 {
     hg_mark m = hg_ctx_mark(ctx);
     hg_tensor *t = hg_tensor_from(ctx, dtype, rank, shape, data);
@@ -121,19 +121,17 @@ static int run(options *o, const dist *dd)
            (long long)n_train, (long long)n_test, (long long)d.rows, (long long)d.cols, d.classes,
            d.synthetic ? "  ** SYNTHETIC DATA, NOT REAL IMAGES **" : "");
     if (dd->size > 1)
-        printf("  %d MPI ranks: each takes its block of rows of every batch and of the validation images\n",
-               dd->size);
+        printf("  %d MPI ranks: each takes its block of rows of every batch and of the validation images\n", dd->size);
     if (o->batch < dd->size || o->val < dd->size) {
         SAY(dd, "error: %s %lld is less than the %d MPI ranks: each rank needs a row\n",
-            o->batch < dd->size ? "--batch" : "--val", (long long)(o->batch < dd->size ? o->batch : o->val),
-            dd->size);
+            o->batch < dd->size ? "--batch" : "--val", (long long)(o->batch < dd->size ? o->batch : o->val), dd->size);
         rc = 2;
         goto done;
     }
     if (o->batch > n_train || o->val > n_test) {
         SAY(dd, "error: %s %lld is more than the %lld %s images\n", o->batch > n_train ? "--batch" : "--val",
-                (long long)(o->batch > n_train ? o->batch : o->val), (long long)(o->batch > n_train ? n_train : n_test),
-                o->batch > n_train ? "training" : "held-out");
+            (long long)(o->batch > n_train ? o->batch : o->val), (long long)(o->batch > n_train ? n_train : n_test),
+            o->batch > n_train ? "training" : "held-out");
         rc = 2;
         goto done;
     }
@@ -152,7 +150,7 @@ static int run(options *o, const dist *dd)
     int64_t total = schedule_steps(&sched), k0, k1 = total;
     if (o->through == THROUGH_STEPS && o->steps > total) {
         SAY(dd, "error: --steps %lld is more than the %lld steps of training (%d epochs of %lld)\n",
-                (long long)o->steps, (long long)total, o->epochs, (long long)sched.steps_per_epoch);
+            (long long)o->steps, (long long)total, o->epochs, (long long)sched.steps_per_epoch);
         rc = 2;
         goto done;
     }
@@ -160,8 +158,8 @@ static int run(options *o, const dist *dd)
     char arch[128] = "";
     for (int l = 0; l <= spec.n_layers; l++)
         snprintf(arch + strlen(arch), sizeof arch - strlen(arch), "%s%lld", l ? "-" : "", (long long)spec.sizes[l]);
-    printf("\n== 2. training a %s ReLU MLP with %s (lr %g, batch %lld, shuffled, %s, %d epoch%s: %lld steps)\n",
-           arch, hg_opt_name(o->opt), cfg.lr, (long long)o->batch, hg_dtype_name(o->dtype), o->epochs,
+    printf("\n== 2. training a %s ReLU MLP with %s (lr %g, batch %lld, shuffled, %s, %d epoch%s: %lld steps)\n", arch,
+           hg_opt_name(o->opt), cfg.lr, (long long)o->batch, hg_dtype_name(o->dtype), o->epochs,
            o->epochs == 1 ? "" : "s", (long long)total);
     train_state start;
     train_report tr;
@@ -169,15 +167,26 @@ static int run(options *o, const dist *dd)
     if (train(ctx, keep, dd, &d, &sched, &spec, &cfg, o->dtype, o->seed, x_acc, y_acc, k0, &start, trained, &tr) != 0)
         goto done;
     printf("  test accuracy %.2f%% on %lld held-out images%s\n", 100 * tr.accuracy, (long long)n_acc,
-           d.synthetic ? " (SYNTHETIC)" : d.fashion ? " (about 87% is typical for this network on Fashion-MNIST)" : "");
+           d.synthetic ? " (SYNTHETIC)"
+           : d.fashion ? " (about 87% is typical for this network on Fashion-MNIST)"
+                       : "");
     /* E_val: each rank its block of the validation images. */
     int64_t val0, val_mine;
     dist_rows(dd, o->val, &val0, &val_mine);
-    hypergrad_problem hp = {.d = &d, .s = &sched, .spec = spec, .opt = cfg, .dtype = o->dtype, .k0 = k0, .k1 = k1,
-                            .start = &start, .dist = dd, .val_total = o->val,
+    hypergrad_problem hp = {.d = &d,
+                            .s = &sched,
+                            .spec = spec,
+                            .opt = cfg,
+                            .dtype = o->dtype,
+                            .k0 = k0,
+                            .k1 = k1,
+                            .start = &start,
+                            .dist = dd,
+                            .val_total = o->val,
                             .x_val = hyper_copy_as(hctx, rows_f32(hctx, x_val, val0, val_mine), o->dtype),
                             .y_val = rows_i32(hctx, y_val, val0, val_mine),
-                            .loss = o->loss, .snapshots = o->snapshots};
+                            .loss = o->loss,
+                            .snapshots = o->snapshots};
     double e_trained = hypergrad_val_loss(ctx, &hp, trained);
     bool warm = !o->fresh_state && start.ns > 0;
     if (!warm) {
@@ -189,9 +198,11 @@ static int run(options *o, const dist *dd)
     int64_t K = k1 - k0;
     printf("\n== 3. hypergradient dE_val/dx_i and dE_val/dw_i for every training sample through %s\n"
            "  steps %lld..%lld (%lld step%s) of %s, %s, in %s\n",
-           o->through == THROUGH_ALL ? "all of training" : o->through == THROUGH_STEPS ? "the last steps" : "the last epoch",
+           o->through == THROUGH_ALL     ? "all of training"
+           : o->through == THROUGH_STEPS ? "the last steps"
+                                         : "the last epoch",
            (long long)k0 + 1, (long long)k1, (long long)K, K > 1 ? "s" : "", hg_opt_name(o->opt),
-           warm ? "from the optimizer state training left (warm)"
+           warm                   ? "from the optimizer state training left (warm)"
            : o->opt == HG_OPT_SGD ? "plain SGD (no optimizer state)"
                                   : "from a FRESH optimizer state (t = 1, zero moments)",
            hg_dtype_name(o->dtype));
@@ -211,8 +222,10 @@ static int run(options *o, const dist *dd)
            res.snapshots_used, human_bytes((double)res.arena_peak, hb, sizeof hb),
            human_bytes((double)res.step_peak, hb2, sizeof hb2));
     if (!res.finite || !isfinite(e_trained)) {
-        SAY(dd, "error: the results are not finite (E_val %g): training diverged? (try a smaller --lr); "
-                        "nothing written\n", res.val_loss);
+        SAY(dd,
+            "error: the results are not finite (E_val %g): training diverged? (try a smaller --lr); "
+            "nothing written\n",
+            res.val_loss);
         goto done;
     }
 
@@ -231,10 +244,10 @@ static int run(options *o, const dist *dd)
         printf("  finite-difference check: %d derivatives resolved (%d not), worst relative error %.1e: %s"
                " (%d evaluations, %.1f s)\n",
                fs.checked, fs.unresolved, fs.worst,
-               fs.worst > o->fd_tolerance ? "CHECK FAILED"
+               fs.worst > o->fd_tolerance            ? "CHECK FAILED"
                : fs.checked && fs.worst <= FD_TARGET ? "agrees to 1e-6"
-               : fs.checked ? "above 1e-6, below 1e-4 (see the fd spreads above)"
-                            : "nothing resolved",
+               : fs.checked                          ? "above 1e-6, below 1e-4 (see the fd spreads above)"
+                                                     : "nothing resolved",
                fs.evaluations, fs.seconds);
     }
 
@@ -276,7 +289,8 @@ static int run(options *o, const dist *dd)
     printf("  wrote %s: dE_val/dw_i, float64 [%lld] (0 for samples the steps did not touch)\n", o->influence_path,
            (long long)n_train);
     if (o->dx_path) {
-        if (dd->rank == 0 && save_array(ctx, o->dx_path, HG_F32, 2, (int64_t[]){n_train, pixels}, res.dx, HG_NPY_F32) != 0)
+        if (dd->rank == 0 &&
+            save_array(ctx, o->dx_path, HG_F32, 2, (int64_t[]){n_train, pixels}, res.dx, HG_NPY_F32) != 0)
             goto done;
         printf("  wrote %s: dE_val/dx, float32 [%lld, %lld]\n", o->dx_path, (long long)n_train, (long long)pixels);
     }
@@ -293,7 +307,8 @@ static int run(options *o, const dist *dd)
             for (int q = 0; q < res.n_maps; q++)
                 if (list[q].index == want) {
                     picture_sample *ps = s ? &bad[k] : &good[k];
-                    *ps = (picture_sample){.image = hg_tensor_cf32(d.x_train) + want * pixels, .dx = list[q].dx,
+                    *ps = (picture_sample){.image = hg_tensor_cf32(d.x_train) + want * pixels,
+                                           .dx = list[q].dx,
                                            .influence = list[q].dw};
                     dataset_class_name(&d, labels[want], ps->caption, sizeof ps->caption);
                 }
@@ -304,9 +319,15 @@ static int run(options *o, const dist *dd)
              "DE_VAL/DX AND DE_VAL/DW THROUGH %lld %s STEP%s (%s%s), %s\n"
              "E_VAL: %s ON %lld HELD-OUT IMAGES. %lld TRAINING SAMPLES RANKED",
              (long long)K, hg_opt_name(o->opt), K > 1 ? "S" : "",
-             o->through == THROUGH_ALL ? "ALL OF TRAINING" : o->through == THROUGH_STEPS ? "THE LAST STEPS" : "THE LAST EPOCH",
-             warm ? ", WARM STATE" : o->opt == HG_OPT_SGD ? "" : ", FRESH STATE",
-             d.synthetic ? "SYNTHETIC DATA (NOT REAL IMAGES)" : d.fashion ? "FASHION-MNIST" : "MNIST-FORMAT DATA",
+             o->through == THROUGH_ALL     ? "ALL OF TRAINING"
+             : o->through == THROUGH_STEPS ? "THE LAST STEPS"
+                                           : "THE LAST EPOCH",
+             warm                   ? ", WARM STATE"
+             : o->opt == HG_OPT_SGD ? ""
+                                    : ", FRESH STATE",
+             d.synthetic ? "SYNTHETIC DATA (NOT REAL IMAGES)"
+             : d.fashion ? "FASHION-MNIST"
+                         : "MNIST-FORMAT DATA",
              o->loss == VAL_LOSS_CE ? "CROSS-ENTROPY" : "MSE OF SOFTMAX VS ONE-HOT", (long long)o->val,
              (long long)res.touched);
     int pic = dd->rank != 0 ? 0 : picture_write(o->out_png, title, (int)d.rows, (int)d.cols, good, top, bad, top);
@@ -319,12 +340,12 @@ static int run(options *o, const dist *dd)
         snprintf(lin, sizeof lin, " | linearity %.1f s", t_lin);
     printf("  training %.1f s | hypergradient %.1f s (forward %.1f, reverse %.1f) | finite differences %.1f s"
            "%s | total %.1f s\n",
-           tr.seconds, res.seconds_forward + res.seconds_reverse, res.seconds_forward, res.seconds_reverse,
-           fs.seconds, lin, now_seconds() - t_start);
+           tr.seconds, res.seconds_forward + res.seconds_reverse, res.seconds_forward, res.seconds_reverse, fs.seconds,
+           lin, now_seconds() - t_start);
     bool fd_failed = fs.worst > o->fd_tolerance || (o->fd_tolerance_given && o->fd_pixels > 0 && fs.checked == 0);
     if (fd_failed)
         SAY(dd, "error: finite differences: %s (--fd-tolerance %g)\n",
-                fs.checked ? "a resolved derivative is off" : "nothing resolved", o->fd_tolerance);
+            fs.checked ? "a resolved derivative is off" : "nothing resolved", o->fd_tolerance);
     rc = pic < 0 ? 1 : fd_failed ? 3 : 0;
 done:
     free(rank);

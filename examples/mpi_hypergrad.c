@@ -69,8 +69,8 @@ static void usage(FILE *f)
 
 static int parse(int argc, char **argv, options *o)
 {
-    *o = (options){.data = "/usr/share/datasets/fashion-mnist", .epochs = 1, .steps = 8, .batch = 32,
-                   .val = 1000, .seed = 1};
+    *o = (options){
+        .data = "/usr/share/datasets/fashion-mnist", .epochs = 1, .steps = 8, .batch = 32, .val = 1000, .seed = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int64_t v;
@@ -153,8 +153,8 @@ typedef struct run {
     hg_mpi_comm *comm;
     const options *o;
     hg_mlp spec;
-    int np;                     /* parameter tensors */
-    int ns;                     /* optimizer state tensors */
+    int np; /* parameter tensors */
+    int ns; /* optimizer state tensors */
     hg_opt_config cfg;
     hg_tensor *x, *y, *xv, *yv; /* training and validation data */
     int32_t *order;             /* the shuffled sample order of every epoch */
@@ -270,7 +270,9 @@ static hg_status window(run *r, int64_t first, int K, hg_tensor *const *p0, hg_t
 static int run_all(const options *o, hg_mpi_comm *comm)
 {
     int size = hg_mpi_size(comm);
-    run r = {.comm = comm, .o = o, .spec = {.n_layers = 3, .sizes = {784, 64, 64, 10}, .hidden = HG_ACT_RELU},
+    run r = {.comm = comm,
+             .o = o,
+             .spec = {.n_layers = 3, .sizes = {784, 64, 64, 10}, .hidden = HG_ACT_RELU},
              .cfg = {.kind = HG_OPT_ADAM, .lr = 1e-3}};
     r.ctx = hg_ctx_new(NULL);
     hg_ctx *ctx = r.ctx;
@@ -352,8 +354,7 @@ static int run_all(const options *o, hg_mpi_comm *comm)
          * the gradient twice, plus one 72-byte header per rank. */
         double bytes = 2.0 * (size - 1) / size * (double)params * 8 + 72.0 * size;
         printf("\nranks %d, global batch %lld (%lld rows per rank at most), %lld steps: %.2f s, %.1f steps/s\n", size,
-               (long long)o->batch, (long long)((o->batch + size - 1) / size), (long long)total, t_train,
-               steps_per_s);
+               (long long)o->batch, (long long)((o->batch + size - 1) / size), (long long)total, t_train, steps_per_s);
         printf("communication per training step and rank: %lld parameters, %.0f KB sent and as much received\n",
                (long long)params, bytes / 1024);
     }

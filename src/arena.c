@@ -233,21 +233,21 @@ static hg_status rewind_as(hg_ctx *ctx, hg_mark mark, const char *who)
                             mark.ctx_id ? "belongs to another ctx" : "was not made by hg_ctx_mark (zeroed)");
     /* A vjp (custom op) that rewinds would free what the sweep walks. */
     if (ctx->in_sweep)
-        return hg_set_error(ctx, HG_ERR_TAPE, "%s: called during a gradient sweep of this ctx (from a "
-                                              "vjp); rewind after hg_gradient returns", who);
+        return hg_set_error(ctx, HG_ERR_TAPE,
+                            "%s: called during a gradient sweep of this ctx (from a "
+                            "vjp); rewind after hg_gradient returns",
+                            who);
     bool behind = mark.chunk < ctx->cur || (mark.chunk == ctx->cur && mark.offset <= ctx->offset);
     if (!behind || (ctx->n_chunks && mark.chunk >= ctx->n_chunks) || mark.serial > ctx->serial)
         return hg_set_error(ctx, HG_ERR_INVALID, "%s: mark is not behind the current position", who);
     const hg_object *last = mark.last_object;
-    if (mark_released(ctx, mark.serial) ||
-        (last && last->magic != HG_TENSOR_MAGIC && last->magic != HG_TAPE_MAGIC && last->magic != HG_FREE_MAGIC &&
-                 last->magic != HG_OPT_MAGIC))
-        return hg_set_error(ctx, HG_ERR_INVALID,
-                            "%s: mark was released by an earlier rewind to an older mark", who);
+    if (mark_released(ctx, mark.serial) || (last && last->magic != HG_TENSOR_MAGIC && last->magic != HG_TAPE_MAGIC &&
+                                            last->magic != HG_FREE_MAGIC && last->magic != HG_OPT_MAGIC))
+        return hg_set_error(ctx, HG_ERR_INVALID, "%s: mark was released by an earlier rewind to an older mark", who);
     for (int i = 0; i < ctx->depth; i++)
         if (ctx->tapes[i]->begin_serial > mark.serial)
-            return hg_set_error(ctx, HG_ERR_TAPE,
-                                "%s: tape at level %d was begun after the mark and is still active", who, i);
+            return hg_set_error(ctx, HG_ERR_TAPE, "%s: tape at level %d was begun after the mark and is still active",
+                                who, i);
     /* Tapes begun after the mark die with it. A surviving tape forgets the
      * watches made after the mark, as if they had not happened: their records
      * are in the released memory (all of it still intact here). */

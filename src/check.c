@@ -69,8 +69,8 @@ static hg_status eval_s(checker *c, int k, hg_tensor **value, hg_tensor **grads)
         /* A failed term (acc NULL) must fail the check, not drop the term. */
         sk = acc;
     }
-    if (sk && grads && (hg_tape_end(tapes[0]) != HG_OK ||
-                        hg_gradient(tapes[0], sk, c->n_float, c->inner, NULL, grads) != HG_OK))
+    if (sk && grads &&
+        (hg_tape_end(tapes[0]) != HG_OK || hg_gradient(tapes[0], sk, c->n_float, c->inner, NULL, grads) != HG_OK))
         sk = NULL;
     end_open_tapes(tapes, n_tapes);
     *value = sk;
@@ -90,8 +90,8 @@ static double value_of_s(checker *c, int k, hg_status *st)
     return value;
 }
 
-hg_status hg_gradcheck(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, void *user,
-                       const hg_check_options *opts, hg_check_report *report)
+hg_status hg_gradcheck(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, void *user, const hg_check_options *opts,
+                       hg_check_report *report)
 {
     if (!ctx)
         return HG_ERR_NULL;
@@ -120,8 +120,7 @@ hg_status hg_gradcheck(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, vo
             return hg_set_error(ctx, HG_ERR_DTYPE, "hg_gradcheck: input %d is f32; check in f64", i);
         if (inputs[i]->dtype == HG_F64) {
             if (c.n_float == HG_MAX_OP_INPUTS)
-                return hg_set_error(ctx, HG_ERR_RANGE, "hg_gradcheck: more than %d float inputs",
-                                    HG_MAX_OP_INPUTS);
+                return hg_set_error(ctx, HG_ERR_RANGE, "hg_gradcheck: more than %d float inputs", HG_MAX_OP_INPUTS);
             c.inner[c.n_float++] = inputs[i];
         }
     }

@@ -36,7 +36,7 @@ typedef struct sweep {
     uint32_t id;
     hg_node **nodes; /* nodes reachable from the target on this tape */
     size_t n_nodes, cap_nodes;
-    hg_tensor **cot;  /* cotangent per relevant tensor slot */
+    hg_tensor **cot; /* cotangent per relevant tensor slot */
     size_t n_slots, cap_slots;
     /* Reuse (no tape records the sweep): the sources, whose cotangents are
      * the results and stay. */
@@ -202,9 +202,8 @@ static hg_status accumulate(sweep *sw, hg_tensor *t, hg_tensor *g, const hg_node
         return hg_set_error(sw->ctx, HG_ERR_INVALID, "%s: vjp returned an invalid cotangent for input %d",
                             node->def->name, i);
     if (!hg_same_shape(g, t) || g->dtype != t->dtype)
-        return hg_set_error(sw->ctx, HG_ERR_SHAPE,
-                            "%s: vjp returned cotangent %s %s for input %d of shape %s %s", node->def->name,
-                            HG_SHAPE(g, a), hg_dtype_name(g->dtype), i, HG_SHAPE(t, b),
+        return hg_set_error(sw->ctx, HG_ERR_SHAPE, "%s: vjp returned cotangent %s %s for input %d of shape %s %s",
+                            node->def->name, HG_SHAPE(g, a), hg_dtype_name(g->dtype), i, HG_SHAPE(t, b),
                             hg_dtype_name(t->dtype));
     hg_tensor **slot = &sw->cot[t->slot];
     if (taken) { /* g already includes *slot (hg_sweep_take) */
@@ -291,14 +290,12 @@ static hg_status check_versions(hg_ctx *ctx, const hg_node *node)
  * inside a vjp, even if the vjp returned HG_OK)? Then the gradient fails:
  * returns the error's code, with the op named in the message if this error
  * is the ctx's first. */
-static hg_status failed_inside(hg_ctx *ctx, uint64_t errors, hg_status before, const hg_node *node,
-                               const char *where)
+static hg_status failed_inside(hg_ctx *ctx, uint64_t errors, hg_status before, const hg_node *node, const char *where)
 {
     if (ctx->n_errors == errors)
         return HG_OK;
     if (ctx->status == HG_OK) /* cleared meanwhile: record our own */
-        return hg_set_error(ctx, HG_ERR_INVALID, "hg_gradient: an op failed in the %s of %s", where,
-                            node->def->name);
+        return hg_set_error(ctx, HG_ERR_INVALID, "hg_gradient: an op failed in the %s of %s", where, node->def->name);
     if (before == HG_OK) { /* the first error arose here: say where */
         size_t len = strlen(ctx->message);
         snprintf(ctx->message + len, sizeof ctx->message - len, " (in the %s of %s, during hg_gradient)", where,
@@ -395,8 +392,7 @@ static hg_status check_args(hg_tape *tape, hg_tensor *target, int n, hg_tensor *
         return hg_set_error(ctx, HG_ERR_TAPE, "hg_gradient: tape at level %d is still recording; end it first",
                             tape->level);
     if (!(tape->flags & HG_TAPE_PERSISTENT) && tape->gradients_taken)
-        return hg_set_error(ctx, HG_ERR_TAPE,
-                            "hg_gradient: tape is not persistent and its gradient was already taken");
+        return hg_set_error(ctx, HG_ERR_TAPE, "hg_gradient: tape is not persistent and its gradient was already taken");
     if (ctx->in_sweep)
         return hg_set_error(ctx, HG_ERR_TAPE, "hg_gradient: called from inside another gradient sweep");
     hg_status s = hg_tensor_validate(ctx, target, "hg_gradient (target)");

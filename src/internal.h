@@ -90,7 +90,7 @@ typedef struct hg_chunk {
     unsigned char *base; /* aligned start */
     void *raw;           /* pointer from the allocator */
     size_t raw_size;
-    size_t size;         /* usable bytes from base */
+    size_t size; /* usable bytes from base */
 } hg_chunk;
 
 struct hg_ctx {
@@ -101,8 +101,8 @@ struct hg_ctx {
     size_t max_bytes;
     hg_chunk *chunks;
     size_t n_chunks, cap_chunks;
-    size_t cur;       /* index of the chunk being filled */
-    size_t offset;    /* fill position in chunks[cur] */
+    size_t cur;               /* index of the chunk being filled */
+    size_t offset;            /* fill position in chunks[cur] */
     size_t in_use_before_cur; /* bytes used in chunks before cur */
     size_t peak;
     size_t reserved;
@@ -113,7 +113,9 @@ struct hg_ctx {
     uint64_t serial;
     /* Serial intervals (start, end) of marks released by rewinds, disjoint
      * and increasing; a mark whose serial falls inside one is invalid. */
-    struct { uint64_t start, end; } released[32];
+    struct {
+        uint64_t start, end;
+    } released[32];
     int n_released;
     uint32_t next_tape_id;
     uint32_t sweep_id;
@@ -190,8 +192,7 @@ hg_tensor *hg_matmul_acc(hg_ctx *ctx, hg_tensor *c, hg_tensor *a, hg_tensor *b, 
                          bool in_place);
 /* In a vjp: input i's cotangent op(x) op(y), as hg_matmul_t, or accumulated
  * onto the cotangent the sweep holds for input i (hg_sweep_take). */
-hg_tensor *hg_product_cotangent(hg_ctx *ctx, const hg_node *node, int i, hg_tensor *x, hg_tensor *y, int tx,
-                                int ty);
+hg_tensor *hg_product_cotangent(hg_ctx *ctx, const hg_node *node, int i, hg_tensor *x, hg_tensor *y, int tx, int ty);
 
 /* ops/unary.c: where(x > 0, g, 0) as one op (relu's vjp); x and g of one
  * float dtype and shape. */
@@ -205,8 +206,8 @@ hg_tensor *hg_dense_op(hg_ctx *ctx, hg_tensor *x, hg_tensor *W, hg_tensor *b, bo
 /* op.c */
 /* Record a node for outputs `out` of def on every active tape that tracks one
  * of `in` (no-op if none). */
-hg_status hg_record(hg_ctx *ctx, const hg_opdef *def, int n_in, hg_tensor *const *in, int n_out,
-                    hg_tensor *const *out, const void *attr);
+hg_status hg_record(hg_ctx *ctx, const hg_opdef *def, int n_in, hg_tensor *const *in, int n_out, hg_tensor *const *out,
+                    const void *attr);
 /* Shape-rule helpers (hg_check_float_same, hg_broadcast_shapes, ...) are
  * public: include/hgrad/op.h. */
 

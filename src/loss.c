@@ -23,19 +23,19 @@ static hg_status ce_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, h
 }
 
 /* loss_i = logsumexp(z_i) - z_i[y_i], with the max subtracted for stability. */
-#define DEFINE_CE(T, EXP, LOG)                                                                                     \
-    static void ce_##T(const T *z, const int32_t *y, T *loss, int64_t n, int64_t c)                                \
-    {                                                                                                              \
-        for (int64_t i = 0; i < n; i++) {                                                                          \
-            const T *zi = z + i * c;                                                                               \
-            T mx = zi[0];                                                                                          \
-            for (int64_t j = 1; j < c; j++)                                                                        \
-                mx = zi[j] > mx ? zi[j] : mx;                                                                      \
-            double total = 0;                                                                                      \
-            for (int64_t j = 0; j < c; j++)                                                                        \
-                total += EXP(zi[j] - mx);                                                                          \
-            loss[i] = (T)(mx + LOG(total) - zi[y[i]]);                                                             \
-        }                                                                                                          \
+#define DEFINE_CE(T, EXP, LOG)                                                      \
+    static void ce_##T(const T *z, const int32_t *y, T *loss, int64_t n, int64_t c) \
+    {                                                                               \
+        for (int64_t i = 0; i < n; i++) {                                           \
+            const T *zi = z + i * c;                                                \
+            T mx = zi[0];                                                           \
+            for (int64_t j = 1; j < c; j++)                                         \
+                mx = zi[j] > mx ? zi[j] : mx;                                       \
+            double total = 0;                                                       \
+            for (int64_t j = 0; j < c; j++)                                         \
+                total += EXP(zi[j] - mx);                                           \
+            loss[i] = (T)(mx + LOG(total) - zi[y[i]]);                              \
+        }                                                                           \
     }
 
 DEFINE_CE(float, expf, log)

@@ -16,8 +16,7 @@ int hg_mlp_param_count(const hg_mlp *spec)
     return 2 * spec->n_layers;
 }
 
-hg_status hg_mlp_init(hg_ctx *ctx, const hg_mlp *spec, hg_dtype dtype, hg_init init, hg_rng *rng,
-                      hg_tensor **params)
+hg_status hg_mlp_init(hg_ctx *ctx, const hg_mlp *spec, hg_dtype dtype, hg_init init, hg_rng *rng, hg_tensor **params)
 {
     if (!ctx)
         return HG_ERR_NULL;
@@ -149,19 +148,19 @@ hg_tensor *hg_mlp_forward(hg_ctx *ctx, const hg_mlp *spec, hg_tensor *const *par
 }
 
 /* Number of rows whose first arg-max equals the label (NaN never wins). */
-#define DEFINE_RIGHT(T)                                                                                          \
-    static int64_t right_##T(const T *z, const int32_t *lab, int64_t n, int64_t c)                             \
-    {                                                                                                            \
-        int64_t right = 0;                                                                                       \
-        for (int64_t i = 0; i < n; i++) {                                                                        \
-            const T *zi = z + i * c;                                                                             \
-            int64_t best = 0;                                                                                    \
-            for (int64_t j = 1; j < c; j++)                                                                      \
-                if (zi[j] > zi[best])                                                                            \
-                    best = j;                                                                                    \
-            right += best == lab[i];                                                                             \
-        }                                                                                                        \
-        return right;                                                                                            \
+#define DEFINE_RIGHT(T)                                                            \
+    static int64_t right_##T(const T *z, const int32_t *lab, int64_t n, int64_t c) \
+    {                                                                              \
+        int64_t right = 0;                                                         \
+        for (int64_t i = 0; i < n; i++) {                                          \
+            const T *zi = z + i * c;                                               \
+            int64_t best = 0;                                                      \
+            for (int64_t j = 1; j < c; j++)                                        \
+                if (zi[j] > zi[best])                                              \
+                    best = j;                                                      \
+            right += best == lab[i];                                               \
+        }                                                                          \
+        return right;                                                              \
     }
 
 DEFINE_RIGHT(float)

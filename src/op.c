@@ -7,9 +7,8 @@
 
 static bool def_is_valid(const hg_opdef *def)
 {
-    return def && def->name && def->shape && def->forward && def->n_inputs >= 1 &&
-           def->n_inputs <= HG_MAX_OP_INPUTS && def->n_outputs >= 1 && def->n_outputs <= HG_MAX_OP_OUTPUTS &&
-           !(def->vjp && def->backward);
+    return def && def->name && def->shape && def->forward && def->n_inputs >= 1 && def->n_inputs <= HG_MAX_OP_INPUTS &&
+           def->n_outputs >= 1 && def->n_outputs <= HG_MAX_OP_OUTPUTS && !(def->vjp && def->backward);
 }
 
 /* Levels of the active, unpaused tapes that track one of the inputs. */
@@ -29,8 +28,8 @@ static uint32_t recording_levels(const hg_ctx *ctx, int n_in, hg_tensor *const *
     return levels;
 }
 
-hg_status hg_record(hg_ctx *ctx, const hg_opdef *def, int n_in, hg_tensor *const *in, int n_out,
-                    hg_tensor *const *out, const void *attr)
+hg_status hg_record(hg_ctx *ctx, const hg_opdef *def, int n_in, hg_tensor *const *in, int n_out, hg_tensor *const *out,
+                    const void *attr)
 {
     uint32_t levels = recording_levels(ctx, n_in, in);
     if (!levels)
@@ -71,8 +70,8 @@ hg_status hg_apply_multi(hg_ctx *ctx, const hg_opdef *def, hg_tensor *const *inp
     if (!ctx)
         return HG_ERR_NULL;
     if (!def_is_valid(def))
-        return hg_set_error(ctx, HG_ERR_INVALID, "hg_apply: invalid op definition%s%s",
-                            def && def->name ? " " : "", def && def->name ? def->name : "");
+        return hg_set_error(ctx, HG_ERR_INVALID, "hg_apply: invalid op definition%s%s", def && def->name ? " " : "",
+                            def && def->name ? def->name : "");
     if (!outputs)
         return hg_set_error(ctx, HG_ERR_NULL, "%s: outputs array is NULL", def->name);
     for (int k = 0; k < def->n_outputs; k++)

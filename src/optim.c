@@ -66,10 +66,10 @@ static hg_status check_config(hg_ctx *ctx, const char *who, const hg_opt_config 
     hg_opt_config c = resolved(cfg);
     if (!isfinite(c.lr) || !isfinite(c.momentum))
         return hg_set_error(ctx, HG_ERR_RANGE, "%s: lr %g and momentum %g must be finite", who, c.lr, c.momentum);
-    if (c.kind == HG_OPT_ADAM && !(c.beta1 >= 0 && c.beta1 < 1 && c.beta2 >= 0 && c.beta2 < 1 && c.eps > 0 &&
-                                   isfinite(c.eps)))
-        return hg_set_error(ctx, HG_ERR_RANGE, "%s: Adam needs beta1, beta2 in [0, 1) and eps > 0, got %g, %g, %g",
-                            who, c.beta1, c.beta2, c.eps);
+    if (c.kind == HG_OPT_ADAM &&
+        !(c.beta1 >= 0 && c.beta1 < 1 && c.beta2 >= 0 && c.beta2 < 1 && c.eps > 0 && isfinite(c.eps)))
+        return hg_set_error(ctx, HG_ERR_RANGE, "%s: Adam needs beta1, beta2 in [0, 1) and eps > 0, got %g, %g, %g", who,
+                            c.beta1, c.beta2, c.eps);
     return HG_OK;
 }
 
@@ -82,15 +82,14 @@ static hg_status check_pair(hg_ctx *ctx, const char *who, int i, const hg_tensor
         (s && (st = hg_tensor_validate(ctx, s, who)) != HG_OK))
         return st;
     if (!hg_is_float(p->dtype))
-        return hg_set_error(ctx, HG_ERR_DTYPE, "%s: parameter %d is %s, not f32/f64", who, i,
-                            hg_dtype_name(p->dtype));
+        return hg_set_error(ctx, HG_ERR_DTYPE, "%s: parameter %d is %s, not f32/f64", who, i, hg_dtype_name(p->dtype));
     const hg_tensor *o = s && (!hg_same_shape(s, p) || s->dtype != p->dtype) ? s : g;
     if (hg_same_shape(o, p) && o->dtype == p->dtype)
         return HG_OK;
     char a[160], b[160];
     return hg_set_error(ctx, hg_same_shape(o, p) ? HG_ERR_DTYPE : HG_ERR_SHAPE,
-                        "%s: %s %d is %s %s, parameter is %s %s", who, o == g ? "gradient" : "state", i,
-                        HG_SHAPE(o, a), hg_dtype_name(o->dtype), HG_SHAPE(p, b), hg_dtype_name(p->dtype));
+                        "%s: %s %d is %s %s, parameter is %s %s", who, o == g ? "gradient" : "state", i, HG_SHAPE(o, a),
+                        hg_dtype_name(o->dtype), HG_SHAPE(p, b), hg_dtype_name(p->dtype));
 }
 
 /* ---- training form ------------------------------------------------------ */
@@ -142,35 +141,35 @@ hg_optimizer *hg_optimizer_new(hg_ctx *ctx, const hg_opt_config *cfg, int n, hg_
  * run in the same order as the recorded form's ops (hg_scale rounds its
  * scalar the same way), so both forms agree to the last bit. */
 /* The in-place loops are the training step's hot spot (HG_SIMD_CLONES). */
-#define DEFINE_UPDATE(T, SQRT)                                                                                     \
-    HG_SIMD_CLONES static void update_##T(const hg_opt_config *c, int t, T *p, const T *g, T *s1, T *s2, int64_t len)             \
-    {                                                                                                              \
-        const T lr = (T)c->lr;                                                                                     \
-        switch (c->kind) {                                                                                         \
-        case HG_OPT_SGD: /* p' = p - lr g */                                                                       \
-            for (int64_t i = 0; i < len; i++)                                                                      \
-                p[i] -= lr * g[i];                                                                                 \
-            break;                                                                                                 \
-        case HG_OPT_MOMENTUM: { /* u' = mu u + g; p' = p - lr u' */                                                \
-            const T mu = (T)c->momentum;                                                                           \
-            for (int64_t i = 0; i < len; i++) {                                                                    \
-                s1[i] = mu * s1[i] + g[i];                                                                         \
-                p[i] -= lr * s1[i];                                                                                \
-            }                                                                                                      \
-            break;                                                                                                 \
-        }                                                                                                          \
-        case HG_OPT_ADAM: { /* m' = b1 m + (1-b1) g; v' = b2 v + (1-b2) g^2; p' = p - lr m^/(sqrt(v^) + eps) */    \
-            const T b1 = (T)c->beta1, b2 = (T)c->beta2, eps = (T)c->eps;                                           \
-            const T a1 = (T)(1 - c->beta1), a2 = (T)(1 - c->beta2);                                                \
-            const T c1 = (T)(1.0 / (1.0 - pow(c->beta1, t))), c2 = (T)(1.0 / (1.0 - pow(c->beta2, t)));           \
-            for (int64_t i = 0; i < len; i++) {                                                                    \
-                s1[i] = b1 * s1[i] + a1 * g[i];                                                                    \
-                s2[i] = b2 * s2[i] + a2 * (g[i] * g[i]);                                                           \
-                p[i] -= lr * ((s1[i] * c1) / (SQRT(s2[i] * c2) + eps));                                            \
-            }                                                                                                      \
-            break;                                                                                                 \
-        }                                                                                                          \
-        }                                                                                                          \
+#define DEFINE_UPDATE(T, SQRT)                                                                                        \
+    HG_SIMD_CLONES static void update_##T(const hg_opt_config *c, int t, T *p, const T *g, T *s1, T *s2, int64_t len) \
+    {                                                                                                                 \
+        const T lr = (T)c->lr;                                                                                        \
+        switch (c->kind) {                                                                                            \
+        case HG_OPT_SGD: /* p' = p - lr g */                                                                          \
+            for (int64_t i = 0; i < len; i++)                                                                         \
+                p[i] -= lr * g[i];                                                                                    \
+            break;                                                                                                    \
+        case HG_OPT_MOMENTUM: { /* u' = mu u + g; p' = p - lr u' */                                                   \
+            const T mu = (T)c->momentum;                                                                              \
+            for (int64_t i = 0; i < len; i++) {                                                                       \
+                s1[i] = mu * s1[i] + g[i];                                                                            \
+                p[i] -= lr * s1[i];                                                                                   \
+            }                                                                                                         \
+            break;                                                                                                    \
+        }                                                                                                             \
+        case HG_OPT_ADAM: { /* m' = b1 m + (1-b1) g; v' = b2 v + (1-b2) g^2; p' = p - lr m^/(sqrt(v^) + eps) */       \
+            const T b1 = (T)c->beta1, b2 = (T)c->beta2, eps = (T)c->eps;                                              \
+            const T a1 = (T)(1 - c->beta1), a2 = (T)(1 - c->beta2);                                                   \
+            const T c1 = (T)(1.0 / (1.0 - pow(c->beta1, t))), c2 = (T)(1.0 / (1.0 - pow(c->beta2, t)));               \
+            for (int64_t i = 0; i < len; i++) {                                                                       \
+                s1[i] = b1 * s1[i] + a1 * g[i];                                                                       \
+                s2[i] = b2 * s2[i] + a2 * (g[i] * g[i]);                                                              \
+                p[i] -= lr * ((s1[i] * c1) / (SQRT(s2[i] * c2) + eps));                                               \
+            }                                                                                                         \
+            break;                                                                                                    \
+        }                                                                                                             \
+        }                                                                                                             \
     }
 
 DEFINE_UPDATE(float, sqrtf)
@@ -294,12 +293,11 @@ static double bias_correction(double beta, int t)
  *             v' = lincomb_prod(v, g, g; b2, 1-b2) (v = 0: prod(g, g; 1-b2));
  *             p' = adam_step(p, g, m, v; m', v') (its vjp for g one pass)
  * New state goes to st[i] (and st[n + i]). */
-static hg_tensor *fused_step(hg_ctx *ctx, const hg_opt_config *c, int t, int n, int i, hg_tensor *p,
-                             hg_tensor *g, hg_tensor *const *state, hg_tensor **st)
+static hg_tensor *fused_step(hg_ctx *ctx, const hg_opt_config *c, int t, int n, int i, hg_tensor *p, hg_tensor *g,
+                             hg_tensor *const *state, hg_tensor **st)
 {
     switch (c->kind) {
-    case HG_OPT_SGD:
-        return hg_opt_lincomb(ctx, p, g, 1.0, -c->lr);
+    case HG_OPT_SGD: return hg_opt_lincomb(ctx, p, g, 1.0, -c->lr);
     case HG_OPT_MOMENTUM: {
         hg_tensor *u = state[i];
         st[i] = u ? hg_opt_lincomb(ctx, u, g, c->momentum, 1.0) : hg_identity(ctx, g);
@@ -310,10 +308,16 @@ static hg_tensor *fused_step(hg_ctx *ctx, const hg_opt_config *c, int t, int n, 
          * uses sqrt'(0) = 0: d(upd) = dm^/eps, the true one (adam_dv). */
         hg_tensor *m = state[i], *v = state[n + i];
         hg_tensor *m1 = st[i] = m ? hg_opt_lincomb(ctx, m, g, c->beta1, 1 - c->beta1) : hg_scale(ctx, g, 1 - c->beta1);
-        hg_tensor *v1 = st[n + i] =
-            v ? hg_opt_lincomb_prod(ctx, v, g, g, c->beta2, 1 - c->beta2) : hg_opt_prod(ctx, g, g, 1 - c->beta2);
-        const double coef[8] = {c->lr,    bias_correction(c->beta1, t), bias_correction(c->beta2, t), c->eps,
-                                c->beta1, 1 - c->beta1,                 c->beta2,                     1 - c->beta2};
+        hg_tensor *v1 = st[n + i] = v ? hg_opt_lincomb_prod(ctx, v, g, g, c->beta2, 1 - c->beta2)
+                                      : hg_opt_prod(ctx, g, g, 1 - c->beta2);
+        const double coef[8] = {c->lr,
+                                bias_correction(c->beta1, t),
+                                bias_correction(c->beta2, t),
+                                c->eps,
+                                c->beta1,
+                                1 - c->beta1,
+                                c->beta2,
+                                1 - c->beta2};
         /* Both moments or neither (state entries may be NULL independently). */
         if (!m != !v) {
             m = m ? m : hg_zeros_like(ctx, p);
@@ -326,14 +330,12 @@ static hg_tensor *fused_step(hg_ctx *ctx, const hg_opt_config *c, int t, int n, 
 }
 
 /* The same step composed from elementwise ops, for a recorded lr tensor. */
-static hg_tensor *composed_step(hg_ctx *ctx, const hg_opt_config *c, hg_tensor *lr, int t, int n, int i,
-                                hg_tensor *p, hg_tensor *g, hg_tensor *const *state, hg_tensor **st)
+static hg_tensor *composed_step(hg_ctx *ctx, const hg_opt_config *c, hg_tensor *lr, int t, int n, int i, hg_tensor *p,
+                                hg_tensor *g, hg_tensor *const *state, hg_tensor **st)
 {
     hg_tensor *upd = NULL;
     switch (c->kind) {
-    case HG_OPT_SGD: /* p' = p - lr g */
-        upd = g;
-        break;
+    case HG_OPT_SGD: /* p' = p - lr g */ upd = g; break;
     case HG_OPT_MOMENTUM: { /* u' = mu u + g (u = 0: u' = g); p' = p - lr u' */
         hg_tensor *u = state[i];
         upd = st[i] = u ? hg_add(ctx, hg_scale(ctx, u, c->momentum), g) : hg_identity(ctx, g);

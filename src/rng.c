@@ -53,8 +53,8 @@ double hg_rng_normal(hg_rng *rng)
     return sqrt(-2.0 * log(u1)) * cos(2.0 * 3.14159265358979323846 * u2);
 }
 
-static hg_tensor *random_tensor(hg_ctx *ctx, hg_rng *rng, hg_dtype dtype, int rank, const int64_t *shape,
-                                double a, double b, bool normal, const char *who)
+static hg_tensor *random_tensor(hg_ctx *ctx, hg_rng *rng, hg_dtype dtype, int rank, const int64_t *shape, double a,
+                                double b, bool normal, const char *who)
 {
     if (!ctx)
         return NULL;

@@ -15,7 +15,7 @@ typedef struct solver {
     hg_apply_fn apply;
     void *user;
     const hg_tensor *b;
-    hg_tensor *v;   /* b's shape and dtype: what the callback sees */
+    hg_tensor *v; /* b's shape and dtype: what the callback sees */
     int64_t n;
     double lambda;
     int calls;
@@ -87,8 +87,10 @@ static hg_status apply_damped(solver *s, const double *p, double *out)
     }
     hg_status rs = hg_ctx_rewind(ctx, m);
     if (st == HG_OK && rs != HG_OK)
-        st = hg_set_error(ctx, rs, "%s: cannot release the callback's tensors at iteration %d (%s: a tape it began "
-                                   "is still active?)", s->who, iter, hg_status_name(rs));
+        st = hg_set_error(ctx, rs,
+                          "%s: cannot release the callback's tensors at iteration %d (%s: a tape it began "
+                          "is still active?)",
+                          s->who, iter, hg_status_name(rs));
     return st;
 }
 
@@ -114,8 +116,10 @@ static hg_tensor *setup(solver *s, hg_ctx *ctx, const char *who, hg_apply_fn app
         return NULL;
     }
     if (!isfinite(o->damping) || !isfinite(o->tol) || o->tol < 0 || o->max_iter < 0) {
-        hg_set_error(ctx, HG_ERR_RANGE, "%s: options out of range (damping %g must be finite, tol %g >= 0, "
-                                        "max_iter %d >= 0)", who, o->damping, o->tol, o->max_iter);
+        hg_set_error(ctx, HG_ERR_RANGE,
+                     "%s: options out of range (damping %g must be finite, tol %g >= 0, "
+                     "max_iter %d >= 0)",
+                     who, o->damping, o->tol, o->max_iter);
         return NULL;
     }
     s->n = b->numel;
@@ -218,8 +222,10 @@ HG_API hg_status hg_cg_solve(hg_ctx *ctx, hg_apply_fn apply, void *user, const h
                 break;
             double pAp = dot(p, Ap, n);
             if (!(pAp > 0.0) || !isfinite(pAp)) {
-                st = hg_set_error(ctx, HG_ERR_RANGE, "%s: p^T (A + %g I) p = %g at iteration %d: the operator is not "
-                                                     "positive definite (increase the damping)", who, s.lambda, pAp, it);
+                st = hg_set_error(ctx, HG_ERR_RANGE,
+                                  "%s: p^T (A + %g I) p = %g at iteration %d: the operator is not "
+                                  "positive definite (increase the damping)",
+                                  who, s.lambda, pAp, it);
                 break;
             }
             double alpha = rr / pAp;
@@ -250,8 +256,10 @@ HG_API hg_status hg_lissa_solve(hg_ctx *ctx, hg_apply_fn apply, void *user, cons
         return started;
     hg_solve_options o = defaults(opts);
     if (!(o.scale > 0.0) || !isfinite(o.scale))
-        return hg_set_error(ctx, HG_ERR_RANGE, "%s: scale %g must be finite and > 0 (above half the largest "
-                                               "eigenvalue of A + lambda I)", who, o.scale);
+        return hg_set_error(ctx, HG_ERR_RANGE,
+                            "%s: scale %g must be finite and > 0 (above half the largest "
+                            "eigenvalue of A + lambda I)",
+                            who, o.scale);
     solver s;
     double *v[4];
     hg_mark mark0, mark1;
@@ -285,8 +293,9 @@ HG_API hg_status hg_lissa_solve(hg_ctx *ctx, hg_apply_fn apply, void *user, cons
             }
             res = sqrt(dd) / bnorm;
             if (!isfinite(res) || res > 1e12) {
-                st = hg_set_error(ctx, HG_ERR_RANGE, "%s: diverged at iteration %d (relative residual %g): scale %g "
-                                                     "is too small for the operator's largest eigenvalue",
+                st = hg_set_error(ctx, HG_ERR_RANGE,
+                                  "%s: diverged at iteration %d (relative residual %g): scale %g "
+                                  "is too small for the operator's largest eigenvalue",
                                   who, it, res, o.scale);
                 break;
             }

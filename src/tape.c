@@ -98,7 +98,7 @@ hg_status hg_watch_n(hg_tape *tape, int n, hg_tensor *const *ts)
 {
     if (n > 0 && !ts)
         return tape && validate_tape(tape) == HG_OK ? hg_set_error(tape->ctx, HG_ERR_NULL, "hg_watch_n: array is NULL")
-                                                     : HG_ERR_NULL;
+                                                    : HG_ERR_NULL;
     for (int i = 0; i < n; i++) {
         hg_status s = hg_watch(tape, ts[i]);
         if (s != HG_OK)

@@ -436,8 +436,7 @@ double hg_get(const hg_tensor *t, int64_t i)
     if (hg_tensor_check(t) != HG_OK)
         return NAN;
     if (i < 0 || i >= t->numel) {
-        hg_set_error(t->ctx, HG_ERR_RANGE, "hg_get: index %lld outside [0, %lld)", (long long)i,
-                     (long long)t->numel);
+        hg_set_error(t->ctx, HG_ERR_RANGE, "hg_get: index %lld outside [0, %lld)", (long long)i, (long long)t->numel);
         return NAN;
     }
     return element(t, i);

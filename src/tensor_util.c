@@ -13,8 +13,10 @@ hg_tensor *hg_tensor_copy_to(hg_ctx *ctx, const hg_tensor *t)
     if (s == HG_ERR_NULL)
         return hg_set_error(ctx, s, "hg_tensor_copy_to: tensor argument is NULL"), NULL;
     if (s != HG_OK)
-        return hg_set_error(ctx, s, "hg_tensor_copy_to: tensor is stale (from a rewound or reset region) or not a "
-                                    "tensor"), NULL;
+        return hg_set_error(ctx, s,
+                            "hg_tensor_copy_to: tensor is stale (from a rewound or reset region) or not a "
+                            "tensor"),
+               NULL;
     hg_tensor *c = hg_tensor_alloc(ctx, "hg_tensor_copy_to", t->dtype, t->rank, t->shape);
     if (c && c->numel)
         memcpy(c->data, t->data, (size_t)c->numel * hg_dtype_size(c->dtype));

@@ -83,21 +83,21 @@ int64_t hg_unroll_snapshots_for(int64_t steps, int64_t max_recomputed)
 typedef struct unroll {
     hg_ctx *ctx;
     const hg_unroll_spec *sp;
-    int n;                 /* n_state */
-    bool dry;              /* count only */
+    int n;    /* n_state */
+    bool dry; /* count only */
     bool want_inputs, want_globals;
-    hg_tensor ***slot;     /* slot[0] = state0, slot[d] = snapshot d */
-    hg_tensor **work;      /* working state after an advance */
-    hg_tensor **adj;       /* a_{k+1} */
-    hg_tensor **dglob;     /* accumulated dE/dglobals (or NULL) */
+    hg_tensor ***slot; /* slot[0] = state0, slot[d] = snapshot d */
+    hg_tensor **work;  /* working state after an advance */
+    hg_tensor **adj;   /* a_{k+1} */
+    hg_tensor **dglob; /* accumulated dE/dglobals (or NULL) */
     int depth_used;
     int64_t forward_steps, recorded;
     size_t step_peak;
-    double E;              /* the loss's value, dtype and shape */
+    double E; /* the loss's value, dtype and shape */
     hg_dtype E_dtype;
     int E_rank;
     int64_t E_shape[HG_MAX_RANK];
-    int base_depth;        /* tapes active on entry (0) */
+    int base_depth; /* tapes active on entry (0) */
 } unroll;
 
 /* A callback's status: its own, or HG_ERR_INVALID if it failed silently. */
@@ -266,8 +266,7 @@ static hg_status reverse_unit(unroll *u, int k, hg_tensor *const *state)
         src[nsrc++] = S[i];
     for (int i = 0; i < ng && s == HG_OK; i++) {
         G[i] = sp->globals[i];
-        if (u->want_globals &&
-            (!(G[i] = hg_tensor_clone(ctx, sp->globals[i])) || (s = hg_watch(tape, G[i])) != HG_OK))
+        if (u->want_globals && (!(G[i] = hg_tensor_clone(ctx, sp->globals[i])) || (s = hg_watch(tape, G[i])) != HG_OK))
             s = hg_ctx_status(ctx);
     }
     if (u->want_globals) {
@@ -328,8 +327,7 @@ static hg_status reverse_unit(unroll *u, int k, hg_tensor *const *state)
                 gin[i] = idx_in[i] >= 0 ? grad[idx_in[i]] : NULL;
             s = callback_status(u, sp->on_grad(ctx, k, in, gin, sp->user), "on_grad", k);
             if (s == HG_OK)
-                s = check_tapes(u, u->base_depth, "hg_unroll: the on_grad callback left a tape active at step %d",
-                                k);
+                s = check_tapes(u, u->base_depth, "hg_unroll: the on_grad callback left a tape active at step %d", k);
         }
     }
     if (s == HG_OK) {
@@ -381,8 +379,8 @@ static hg_status check_spec(hg_ctx *ctx, const hg_unroll_spec *sp, hg_tensor **E
         return hg_set_error(ctx, HG_ERR_RANGE, "%s: steps %d outside 0..%d", who, sp->steps, HG_UNROLL_MAX_STEPS);
     if (sp->snapshots < 0)
         return hg_set_error(ctx, HG_ERR_RANGE, "%s: negative snapshot budget %d", who, sp->snapshots);
-    if (sp->n_state < 1 || sp->n_state > HG_UNROLL_MAX_ARGS || sp->n_inputs < 0 ||
-        sp->n_inputs > HG_UNROLL_MAX_ARGS || sp->n_globals < 0 || sp->n_globals > HG_UNROLL_MAX_ARGS)
+    if (sp->n_state < 1 || sp->n_state > HG_UNROLL_MAX_ARGS || sp->n_inputs < 0 || sp->n_inputs > HG_UNROLL_MAX_ARGS ||
+        sp->n_globals < 0 || sp->n_globals > HG_UNROLL_MAX_ARGS)
         return hg_set_error(ctx, HG_ERR_RANGE,
                             "%s: n_state %d (1..%d), n_inputs %d and n_globals %d (0..%d) out of range", who,
                             sp->n_state, HG_UNROLL_MAX_ARGS, sp->n_inputs, sp->n_globals, HG_UNROLL_MAX_ARGS);
@@ -390,7 +388,9 @@ static hg_status check_spec(hg_ctx *ctx, const hg_unroll_spec *sp, hg_tensor **E
         return hg_set_error(ctx, HG_ERR_NULL, "%s: %s is NULL", who, sp->state0 ? "globals" : "state0");
     if (!sp->step || !sp->loss || (sp->n_inputs && !sp->inputs))
         return hg_set_error(ctx, HG_ERR_NULL, "%s: the %s callback is NULL", who,
-                            !sp->step ? "step" : !sp->loss ? "loss" : "inputs");
+                            !sp->step   ? "step"
+                            : !sp->loss ? "loss"
+                                        : "inputs");
     for (int j = 0; j < sp->n_state + sp->n_globals; j++) {
         bool st = j < sp->n_state;
         hg_tensor *t = st ? sp->state0[j] : sp->globals[j - sp->n_state];
@@ -426,8 +426,8 @@ static hg_tensor **array(hg_ctx *ctx, size_t n)
     return a;
 }
 
-hg_status hg_unroll(hg_ctx *ctx, const hg_unroll_spec *sp, hg_tensor **E, hg_tensor **d_state0,
-                    hg_tensor **d_globals, hg_unroll_stats *stats)
+hg_status hg_unroll(hg_ctx *ctx, const hg_unroll_spec *sp, hg_tensor **E, hg_tensor **d_state0, hg_tensor **d_globals,
+                    hg_unroll_stats *stats)
 {
     if (stats)
         memset(stats, 0, sizeof *stats);
@@ -513,8 +513,8 @@ hg_status hg_unroll(hg_ctx *ctx, const hg_unroll_spec *sp, hg_tensor **E, hg_ten
                     if (!hg_is_float(e->dtype) || e->numel != 1) {
                         char a[160];
                         s = hg_set_error(ctx, hg_is_float(e->dtype) ? HG_ERR_SHAPE : HG_ERR_DTYPE,
-                                         "hg_unroll: the loss must be one f32/f64 element, got %s %s",
-                                         HG_SHAPE(e, a), hg_dtype_name(e->dtype));
+                                         "hg_unroll: the loss must be one f32/f64 element, got %s %s", HG_SHAPE(e, a),
+                                         hg_dtype_name(e->dtype));
                     } else {
                         u.E = hg_item(e);
                         u.E_dtype = e->dtype;

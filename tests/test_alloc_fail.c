@@ -247,8 +247,17 @@ static hg_status prog_unroll(hg_ctx *ctx, double *out, size_t *n_out)
     hg_tensor *lr = hg_scalar(ctx, HG_F64, 0.01);
     if (!d.x || !d.y || !lr)
         return hg_ctx_status(ctx);
-    hg_unroll_spec sp = {.steps = 6, .n_state = 12, .state0 = s0, .n_inputs = 1, .n_globals = 1, .globals = &lr,
-                         .snapshots = 2, .inputs = u_inputs, .step = u_step, .loss = u_loss, .on_grad = u_grad,
+    hg_unroll_spec sp = {.steps = 6,
+                         .n_state = 12,
+                         .state0 = s0,
+                         .n_inputs = 1,
+                         .n_globals = 1,
+                         .globals = &lr,
+                         .snapshots = 2,
+                         .inputs = u_inputs,
+                         .step = u_step,
+                         .loss = u_loss,
+                         .on_grad = u_grad,
                          .user = &d};
     hg_tensor *E, *d0[12], *dlr;
     if ((s = hg_unroll(ctx, &sp, &E, d0, &dlr, NULL)) != HG_OK)
@@ -308,7 +317,8 @@ static hg_status prog_func(hg_ctx *ctx, double *out, size_t *n_out)
         s = hg_gradcheck(ctx, f_cubic, 2, in, NULL, &opts, &rep);
     if (s != HG_OK)
         return s;
-    ck_assert_msg(rep.passed, "gradcheck did not pass: order %d input %d idx %lld analytic %g numeric %g", rep.worst_order, rep.worst_input, (long long)rep.worst_index, rep.analytic, rep.numeric);
+    ck_assert_msg(rep.passed, "gradcheck did not pass: order %d input %d idx %lld analytic %g numeric %g",
+                  rep.worst_order, rep.worst_input, (long long)rep.worst_index, rep.analytic, rep.numeric);
     hg_tensor *res[] = {v, g[0], g[1], jv, hv[0], hv[1], jac, hess};
     for (size_t i = 0; i < sizeof res / sizeof res[0]; i++)
         copy_out(res[i], out, n_out);
@@ -426,8 +436,8 @@ static long sweep(program prog, const char *name, int sticky)
                       c.size_mismatch);
     }
     ck_assert_int_ge(points, needed);
-    printf("alloc_fail: %-22s %4ld allocation points failed (%s), each ending in HG_ERR_OOM, no leak\n", name,
-           points, sticky ? "that one and every later one" : "that one only");
+    printf("alloc_fail: %-22s %4ld allocation points failed (%s), each ending in HG_ERR_OOM, no leak\n", name, points,
+           sticky ? "that one and every later one" : "that one only");
     fflush(stdout);
     return points;
 }

@@ -23,35 +23,35 @@
 static long tried;
 
 /* A call returning a tensor (or another pointer) must be refused with code. */
-#define BAD(ctx, code, expr)                                                                                       \
-    do {                                                                                                           \
-        hg_ctx_clear_error(ctx);                                                                                   \
-        const void *r_ = (expr);                                                                                   \
-        tried++;                                                                                                   \
-        ck_assert_msg(r_ == NULL, "line %d: %s was accepted", __LINE__, #expr);                                    \
-        ck_assert_msg(hg_ctx_status(ctx) == (code), "line %d: %s: status %s (\"%s\"), expected %s", __LINE__,      \
-                      #expr, hg_status_name(hg_ctx_status(ctx)), hg_ctx_error(ctx), hg_status_name(code));         \
-        ck_assert_msg(hg_ctx_error(ctx)[0] != '\0', "line %d: %s: empty message", __LINE__, #expr);                \
+#define BAD(ctx, code, expr)                                                                                         \
+    do {                                                                                                             \
+        hg_ctx_clear_error(ctx);                                                                                     \
+        const void *r_ = (expr);                                                                                     \
+        tried++;                                                                                                     \
+        ck_assert_msg(r_ == NULL, "line %d: %s was accepted", __LINE__, #expr);                                      \
+        ck_assert_msg(hg_ctx_status(ctx) == (code), "line %d: %s: status %s (\"%s\"), expected %s", __LINE__, #expr, \
+                      hg_status_name(hg_ctx_status(ctx)), hg_ctx_error(ctx), hg_status_name(code));                  \
+        ck_assert_msg(hg_ctx_error(ctx)[0] != '\0', "line %d: %s: empty message", __LINE__, #expr);                  \
     } while (0)
 
 /* A call returning hg_status must return code and leave it on the ctx. */
-#define BAD_ST(ctx, code, expr)                                                                                    \
-    do {                                                                                                           \
-        hg_ctx_clear_error(ctx);                                                                                   \
-        hg_status s_ = (expr);                                                                                     \
-        tried++;                                                                                                   \
-        ck_assert_msg(s_ == (code), "line %d: %s returned %s (\"%s\"), expected %s", __LINE__, #expr,              \
-                      hg_status_name(s_), hg_ctx_error(ctx), hg_status_name(code));                               \
-        ck_assert_msg(hg_ctx_status(ctx) == (code), "line %d: %s: ctx status %s, expected %s", __LINE__, #expr,   \
-                      hg_status_name(hg_ctx_status(ctx)), hg_status_name(code));                                  \
-        ck_assert_msg(hg_ctx_error(ctx)[0] != '\0', "line %d: %s: empty message", __LINE__, #expr);                \
+#define BAD_ST(ctx, code, expr)                                                                                 \
+    do {                                                                                                        \
+        hg_ctx_clear_error(ctx);                                                                                \
+        hg_status s_ = (expr);                                                                                  \
+        tried++;                                                                                                \
+        ck_assert_msg(s_ == (code), "line %d: %s returned %s (\"%s\"), expected %s", __LINE__, #expr,           \
+                      hg_status_name(s_), hg_ctx_error(ctx), hg_status_name(code));                             \
+        ck_assert_msg(hg_ctx_status(ctx) == (code), "line %d: %s: ctx status %s, expected %s", __LINE__, #expr, \
+                      hg_status_name(hg_ctx_status(ctx)), hg_status_name(code));                                \
+        ck_assert_msg(hg_ctx_error(ctx)[0] != '\0', "line %d: %s: empty message", __LINE__, #expr);             \
     } while (0)
 
 /* No ctx can be reached (NULL ctx, NULL or stale tape): only the return. */
-#define BAD_NOCTX(cond)                                                                                            \
-    do {                                                                                                           \
-        tried++;                                                                                                   \
-        ck_assert_msg((cond), "line %d: %s", __LINE__, #cond);                                                     \
+#define BAD_NOCTX(cond)                                        \
+    do {                                                       \
+        tried++;                                               \
+        ck_assert_msg((cond), "line %d: %s", __LINE__, #cond); \
     } while (0)
 
 /* A NULL result with an earlier error: the earlier error stays. */
@@ -99,51 +99,139 @@ static void teardown(void)
 typedef hg_tensor *(*binary_fn)(hg_ctx *, hg_tensor *, hg_tensor *);
 typedef hg_tensor *(*unary_fn)(hg_ctx *, hg_tensor *);
 
-static hg_tensor *scale2(hg_ctx *c, hg_tensor *x) { return hg_scale(c, x, 2.0); }
-static hg_tensor *add2(hg_ctx *c, hg_tensor *x) { return hg_add_scalar(c, x, 2.0); }
-static hg_tensor *pow3(hg_ctx *c, hg_tensor *x) { return hg_pow_scalar(c, x, 3.0); }
-static hg_tensor *sum0(hg_ctx *c, hg_tensor *x) { return hg_sum_axis(c, x, 0, 0); }
-static hg_tensor *mean0(hg_ctx *c, hg_tensor *x) { return hg_mean_axis(c, x, 0, 1); }
-static hg_tensor *softmax1(hg_ctx *c, hg_tensor *x) { return hg_softmax(c, x, -1); }
-static hg_tensor *log_softmax1(hg_ctx *c, hg_tensor *x) { return hg_log_softmax(c, x, -1); }
-static hg_tensor *matmul_tt(hg_ctx *c, hg_tensor *x, hg_tensor *y) { return hg_matmul_t(c, x, y, 1, 1); }
-static hg_tensor *clamp01(hg_ctx *c, hg_tensor *x) { return hg_clamp(c, x, 0.0, 1.0); }
-static hg_tensor *leaky01(hg_ctx *c, hg_tensor *x) { return hg_leaky_relu(c, x, 0.01); }
-static hg_tensor *elu1(hg_ctx *c, hg_tensor *x) { return hg_elu(c, x, 1.0); }
-static hg_tensor *max1(hg_ctx *c, hg_tensor *x) { return hg_max_axis(c, x, 1, 0); }
-static hg_tensor *min0(hg_ctx *c, hg_tensor *x) { return hg_min_axis(c, x, 0, 1); }
-static hg_tensor *argmax1(hg_ctx *c, hg_tensor *x) { return hg_argmax(c, x, -1, 0); }
-static hg_tensor *argmin0(hg_ctx *c, hg_tensor *x) { return hg_argmin(c, x, 0, 1); }
-static hg_tensor *lse1(hg_ctx *c, hg_tensor *x) { return hg_logsumexp(c, x, 1, 0); }
-static hg_tensor *sum01(hg_ctx *c, hg_tensor *x) { return hg_sum_axes(c, x, 2, (const int[]){0, 1}, 0); }
-static hg_tensor *mean10(hg_ctx *c, hg_tensor *x) { return hg_mean_axes(c, x, 2, (const int[]){-1, 0}, 1); }
-static hg_tensor *where_aa(hg_ctx *c, hg_tensor *x, hg_tensor *y) { return hg_where(c, x, x, y); }
+static hg_tensor *scale2(hg_ctx *c, hg_tensor *x)
+{
+    return hg_scale(c, x, 2.0);
+}
+static hg_tensor *add2(hg_ctx *c, hg_tensor *x)
+{
+    return hg_add_scalar(c, x, 2.0);
+}
+static hg_tensor *pow3(hg_ctx *c, hg_tensor *x)
+{
+    return hg_pow_scalar(c, x, 3.0);
+}
+static hg_tensor *sum0(hg_ctx *c, hg_tensor *x)
+{
+    return hg_sum_axis(c, x, 0, 0);
+}
+static hg_tensor *mean0(hg_ctx *c, hg_tensor *x)
+{
+    return hg_mean_axis(c, x, 0, 1);
+}
+static hg_tensor *softmax1(hg_ctx *c, hg_tensor *x)
+{
+    return hg_softmax(c, x, -1);
+}
+static hg_tensor *log_softmax1(hg_ctx *c, hg_tensor *x)
+{
+    return hg_log_softmax(c, x, -1);
+}
+static hg_tensor *matmul_tt(hg_ctx *c, hg_tensor *x, hg_tensor *y)
+{
+    return hg_matmul_t(c, x, y, 1, 1);
+}
+static hg_tensor *clamp01(hg_ctx *c, hg_tensor *x)
+{
+    return hg_clamp(c, x, 0.0, 1.0);
+}
+static hg_tensor *leaky01(hg_ctx *c, hg_tensor *x)
+{
+    return hg_leaky_relu(c, x, 0.01);
+}
+static hg_tensor *elu1(hg_ctx *c, hg_tensor *x)
+{
+    return hg_elu(c, x, 1.0);
+}
+static hg_tensor *max1(hg_ctx *c, hg_tensor *x)
+{
+    return hg_max_axis(c, x, 1, 0);
+}
+static hg_tensor *min0(hg_ctx *c, hg_tensor *x)
+{
+    return hg_min_axis(c, x, 0, 1);
+}
+static hg_tensor *argmax1(hg_ctx *c, hg_tensor *x)
+{
+    return hg_argmax(c, x, -1, 0);
+}
+static hg_tensor *argmin0(hg_ctx *c, hg_tensor *x)
+{
+    return hg_argmin(c, x, 0, 1);
+}
+static hg_tensor *lse1(hg_ctx *c, hg_tensor *x)
+{
+    return hg_logsumexp(c, x, 1, 0);
+}
+static hg_tensor *sum01(hg_ctx *c, hg_tensor *x)
+{
+    return hg_sum_axes(c, x, 2, (const int[]){0, 1}, 0);
+}
+static hg_tensor *mean10(hg_ctx *c, hg_tensor *x)
+{
+    return hg_mean_axes(c, x, 2, (const int[]){-1, 0}, 1);
+}
+static hg_tensor *where_aa(hg_ctx *c, hg_tensor *x, hg_tensor *y)
+{
+    return hg_where(c, x, x, y);
+}
 
 static const struct {
     const char *name;
     binary_fn fn;
     int broadcasting;
 } binary_ops[] = {
-    {"add", hg_add, 1},         {"sub", hg_sub, 1},         {"mul", hg_mul, 1},
-    {"div", hg_div, 1},         {"maximum", hg_maximum, 1}, {"minimum", hg_minimum, 1},
-    {"greater", hg_greater, 1}, {"greater_equal", hg_greater_equal, 1},
-    {"where", where_aa, 1},     {"matmul", hg_matmul, 0},   {"matmul_tt", matmul_tt, 0},
+    {"add", hg_add, 1},          {"sub", hg_sub, 1},
+    {"mul", hg_mul, 1},          {"div", hg_div, 1},
+    {"maximum", hg_maximum, 1},  {"minimum", hg_minimum, 1},
+    {"greater", hg_greater, 1},  {"greater_equal", hg_greater_equal, 1},
+    {"where", where_aa, 1},      {"matmul", hg_matmul, 0},
+    {"matmul_tt", matmul_tt, 0},
 };
 
 static const struct {
     const char *name;
     unary_fn fn;
 } unary_ops[] = {
-    {"neg", hg_neg},       {"scale", scale2},     {"add_scalar", add2},   {"pow_scalar", pow3},
-    {"exp", hg_exp},       {"log", hg_log},       {"sqrt", hg_sqrt},      {"tanh", hg_tanh},
-    {"sigmoid", hg_sigmoid}, {"relu", hg_relu},   {"abs", hg_abs},        {"sign", hg_sign},
-    {"identity", hg_identity}, {"sum", hg_sum},   {"mean", hg_mean},      {"sum_axis", sum0},
-    {"mean_axis", mean0},  {"softmax", softmax1}, {"log_softmax", log_softmax1}, {"transpose", hg_transpose},
-    {"sin", hg_sin},       {"cos", hg_cos},       {"log1p", hg_log1p},    {"expm1", hg_expm1},
-    {"erf", hg_erf},       {"softplus", hg_softplus}, {"clamp", clamp01}, {"leaky_relu", leaky01},
-    {"elu", elu1},         {"gelu", hg_gelu},     {"gelu_tanh", hg_gelu_tanh}, {"silu", hg_silu},
-    {"max_axis", max1},    {"min_axis", min0},    {"argmax", argmax1},    {"argmin", argmin0},
-    {"logsumexp", lse1},   {"sum_axes", sum01},   {"mean_axes", mean10},
+    {"neg", hg_neg},
+    {"scale", scale2},
+    {"add_scalar", add2},
+    {"pow_scalar", pow3},
+    {"exp", hg_exp},
+    {"log", hg_log},
+    {"sqrt", hg_sqrt},
+    {"tanh", hg_tanh},
+    {"sigmoid", hg_sigmoid},
+    {"relu", hg_relu},
+    {"abs", hg_abs},
+    {"sign", hg_sign},
+    {"identity", hg_identity},
+    {"sum", hg_sum},
+    {"mean", hg_mean},
+    {"sum_axis", sum0},
+    {"mean_axis", mean0},
+    {"softmax", softmax1},
+    {"log_softmax", log_softmax1},
+    {"transpose", hg_transpose},
+    {"sin", hg_sin},
+    {"cos", hg_cos},
+    {"log1p", hg_log1p},
+    {"expm1", hg_expm1},
+    {"erf", hg_erf},
+    {"softplus", hg_softplus},
+    {"clamp", clamp01},
+    {"leaky_relu", leaky01},
+    {"elu", elu1},
+    {"gelu", hg_gelu},
+    {"gelu_tanh", hg_gelu_tanh},
+    {"silu", hg_silu},
+    {"max_axis", max1},
+    {"min_axis", min0},
+    {"argmax", argmax1},
+    {"argmin", argmin0},
+    {"logsumexp", lse1},
+    {"sum_axes", sum01},
+    {"mean_axes", mean10},
 };
 
 START_TEST(binary_ops_wrong_shapes_and_dtypes)
@@ -403,8 +491,10 @@ START_TEST(conv_pool_bmm_bad_arguments)
     BAD(ctx, HG_ERR_SHAPE, hg_conv2d(ctx, x, w, NULL, &huge));
     /* an empty weight with a huge kernel extent: no overflow of the span */
     hg_conv2d_params maxdil = {{1, 1}, {0, 0}, {INT32_MAX, INT32_MAX}};
-    BAD(ctx, HG_ERR_SHAPE, hg_conv2d(ctx, x, hg_zeros(ctx, HG_F64, 4, SHAPE(0, 3, (int64_t)1 << 40, 3)), NULL, &maxdil));
-    BAD(ctx, HG_ERR_SHAPE, hg_conv2d_transpose(ctx, x, hg_zeros(ctx, HG_F64, 4, SHAPE(0, 3, (int64_t)1 << 40, 3)), 6, 6, &maxdil));
+    BAD(ctx, HG_ERR_SHAPE,
+        hg_conv2d(ctx, x, hg_zeros(ctx, HG_F64, 4, SHAPE(0, 3, (int64_t)1 << 40, 3)), NULL, &maxdil));
+    BAD(ctx, HG_ERR_SHAPE,
+        hg_conv2d_transpose(ctx, x, hg_zeros(ctx, HG_F64, 4, SHAPE(0, 3, (int64_t)1 << 40, 3)), 6, 6, &maxdil));
     BAD(ctx, HG_ERR_SHAPE, hg_conv2d(ctx, a, b, NULL, NULL));
     BAD(ctx, HG_ERR_SHAPE, hg_conv2d(ctx, x, w, v, &p));
     BAD(ctx, HG_ERR_DTYPE, hg_conv2d(ctx, x, w, hg_ones(ctx, HG_F32, 1, SHAPE(4)), &p));
@@ -459,8 +549,9 @@ START_TEST(conv_pool_bmm_bad_arguments)
     BAD(ctx, HG_ERR_SHAPE, hg_matmul_batched(ctx, cube, cube, 0, 0));
     BAD(ctx, HG_ERR_SHAPE, hg_matmul_batched(ctx, v, cube, 0, 0));
     BAD(ctx, HG_ERR_SHAPE, hg_matmul_batched(ctx, cube, hg_ones(ctx, HG_F64, 3, SHAPE(3, 4, 2)), 0, 0));
-    BAD(ctx, HG_ERR_SHAPE, hg_matmul_batched(ctx, hg_ones(ctx, HG_F64, 5, SHAPE(2, 1, 1, 2, 2)),
-                                             hg_ones(ctx, HG_F64, 6, SHAPE(1, 3, 1, 1, 2, 2)), 0, 0));
+    BAD(ctx, HG_ERR_SHAPE,
+        hg_matmul_batched(ctx, hg_ones(ctx, HG_F64, 5, SHAPE(2, 1, 1, 2, 2)),
+                          hg_ones(ctx, HG_F64, 6, SHAPE(1, 3, 1, 1, 2, 2)), 0, 0));
     BAD(ctx, HG_ERR_DTYPE, hg_matmul_batched(ctx, cube, hg_ones(ctx, HG_F32, 2, SHAPE(4, 2)), 0, 0));
     BAD(ctx, HG_ERR_DTYPE, hg_matmul_batched(ctx, ia, ia, 0, 1));
     BAD(ctx, HG_ERR_NULL, hg_matmul_batched(ctx, cube, NULL, 0, 0));
@@ -614,7 +705,7 @@ START_TEST(optim_bad_arguments)
     BAD_ST(ctx, HG_ERR_NULL, hg_opt_step(ctx, &sgd, NULL, 1, 2, NULL, g_ok, state, np));
     BAD_ST(ctx, HG_ERR_NULL, hg_opt_step(ctx, &sgd, NULL, 1, 2, p, NULL, state, np));
     BAD_ST(ctx, HG_ERR_NULL, hg_opt_step(ctx, &sgd, NULL, 1, 2, p, g_ok, state, NULL));
-    BAD_ST(ctx, HG_ERR_SHAPE, hg_opt_step(ctx, &sgd, v, 1, 2, p, g_ok, state, np));            /* lr not rank 0 */
+    BAD_ST(ctx, HG_ERR_SHAPE, hg_opt_step(ctx, &sgd, v, 1, 2, p, g_ok, state, np)); /* lr not rank 0 */
     BAD_ST(ctx, HG_ERR_DTYPE, hg_opt_step(ctx, &sgd, hg_scalar(ctx, HG_F32, 0.1), 1, 2, p, g_ok, state, np));
     BAD_ST(ctx, HG_ERR_SHAPE, hg_opt_step(ctx, &sgd, lr, 1, 2, p, g_shape, state, np));
     BAD_ST(ctx, HG_ERR_DTYPE, hg_opt_step(ctx, &sgd, lr, 1, 2, p, g_dtype, state, np));
@@ -787,8 +878,8 @@ static hg_status copy_backward(hg_ctx *c, const hg_node *node, hg_tensor *const 
 START_TEST(custom_op_bad_definitions)
 {
     hg_opdef ok = {"ok", 1, 1, 0, ok_shape, copy_forward, NULL, NULL};
-    hg_opdef no_shape = ok, no_forward = ok, zero_inputs = ok, many_inputs = ok, zero_outputs = ok,
-             many_outputs = ok, both = ok, with_attr = ok, wide_out = ok, fails = ok, fails_silently = ok;
+    hg_opdef no_shape = ok, no_forward = ok, zero_inputs = ok, many_inputs = ok, zero_outputs = ok, many_outputs = ok,
+             both = ok, with_attr = ok, wide_out = ok, fails = ok, fails_silently = ok;
     no_shape.shape = NULL;
     no_forward.forward = NULL;
     zero_inputs.n_inputs = 0;
@@ -998,7 +1089,7 @@ START_TEST(io_bad_arguments)
     BAD(ctx, HG_ERR_NULL, hg_idx_load(ctx, NULL, HG_I32, 1, 0));
     BAD(ctx, HG_ERR_NULL, hg_idx_load_buffer(ctx, NULL, 4, HG_I32, 1, 0));
     BAD(ctx, HG_ERR_DTYPE, hg_idx_load_buffer(ctx, "\0\0\x08\x01\0\0\0\0", 8, (hg_dtype)4, 1, 0));
-    BAD(ctx, HG_ERR_FORMAT, hg_idx_load_buffer(ctx, "\0\0\x08\x01\0\0\0\x02", 8, HG_I32, 1, 0)); /* truncated */
+    BAD(ctx, HG_ERR_FORMAT, hg_idx_load_buffer(ctx, "\0\0\x08\x01\0\0\0\x02", 8, HG_I32, 1, 0));      /* truncated */
     BAD(ctx, HG_ERR_FORMAT, hg_idx_load_buffer(ctx, "\0\0\x08\x01\0\0\0\x04zzzz", 12, HG_I32, 1, 3)); /* limit */
     BAD_NOCTX(hg_idx_load(NULL, path, HG_I32, 1, 0) == NULL);
     /* save */
@@ -1114,25 +1205,25 @@ START_TEST(tape_misuse)
     hg_tape *outer = hg_tape_begin(ctx, 0), *inner = hg_tape_begin(ctx, 0);
     hg_watch(inner, a);
     hg_tensor *y = hg_sum(ctx, hg_exp(ctx, a)), *g = NULL;
-    BAD_ST(ctx, HG_ERR_TAPE, hg_tape_end(outer));                          /* not innermost */
-    BAD_ST(ctx, HG_ERR_TAPE, hg_gradient(inner, y, 1, &a, NULL, &g));      /* still recording */
+    BAD_ST(ctx, HG_ERR_TAPE, hg_tape_end(outer));                     /* not innermost */
+    BAD_ST(ctx, HG_ERR_TAPE, hg_gradient(inner, y, 1, &a, NULL, &g)); /* still recording */
     ck_assert_ptr_null(g);
-    BAD_ST(ctx, HG_ERR_TAPE, hg_tape_resume(inner));                       /* not paused */
-    BAD_ST(ctx, HG_ERR_DTYPE, hg_watch(inner, lab));                        /* i32 */
+    BAD_ST(ctx, HG_ERR_TAPE, hg_tape_resume(inner)); /* not paused */
+    BAD_ST(ctx, HG_ERR_DTYPE, hg_watch(inner, lab)); /* i32 */
     BAD_ST(ctx, HG_ERR_NULL, hg_watch(inner, NULL));
     BAD_ST(ctx, HG_ERR_NULL, hg_watch_n(inner, 2, NULL));
     BAD_ST(ctx, HG_ERR_NULL, hg_watch_n(inner, 2, (hg_tensor *[]){a, NULL}));
     BAD_NOCTX(hg_watch_n(NULL, 1, &a) == HG_ERR_NULL);
     BAD_NOCTX(hg_watch_n(NULL, 1, NULL) == HG_ERR_NULL);
     ck_assert_int_eq(hg_tape_end(inner), HG_OK);
-    BAD_ST(ctx, HG_ERR_TAPE, hg_tape_end(inner));                          /* twice */
-    BAD_ST(ctx, HG_ERR_TAPE, hg_watch(inner, a));                           /* ended */
+    BAD_ST(ctx, HG_ERR_TAPE, hg_tape_end(inner)); /* twice */
+    BAD_ST(ctx, HG_ERR_TAPE, hg_watch(inner, a)); /* ended */
     BAD_ST(ctx, HG_ERR_TAPE, hg_tape_pause(inner));
     BAD_ST(ctx, HG_ERR_TAPE, hg_tape_resume(inner));
     /* gradient argument errors */
     BAD_ST(ctx, HG_ERR_DTYPE, hg_gradient(inner, lab, 1, &a, NULL, &g));
-    BAD_ST(ctx, HG_ERR_SHAPE, hg_gradient(inner, a, 1, &a, NULL, &g));     /* non-scalar, no seed */
-    BAD_ST(ctx, HG_ERR_SHAPE, hg_gradient(inner, y, 1, &a, a, &g));        /* seed shape */
+    BAD_ST(ctx, HG_ERR_SHAPE, hg_gradient(inner, a, 1, &a, NULL, &g));                      /* non-scalar, no seed */
+    BAD_ST(ctx, HG_ERR_SHAPE, hg_gradient(inner, y, 1, &a, a, &g));                         /* seed shape */
     BAD_ST(ctx, HG_ERR_SHAPE, hg_gradient(inner, y, 1, &a, hg_scalar(ctx, HG_F32, 1), &g)); /* seed dtype */
     BAD_ST(ctx, HG_ERR_INVALID, hg_gradient(inner, y, -1, &a, NULL, &g));
     BAD_ST(ctx, HG_ERR_NULL, hg_gradient(inner, y, 1, NULL, NULL, &g));
@@ -1143,7 +1234,7 @@ START_TEST(tape_misuse)
     /* the errors above did not use up the one gradient of a non-persistent tape */
     hg_ctx_clear_error(ctx);
     ck_assert_int_eq(hg_gradient(inner, y, 1, &a, NULL, &g), HG_OK);
-    BAD_ST(ctx, HG_ERR_TAPE, hg_gradient(inner, y, 1, &a, NULL, &g));      /* second call */
+    BAD_ST(ctx, HG_ERR_TAPE, hg_gradient(inner, y, 1, &a, NULL, &g)); /* second call */
     ck_assert_int_eq(hg_tape_end(outer), HG_OK);
     /* depth */
     hg_tape *tapes[HG_MAX_TAPES];
@@ -1203,10 +1294,10 @@ START_TEST(stale_tensors_and_tapes)
     BAD_ST(ctx, HG_ERR_STALE, hg_watch(outer, old));
     hg_tape_end(outer);
     hg_tensor *g = a;
-    BAD_ST(ctx, HG_ERR_STALE, hg_gradient(outer, y, 1, &a, NULL, &g));           /* target */
+    BAD_ST(ctx, HG_ERR_STALE, hg_gradient(outer, y, 1, &a, NULL, &g)); /* target */
     ck_assert_ptr_null(g);
-    BAD_ST(ctx, HG_ERR_STALE, hg_gradient(outer, s, 1, &old, NULL, &g));         /* source */
-    BAD_ST(ctx, HG_ERR_STALE, hg_gradient(outer, a, 1, &a, old, &g));            /* seed */
+    BAD_ST(ctx, HG_ERR_STALE, hg_gradient(outer, s, 1, &old, NULL, &g)); /* source */
+    BAD_ST(ctx, HG_ERR_STALE, hg_gradient(outer, a, 1, &a, old, &g));    /* seed */
     BAD_NOCTX(hg_npy_save("/tmp/never_written.npy", old) == HG_ERR_STALE);
     /* the tape begun after the mark */
     BAD_NOCTX(hg_tape_end(t) == HG_ERR_STALE);
@@ -1231,7 +1322,7 @@ START_TEST(stale_tensors_and_tapes)
     hg_mark later = hg_ctx_mark(ctx);
     ck_assert_int_eq(hg_ctx_rewind(ctx, ahead), HG_OK);
     BAD_ST(ctx, HG_ERR_INVALID, hg_ctx_rewind(ctx, later)); /* released by the rewind */
-    ck_assert_int_eq(hg_ctx_rewind(ctx, m2), HG_OK);         /* older: still valid */
+    ck_assert_int_eq(hg_ctx_rewind(ctx, m2), HG_OK);        /* older: still valid */
     BAD_ST(ctx, HG_ERR_INVALID, hg_ctx_rewind(ctx, ahead)); /* released now */
 }
 END_TEST
@@ -1285,9 +1376,10 @@ START_TEST(overflowing_counts)
     const int64_t big = (int64_t)1 << 32, huge = INT64_MAX / 2;
     BAD(ctx, HG_ERR_OVERFLOW, hg_tensor_new(ctx, HG_F64, 2, SHAPE(big, big)));
     BAD(ctx, HG_ERR_OVERFLOW, hg_zeros(ctx, HG_F64, 3, SHAPE(huge, 2, 2)));
-    BAD(ctx, HG_ERR_OVERFLOW, hg_zeros(ctx, HG_F64, 1, SHAPE(INT64_MAX)));       /* bytes */
+    BAD(ctx, HG_ERR_OVERFLOW, hg_zeros(ctx, HG_F64, 1, SHAPE(INT64_MAX))); /* bytes */
     BAD(ctx, HG_ERR_OVERFLOW, hg_zeros(ctx, HG_F32, 2, SHAPE((int64_t)1 << 62, 4)));
-    BAD(ctx, HG_ERR_OVERFLOW, hg_zeros(ctx, HG_F64, 3, SHAPE(0, (int64_t)1 << 62, 4))); /* empty, but the rest overflows */
+    BAD(ctx, HG_ERR_OVERFLOW,
+        hg_zeros(ctx, HG_F64, 3, SHAPE(0, (int64_t)1 << 62, 4))); /* empty, but the rest overflows */
     BAD(ctx, HG_ERR_OVERFLOW, hg_arange(ctx, HG_F64, INT64_MAX, 0, 1));
     BAD(ctx, HG_ERR_OVERFLOW, hg_broadcast_to(ctx, v, 3, SHAPE(big, big, 3)));
     BAD(ctx, HG_ERR_OVERFLOW, hg_reshape(ctx, a, 2, SHAPE(big, big)));
@@ -1304,8 +1396,8 @@ START_TEST(overflowing_counts)
     memset(npy + 10 + dict, ' ', 118 - dict - 1);
     npy[127] = '\n';
     BAD(ctx, HG_ERR_FORMAT, hg_npy_load_buffer(ctx, npy, sizeof npy));
-    unsigned char idx[20] = {0, 0, 8, 4, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                             0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    unsigned char idx[20] = {0,    0,    8,    4,    0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                             0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     BAD(ctx, HG_ERR_FORMAT, hg_idx_load_buffer(ctx, idx, sizeof idx, HG_I32, 1, 0));
     /* still fine: empty tensors with modest extents */
     hg_ctx_clear_error(ctx);
@@ -1374,10 +1466,18 @@ START_TEST(nan_and_inf_propagate)
         const char *name;
         hg_tensor *(*op)(hg_ctx *, hg_tensor *);
         double (*ref)(double);
-    } un[] = {{"exp", hg_exp, exp},     {"log", hg_log, log},           {"sqrt", hg_sqrt, sqrt},
-              {"tanh", hg_tanh, tanh},  {"sigmoid", hg_sigmoid, sigmoid_ref}, {"relu", hg_relu, relu_ref},
-              {"abs", hg_abs, fabs},    {"sign", hg_sign, sign_ref}, {"sin", hg_sin, sin},
-              {"cos", hg_cos, cos},     {"log1p", hg_log1p, log1p}, {"expm1", hg_expm1, expm1},
+    } un[] = {{"exp", hg_exp, exp},
+              {"log", hg_log, log},
+              {"sqrt", hg_sqrt, sqrt},
+              {"tanh", hg_tanh, tanh},
+              {"sigmoid", hg_sigmoid, sigmoid_ref},
+              {"relu", hg_relu, relu_ref},
+              {"abs", hg_abs, fabs},
+              {"sign", hg_sign, sign_ref},
+              {"sin", hg_sin, sin},
+              {"cos", hg_cos, cos},
+              {"log1p", hg_log1p, log1p},
+              {"expm1", hg_expm1, expm1},
               {"erf", hg_erf, erf}};
     for (size_t k = 0; k < sizeof un / sizeof un[0]; k++) {
         hg_tensor *y = un[k].op(ctx, x);

@@ -100,8 +100,8 @@ static int child(const char *mode, const char *outfile)
     int rc = 0;
     for (int d = 0; d < 2 && rc == 0; d++) {
         void *r = malloc(RESULT_BYTES(dtypes[d]));
-        rc = r && hypergradient(dtypes[d], r) == HG_OK && fwrite(r, 1, RESULT_BYTES(dtypes[d]), f) ==
-                                                               RESULT_BYTES(dtypes[d])
+        rc = r && hypergradient(dtypes[d], r) == HG_OK &&
+                     fwrite(r, 1, RESULT_BYTES(dtypes[d]), f) == RESULT_BYTES(dtypes[d])
                  ? 0
                  : 3;
         free(r);
@@ -171,8 +171,10 @@ START_TEST(pinned_blas_gives_the_same_bits)
                "one that does not: %lld\n",
                hg_dtype_name(dtypes[d]), N_TRAIN, N_IN, (long long)differing(dtypes[d], one[d], two[d]),
                (long long)pin_diff, (long long)differing(dtypes[d], one[d], free_run[d]));
-        ck_assert_msg(pin_diff == 0, "%s: a process started with OPENBLAS_NUM_THREADS=2 and pinned to 1 thread "
-                      "differs in %lld elements", hg_dtype_name(dtypes[d]), (long long)pin_diff);
+        ck_assert_msg(pin_diff == 0,
+                      "%s: a process started with OPENBLAS_NUM_THREADS=2 and pinned to 1 thread "
+                      "differs in %lld elements",
+                      hg_dtype_name(dtypes[d]), (long long)pin_diff);
     }
     if (!control)
         printf("no BLAS thread control here (every run single-threaded): the comparisons hold trivially\n");

@@ -110,9 +110,9 @@ END_TEST
 
 typedef struct hyper {
     hg_opt_config cfg;
-    int t0;                 /* step number of the first unrolled step - 1 */
-    hg_tensor *p0[NP];      /* starting parameters (f64) */
-    hg_tensor *s0[2 * NP];  /* starting optimizer state (Adam: m then v) or NULL */
+    int t0;                /* step number of the first unrolled step - 1 */
+    hg_tensor *p0[NP];     /* starting parameters (f64) */
+    hg_tensor *s0[2 * NP]; /* starting optimizer state (Adam: m then v) or NULL */
     hg_tensor *y_train, *x_val, *y_val;
 } hyper;
 

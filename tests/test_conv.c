@@ -61,7 +61,8 @@ START_TEST(conv_against_naive)
                         }
         }
     /* 1x1 kernel (the direct path) */
-    hg_tensor *x = random_f64(ctx, &rng, 4, SHAPE(2, 3, 4, 5), -1, 1), *w = random_f64(ctx, &rng, 4, SHAPE(2, 3, 1, 1), -1, 1);
+    hg_tensor *x = random_f64(ctx, &rng, 4, SHAPE(2, 3, 4, 5), -1, 1),
+              *w = random_f64(ctx, &rng, 4, SHAPE(2, 3, 1, 1), -1, 1);
     hg_tensor *y = hg_conv2d(ctx, x, w, NULL, NULL);
     hg_conv2d_params p0 = {{0, 0}, {0, 0}, {0, 0}};
     ck_assert_double_eq_tol(hg_get(y, ((1 * 2 + 0) * 4 + 1) * 5 + 2), naive_conv(x, w, &p0, 1, 0, 1, 2), 1e-14);
@@ -255,7 +256,8 @@ START_TEST(batched_matmul)
             check_gradients(ctx, f_bmm, 2, in2, &bc, 3, "matmul_batched rank 2 @ rank 3");
         }
     /* errors */
-    ck_assert_ptr_null(hg_matmul_batched(ctx, hg_ones(ctx, HG_F64, 3, SHAPE(2, 3, 4)), hg_ones(ctx, HG_F64, 3, SHAPE(3, 4, 5)), 0, 0));
+    ck_assert_ptr_null(hg_matmul_batched(ctx, hg_ones(ctx, HG_F64, 3, SHAPE(2, 3, 4)),
+                                         hg_ones(ctx, HG_F64, 3, SHAPE(3, 4, 5)), 0, 0));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_SHAPE);
     ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "batch axes of [2,3,4] and [3,4,5] do not broadcast"));
     hg_ctx_free(ctx);

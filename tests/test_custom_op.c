@@ -83,8 +83,10 @@ static hg_status softplus_detached_vjp(hg_ctx *ctx, const hg_node *node, hg_tens
     return gin[0] ? HG_OK : hg_ctx_status(ctx);
 }
 
-#define SOFTPLUS_DEF(name, vjp, backward)                                                                    \
-    {name, 1, 1, sizeof(beta_attr), same_shape_rule, softplus_forward, vjp, backward}
+#define SOFTPLUS_DEF(name, vjp, backward)                                               \
+    {                                                                                   \
+        name, 1, 1, sizeof(beta_attr), same_shape_rule, softplus_forward, vjp, backward \
+    }
 static const hg_opdef softplus_def = SOFTPLUS_DEF("softplus", softplus_vjp, NULL);
 static const hg_opdef softplus_once_def = SOFTPLUS_DEF("softplus_once", NULL, softplus_backward);
 static const hg_opdef softplus_wrong_def = SOFTPLUS_DEF("softplus_wrong", softplus_wrong_vjp, NULL);
@@ -120,8 +122,7 @@ static hg_status mul_sq_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *
     hg_tensor *a = hg_node_input(node, 0), *b = hg_node_input(node, 1);
     if (hg_node_needs_grad(node, 0) && !(gin[0] = hg_mul(ctx, gout[0], hg_scale(ctx, hg_mul(ctx, b, b), alpha))))
         return hg_ctx_status(ctx);
-    if (hg_node_needs_grad(node, 1) &&
-        !(gin[1] = hg_mul(ctx, gout[0], hg_scale(ctx, hg_mul(ctx, a, b), 2.0 * alpha))))
+    if (hg_node_needs_grad(node, 1) && !(gin[1] = hg_mul(ctx, gout[0], hg_scale(ctx, hg_mul(ctx, a, b), 2.0 * alpha))))
         return hg_ctx_status(ctx);
     return HG_OK;
 }
@@ -191,14 +192,13 @@ static hg_status wrong_shape_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *co
     return gin[0] ? HG_OK : hg_ctx_status(ctx);
 }
 
-static const hg_opdef broken_shape_def = {"broken_shape", 1, 1, 0, bad_shape_rule, softplus_forward, softplus_vjp,
-                                          NULL};
-static const hg_opdef broken_forward_def = {"broken_forward", 1, 1, 0, same_shape_rule, failing_forward, NULL,
-                                            NULL};
-static const hg_opdef wrong_vjp_shape_def = {"wrong_vjp_shape", 1, 1, 0, same_shape_rule, copy_forward,
-                                             wrong_shape_vjp, NULL};
-static const hg_opdef both_def = {"both", 1, 1, sizeof(beta_attr), same_shape_rule, softplus_forward, softplus_vjp,
-                                  softplus_backward};
+static const hg_opdef broken_shape_def = {"broken_shape", 1,   1, 0, bad_shape_rule, softplus_forward,
+                                          softplus_vjp,   NULL};
+static const hg_opdef broken_forward_def = {"broken_forward", 1, 1, 0, same_shape_rule, failing_forward, NULL, NULL};
+static const hg_opdef wrong_vjp_shape_def = {"wrong_vjp_shape", 1,   1, 0, same_shape_rule, copy_forward,
+                                             wrong_shape_vjp,   NULL};
+static const hg_opdef both_def = {
+    "both", 1, 1, sizeof(beta_attr), same_shape_rule, softplus_forward, softplus_vjp, softplus_backward};
 
 /* ---- functions for hg_gradcheck ---------------------------------------------------- */
 

@@ -26,14 +26,10 @@ static const struct {
     binary_fn f;
     double expect[6]; /* for a = [1,2,3;4,5,6], b = [0.5,-2,4;3,3,-1] */
 } binary_cases[] = {
-    {"add", hg_add, {1.5, 0, 7, 7, 8, 5}},
-    {"sub", hg_sub, {0.5, 4, -1, 1, 2, 7}},
-    {"mul", hg_mul, {0.5, -4, 12, 12, 15, -6}},
-    {"div", hg_div, {2, -1, 0.75, 4.0 / 3, 5.0 / 3, -6}},
-    {"maximum", hg_maximum, {1, 2, 4, 4, 5, 6}},
-    {"minimum", hg_minimum, {0.5, -2, 3, 3, 3, -1}},
-    {"greater", hg_greater, {1, 1, 0, 1, 1, 1}},
-    {"greater_equal", hg_greater_equal, {1, 1, 0, 1, 1, 1}},
+    {"add", hg_add, {1.5, 0, 7, 7, 8, 5}},       {"sub", hg_sub, {0.5, 4, -1, 1, 2, 7}},
+    {"mul", hg_mul, {0.5, -4, 12, 12, 15, -6}},  {"div", hg_div, {2, -1, 0.75, 4.0 / 3, 5.0 / 3, -6}},
+    {"maximum", hg_maximum, {1, 2, 4, 4, 5, 6}}, {"minimum", hg_minimum, {0.5, -2, 3, 3, 3, -1}},
+    {"greater", hg_greater, {1, 1, 0, 1, 1, 1}}, {"greater_equal", hg_greater_equal, {1, 1, 0, 1, 1, 1}},
 };
 
 START_TEST(forward_values)
@@ -134,7 +130,6 @@ START_TEST(broadcast_derivatives)
 }
 END_TEST
 
-
 /* Naive broadcasting reference: element i of out (shape `shape`) reads
  * element of t at the right-aligned, unit-collapsed multi-index. */
 static int64_t source_index(const hg_tensor *t, int rank, const int64_t *shape, int64_t i)
@@ -180,16 +175,16 @@ START_TEST(broadcast_patterns_against_reference)
         int ra, rb, rm;
         int64_t sa[4], sb[4], sm[4];
     } cases[] = {
-        {2, 2, 2, {37, 19}, {37, 19}, {37, 19}},         /* same shape */
-        {2, 1, 1, {37, 19}, {19}, {19}},                /* bias row */
-        {2, 2, 2, {37, 19}, {37, 1}, {1, 19}},          /* column */
-        {0, 2, 0, {0}, {5, 7}, {0}},                    /* scalar */
-        {2, 0, 2, {5, 7}, {0}, {5, 1}},                 /* scalar on the right */
-        {3, 2, 1, {3, 1, 5}, {4, 1}, {5}},              /* both broadcast -> [3,4,5] */
-        {4, 3, 2, {2, 3, 4, 5}, {3, 1, 5}, {4, 1}},     /* rank 4 */
+        {2, 2, 2, {37, 19}, {37, 19}, {37, 19}},    /* same shape */
+        {2, 1, 1, {37, 19}, {19}, {19}},            /* bias row */
+        {2, 2, 2, {37, 19}, {37, 1}, {1, 19}},      /* column */
+        {0, 2, 0, {0}, {5, 7}, {0}},                /* scalar */
+        {2, 0, 2, {5, 7}, {0}, {5, 1}},             /* scalar on the right */
+        {3, 2, 1, {3, 1, 5}, {4, 1}, {5}},          /* both broadcast -> [3,4,5] */
+        {4, 3, 2, {2, 3, 4, 5}, {3, 1, 5}, {4, 1}}, /* rank 4 */
         {1, 3, 3, {5}, {2, 1, 5}, {2, 1, 1}},
-        {3, 3, 1, {1, 1, 1}, {2, 3, 1}, {1}},           /* unit axes only */
-        {2, 2, 2, {0, 3}, {1, 3}, {0, 1}},              /* empty */
+        {3, 3, 1, {1, 1, 1}, {2, 3, 1}, {1}}, /* unit axes only */
+        {2, 2, 2, {0, 3}, {1, 3}, {0, 1}},    /* empty */
     };
     binary_fn fs[] = {hg_add, hg_sub, hg_mul, hg_div, hg_maximum, hg_minimum, hg_greater, hg_greater_equal};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {

@@ -382,8 +382,8 @@ START_TEST(gradient_of_hvp_matches_fd)
         double minus = w_dot_hvp(ctx, A, x, v, w, 0, NULL);
         xd[i] = saved;
         double fd = (plus - minus) / (2 * eps);
-        ck_assert_msg(fabs(hg_get(d3, i) - fd) <= 1e-7 + 1e-6 * fabs(fd), "d3[%d] = %.12g, fd %.12g", i,
-                      hg_get(d3, i), fd);
+        ck_assert_msg(fabs(hg_get(d3, i) - fd) <= 1e-7 + 1e-6 * fabs(fd), "d3[%d] = %.12g, fd %.12g", i, hg_get(d3, i),
+                      fd);
         third_max = fmax(third_max, fabs(fd));
     }
     ck_assert_double_gt(third_max, 1e-2);

@@ -174,8 +174,7 @@ START_TEST(accumulated_products_match_and_differentiate)
             size_t bytes = (size_t)hg_tensor_numel(in[i]) * (d ? sizeof(double) : sizeof(float));
             ck_assert_int_eq(hg_tensor_check(a[i]), HG_OK);
             ck_assert_msg(memcmp(hg_tensor_cdata(a[i]), hg_tensor_cdata(b[i]), bytes) == 0,
-                          "%s: cotangent %d differs between in-place and recorded accumulation", d ? "f64" : "f32",
-                          i);
+                          "%s: cotangent %d differs between in-place and recorded accumulation", d ? "f64" : "f32", i);
         }
     }
     hg_tensor *small[3] = {random_f64(ctx, &rng, 2, SHAPE(4, 3), -1, 1), random_f64(ctx, &rng, 2, SHAPE(3, 3), -1, 1),

@@ -50,8 +50,8 @@ static hg_status twice_careless_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor 
     return HG_OK;
 }
 
-static const hg_opdef twice_careless = {"twice_careless", 1, 1, 0, twice_shape, twice_forward, twice_careless_vjp,
-                                        NULL};
+static const hg_opdef twice_careless = {"twice_careless",   1,   1, 0, twice_shape, twice_forward,
+                                        twice_careless_vjp, NULL};
 
 START_TEST(failed_op_inside_vjp_fails_the_gradient)
 {

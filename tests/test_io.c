@@ -106,8 +106,11 @@ START_TEST(round_trips_every_dtype)
         const char *name;
         hg_tensor *t;
         hg_npy_type type;
-    } cases[] = {{"f64.npy", f, HG_NPY_F64}, {"f32.npy", f, HG_NPY_F32}, {"i32.npy", i, HG_NPY_I32},
-                 {"i64.npy", i, HG_NPY_I64}, {"u8.npy", i, HG_NPY_U8}};
+    } cases[] = {{"f64.npy", f, HG_NPY_F64},
+                 {"f32.npy", f, HG_NPY_F32},
+                 {"i32.npy", i, HG_NPY_I32},
+                 {"i64.npy", i, HG_NPY_I64},
+                 {"u8.npy", i, HG_NPY_U8}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         ck_assert_int_eq(hg_npy_save_as(tmp(cases[c].name), cases[c].t, cases[c].type), HG_OK);
         hg_tensor *back = hg_npy_load(ctx, tmp(cases[c].name));
@@ -194,14 +197,14 @@ START_TEST(malformed_npy)
         hg_status want;
     } cases[] = {
         {"{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }\n", 16, HG_OK},
-        {"{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }\n", 15, HG_ERR_FORMAT}, /* truncated data */
-        {"{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }\n", 17, HG_ERR_FORMAT}, /* trailing bytes */
+        {"{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }\n", 15, HG_ERR_FORMAT},  /* truncated data */
+        {"{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }\n", 17, HG_ERR_FORMAT},  /* trailing bytes */
         {"{'descr': '<c16', 'fortran_order': False, 'shape': (2,), }\n", 32, HG_ERR_FORMAT}, /* unknown dtype */
         {"{'descr': '<f8', 'fortran_order': True, 'shape': (2,), }\n", 16, HG_ERR_FORMAT},
         {"{'descr': '<f8', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1), }\n", 8, HG_ERR_FORMAT},
         {"{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296,4294967296,4294967296), }\n", 8,
-         HG_ERR_FORMAT}, /* overflow */
-        {"{'descr': '<f8', 'shape': (2,), }\n", 16, HG_ERR_FORMAT},                            /* missing key */
+         HG_ERR_FORMAT},                                            /* overflow */
+        {"{'descr': '<f8', 'shape': (2,), }\n", 16, HG_ERR_FORMAT}, /* missing key */
         {"{'descr': '<f8', 'fortran_order': False, 'shape': (2,), 'extra': 1}\n", 16, HG_ERR_FORMAT},
         {"{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }garbage\n", 16, HG_ERR_FORMAT},
         {"{'descr': '<f8', 'fortran_order': False, 'shape': (-2,), }\n", 16, HG_ERR_FORMAT},
@@ -442,10 +445,10 @@ END_TEST
 
 /* What a child process reports back. */
 typedef struct child_report {
-    int done;            /* 1 if the call returned */
-    hg_status status;    /* hg_ctx_status after the call */
-    int loaded;          /* result non-NULL */
-    long rss_kb;         /* growth of the peak RSS during the call */
+    int done;         /* 1 if the call returned */
+    hg_status status; /* hg_ctx_status after the call */
+    int loaded;       /* result non-NULL */
+    long rss_kb;      /* growth of the peak RSS during the call */
     char message[512];
 } child_report;
 
@@ -681,7 +684,7 @@ END_TEST
 
 typedef struct load_job {
     const char *path;
-    int idx;         /* hg_idx_load instead of hg_npy_load */
+    int idx; /* hg_idx_load instead of hg_npy_load */
     hg_dtype dtype;
     size_t max_bytes;
     hg_ctx_options opts;
@@ -833,8 +836,8 @@ START_TEST(idx_gzip_bombs_bounded)
         ck_assert_msg(r.done, "%s", r.message);
         ck_assert_int_eq(r.status, HG_ERR_FORMAT);
         ck_assert_msg(r.rss_kb < 16 * 1024, "peak RSS grew by %ld KiB refusing a non-IDX bomb", r.rss_kb);
-        printf("  zeros, max_bytes %s: %s after %ld KiB of RSS growth\n", limit ? "SIZE_MAX" : "0 (1 GiB)",
-               r.message, r.rss_kb);
+        printf("  zeros, max_bytes %s: %s after %ld KiB of RSS growth\n", limit ? "SIZE_MAX" : "0 (1 GiB)", r.message,
+               r.rss_kb);
     }
     /* 2. A valid header announcing 1 GiB of bytes: as f32 that is 4 GiB,
      *    above the default 1 GiB limit: refused before inflating. */

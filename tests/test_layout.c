@@ -172,7 +172,8 @@ START_TEST(index_values)
     ck_assert_int_eq(hg_tensor_dim(c, 1), 3);
     ck_assert_double_eq(hg_get(c, 3), 6); /* x[1, 2] */
     /* index_add accumulates repeats */
-    hg_tensor *acc = hg_index_add(ctx, hg_zeros(ctx, HG_F64, 2, SHAPE(3, 4)), 0, ix, hg_ones(ctx, HG_F64, 2, SHAPE(3, 4)));
+    hg_tensor *acc = hg_index_add(ctx, hg_zeros(ctx, HG_F64, 2, SHAPE(3, 4)), 0, ix,
+                                  hg_ones(ctx, HG_F64, 2, SHAPE(3, 4)));
     ck_assert_double_eq(hg_get(acc, 8), 2);
     ck_assert_double_eq(hg_get(acc, 0), 1);
     ck_assert_double_eq(hg_get(acc, 4), 0);
@@ -189,7 +190,8 @@ START_TEST(index_values)
     ck_assert_double_eq(hg_get(g0, 1), 5);
     ck_assert_double_eq(hg_get(g0, 2), 2);
     ck_assert_double_eq(hg_get(g0, 3), 11);
-    hg_tensor *sa = hg_scatter_add(ctx, hg_zeros(ctx, HG_F64, 2, SHAPE(3, 4)), 1, gi, hg_ones(ctx, HG_F64, 2, SHAPE(3, 2)));
+    hg_tensor *sa = hg_scatter_add(ctx, hg_zeros(ctx, HG_F64, 2, SHAPE(3, 4)), 1, gi,
+                                   hg_ones(ctx, HG_F64, 2, SHAPE(3, 2)));
     ck_assert_double_eq(hg_get(sa, 5), 2); /* row 1 index 1 twice */
     ck_assert_double_eq(hg_get(sa, 3), 1);
     ck_assert_double_eq(hg_get(sa, 4), 0);
@@ -232,7 +234,8 @@ START_TEST(derivatives)
         check_gradients(ctx, f_index_select, 2, sel, &axis, 3, "index_select");
         check_f32_first_order(ctx, f_index_select, 2, sel, &axis, 1e-5, "index_select f32");
     }
-    hg_tensor *ia[3] = {m, i32(ctx, 1, SHAPE(3), (const int32_t[]){3, 3, 0}), random_f64(ctx, &rng, 2, SHAPE(3, 3), -1, 1)};
+    hg_tensor *ia[3] = {m, i32(ctx, 1, SHAPE(3), (const int32_t[]){3, 3, 0}),
+                        random_f64(ctx, &rng, 2, SHAPE(3, 3), -1, 1)};
     check_gradients(ctx, f_index_add, 3, ia, NULL, 3, "index_add");
     check_f32_first_order(ctx, f_index_add, 3, ia, NULL, 1e-5, "index_add f32");
     for (int axis = 0; axis < 2; axis++) {
@@ -254,7 +257,8 @@ END_TEST
 static hg_tensor *two_inputs(hg_ctx *ctx, hg_tensor *const *in, void *user)
 {
     (void)user;
-    hg_tensor *s = hg_reshape(ctx, hg_sum(ctx, hg_mul(ctx, hg_mul(ctx, in[0], in[0]), hg_sum(ctx, in[1]))), 1, SHAPE(1));
+    hg_tensor *s = hg_reshape(ctx, hg_sum(ctx, hg_mul(ctx, hg_mul(ctx, in[0], in[0]), hg_sum(ctx, in[1]))), 1,
+                              SHAPE(1));
     hg_tensor *p = hg_mul(ctx, hg_narrow(ctx, in[0], 0, 0, 1), hg_narrow(ctx, in[1], 0, 1, 1));
     hg_tensor *parts[2] = {s, p};
     return hg_concat(ctx, 2, parts, 0);
@@ -342,7 +346,8 @@ START_TEST(errors)
     hg_tensor *ab[2] = {a, b};
     ck_assert_ptr_null(hg_concat(ctx, 2, ab, 1));
     ck_assert_int_eq(hg_ctx_status(ctx), HG_ERR_SHAPE);
-    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx), "hg_concat: input 1 [3,3] does not fit input 0 [2,3] along axis 1"));
+    ck_assert_ptr_nonnull(strstr(hg_ctx_error(ctx),
+                                 "hg_concat: input 1 [3,3] does not fit input 0 [2,3] along axis 1"));
     hg_ctx_clear_error(ctx);
     ck_assert_ptr_nonnull(hg_concat(ctx, 2, ab, 0));
     ck_assert_ptr_null(hg_stack(ctx, 2, ab, 0));

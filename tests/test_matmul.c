@@ -103,7 +103,8 @@ START_TEST(against_naive)
     for (int i = 0; i < 6; i++)
         ck_assert_float_eq(hg_tensor_cf32(z)[i], 0.0f);
     ck_assert_int_eq(hg_tensor_numel(hg_matmul_t(ctx, hg_ones(ctx, HG_F64, 2, SHAPE(3, 0)),
-                                                 hg_ones(ctx, HG_F64, 2, SHAPE(4, 3)), 1, 1)), 0);
+                                                 hg_ones(ctx, HG_F64, 2, SHAPE(4, 3)), 1, 1)),
+                     0);
     ck_assert_ctx_ok(ctx);
     hg_ctx_free(ctx);
 }

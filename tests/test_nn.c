@@ -109,8 +109,7 @@ START_TEST(cross_entropy_gradient_by_hand)
     hg_tensor *dz;
     ck_assert_int_eq(hg_gradient(t, loss, 1, &z, NULL, &dz), HG_OK);
     double s = exp(1) + exp(2) + exp(3);
-    const double want[6] = {(exp(1) / s - 1) / 2, exp(2) / s / 2, exp(3) / s / 2,
-                            1.0 / 6, 1.0 / 6, (1.0 / 3 - 1) / 2};
+    const double want[6] = {(exp(1) / s - 1) / 2, exp(2) / s / 2, exp(3) / s / 2, 1.0 / 6, 1.0 / 6, (1.0 / 3 - 1) / 2};
     for (int i = 0; i < 6; i++)
         ck_assert_double_eq_tol(hg_get(dz, i), want[i], 1e-15);
     /* f32 with huge logits stays finite and matches f64 */

@@ -12,9 +12,18 @@
 /* Away from every kink used below (0, clamp's -0.5 and 0.7). */
 static const double xs[N] = {-2.3, -1.1, -0.6, -0.25, 0.15, 0.45, 0.9, 1.7, 3.2};
 
-static double sigmoid_ref(double x) { return 1 / (1 + exp(-x)); }
-static double phi(double x) { return exp(-x * x / 2) / sqrt(2 * PI); }
-static double Phi(double x) { return 0.5 * (1 + erf(x / sqrt(2.0))); }
+static double sigmoid_ref(double x)
+{
+    return 1 / (1 + exp(-x));
+}
+static double phi(double x)
+{
+    return exp(-x * x / 2) / sqrt(2 * PI);
+}
+static double Phi(double x)
+{
+    return 0.5 * (1 + erf(x / sqrt(2.0)));
+}
 static const double GC = 0.79788456080286535588, GK = 0.044715;
 
 typedef struct unary_case {
@@ -25,31 +34,88 @@ typedef struct unary_case {
     double lo; /* inputs must exceed this (log1p) */
 } unary_case;
 
-static hg_tensor *leaky(hg_ctx *c, hg_tensor *x) { return hg_leaky_relu(c, x, 0.1); }
-static hg_tensor *elu13(hg_ctx *c, hg_tensor *x) { return hg_elu(c, x, 1.3); }
-static hg_tensor *clamp_ab(hg_ctx *c, hg_tensor *x) { return hg_clamp(c, x, -0.5, 0.7); }
+static hg_tensor *leaky(hg_ctx *c, hg_tensor *x)
+{
+    return hg_leaky_relu(c, x, 0.1);
+}
+static hg_tensor *elu13(hg_ctx *c, hg_tensor *x)
+{
+    return hg_elu(c, x, 1.3);
+}
+static hg_tensor *clamp_ab(hg_ctx *c, hg_tensor *x)
+{
+    return hg_clamp(c, x, -0.5, 0.7);
+}
 
-static double sin_d(double x) { return cos(x); }
-static double cos_d(double x) { return -sin(x); }
-static double log1p_d(double x) { return 1 / (1 + x); }
-static double erf_d(double x) { return 2 / sqrt(PI) * exp(-x * x); }
-static double softplus_f(double x) { return log1p(exp(x)); }
-static double leaky_f(double x) { return x > 0 ? x : 0.1 * x; }
-static double leaky_d(double x) { return x > 0 ? 1 : 0.1; }
-static double elu_f(double x) { return x > 0 ? x : 1.3 * expm1(x); }
-static double elu_d(double x) { return x > 0 ? 1 : 1.3 * exp(x); }
-static double gelu_f(double x) { return x * Phi(x); }
-static double gelu_d(double x) { return Phi(x) + x * phi(x); }
-static double gelu_tanh_f(double x) { return 0.5 * x * (1 + tanh(GC * (x + GK * x * x * x))); }
+static double sin_d(double x)
+{
+    return cos(x);
+}
+static double cos_d(double x)
+{
+    return -sin(x);
+}
+static double log1p_d(double x)
+{
+    return 1 / (1 + x);
+}
+static double erf_d(double x)
+{
+    return 2 / sqrt(PI) * exp(-x * x);
+}
+static double softplus_f(double x)
+{
+    return log1p(exp(x));
+}
+static double leaky_f(double x)
+{
+    return x > 0 ? x : 0.1 * x;
+}
+static double leaky_d(double x)
+{
+    return x > 0 ? 1 : 0.1;
+}
+static double elu_f(double x)
+{
+    return x > 0 ? x : 1.3 * expm1(x);
+}
+static double elu_d(double x)
+{
+    return x > 0 ? 1 : 1.3 * exp(x);
+}
+static double gelu_f(double x)
+{
+    return x * Phi(x);
+}
+static double gelu_d(double x)
+{
+    return Phi(x) + x * phi(x);
+}
+static double gelu_tanh_f(double x)
+{
+    return 0.5 * x * (1 + tanh(GC * (x + GK * x * x * x)));
+}
 static double gelu_tanh_d(double x)
 {
     double t = tanh(GC * (x + GK * x * x * x));
     return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * GC * (1 + 3 * GK * x * x);
 }
-static double silu_f(double x) { return x * sigmoid_ref(x); }
-static double silu_d(double x) { return sigmoid_ref(x) * (1 + x * (1 - sigmoid_ref(x))); }
-static double clamp_f(double x) { return x < -0.5 ? -0.5 : x > 0.7 ? 0.7 : x; }
-static double clamp_d(double x) { return x >= -0.5 && x <= 0.7 ? 1 : 0; }
+static double silu_f(double x)
+{
+    return x * sigmoid_ref(x);
+}
+static double silu_d(double x)
+{
+    return sigmoid_ref(x) * (1 + x * (1 - sigmoid_ref(x)));
+}
+static double clamp_f(double x)
+{
+    return x < -0.5 ? -0.5 : x > 0.7 ? 0.7 : x;
+}
+static double clamp_d(double x)
+{
+    return x >= -0.5 && x <= 0.7 ? 1 : 0;
+}
 
 static const unary_case cases[] = {
     {"sin", hg_sin, sin, sin_d, -1e9},
@@ -154,7 +220,8 @@ START_TEST(unary_f32_first_order_against_closed_forms)
         ck_assert_int_eq(hg_tensor_dtype(d1), HG_F32);
         for (int64_t i = 0; i < n; i++) {
             double v = (float)vals[i];
-            ck_assert_msg(fabs(hg_tensor_cf32(y)[i] - c->f(v)) <= 2e-6 * fmax(1, fabs(c->f(v))), "f32 %s(%g)", c->name, v);
+            ck_assert_msg(fabs(hg_tensor_cf32(y)[i] - c->f(v)) <= 2e-6 * fmax(1, fabs(c->f(v))), "f32 %s(%g)", c->name,
+                          v);
             ck_assert_msg(fabs(hg_tensor_cf32(d1)[i] - c->d1(v)) <= 1e-5 * fmax(1, fabs(c->d1(v))),
                           "f32 %s'(%g) = %.9g, want %.9g", c->name, v, hg_tensor_cf32(d1)[i], c->d1(v));
         }
@@ -204,8 +271,8 @@ START_TEST(unary_edges)
     ck_assert_double_eq(hg_item(hg_expm1(ctx, tiny)), 1e-17);
     /* NaN stays NaN */
     hg_tensor *nan = T64(ctx, 1, SHAPE(1), NAN);
-    hg_tensor *(*ops[])(hg_ctx *, hg_tensor *) = {hg_sin, hg_cos, hg_log1p, hg_expm1, hg_erf, hg_softplus, leaky,
-                                                  elu13, hg_gelu, hg_gelu_tanh, hg_silu, clamp_ab};
+    hg_tensor *(*ops[])(hg_ctx *, hg_tensor *) = {hg_sin, hg_cos, hg_log1p, hg_expm1,     hg_erf,  hg_softplus,
+                                                  leaky,  elu13,  hg_gelu,  hg_gelu_tanh, hg_silu, clamp_ab};
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
         ck_assert_msg(isnan(hg_item(ops[k](ctx, nan))), "op %zu: NaN did not propagate", k);
     ck_assert_ctx_ok(ctx);
@@ -256,8 +323,10 @@ START_TEST(max_min_argmax_values_and_shapes)
                                 int64_t p[3] = {o[0], o[1], o[2]};
                                 p[ax] = k;
                                 double v = at3(x, (int)p[0], (int)p[1], (int)p[2]);
-                                if (v > best) best = v, bi = k;
-                                if (v < worst) worst = v, wi = k;
+                                if (v > best)
+                                    best = v, bi = k;
+                                if (v < worst)
+                                    worst = v, wi = k;
                             }
                             ck_assert_double_eq(hg_get(mx, r), best);
                             ck_assert_double_eq(hg_get(mn, r), worst);
@@ -300,8 +369,8 @@ START_TEST(reductions_gradcheck_third_order)
         snprintf(what, sizeof what, "logsumexp axis %d", axis);
         check_gradients(ctx, f_lse, 1, &x, &axis, 3, what);
     }
-    int lists[][6] = {{2, 0, 0, 0, 2}, {2, 1, 1, -1, 1}, {1, 0, 1, 1}, {3, 0, 0, 2, 0, 1},
-                      {0, 0, 0}, {2, 1, 0, 0, 1}, {2, 0, 1, 1, 2}};
+    int lists[][6] = {{2, 0, 0, 0, 2}, {2, 1, 1, -1, 1}, {1, 0, 1, 1},   {3, 0, 0, 2, 0, 1},
+                      {0, 0, 0},       {2, 1, 0, 0, 1},  {2, 0, 1, 1, 2}};
     for (size_t k = 0; k < sizeof lists / sizeof lists[0]; k++) {
         char what[64];
         snprintf(what, sizeof what, "sum/mean_axes list %zu", k);

@@ -29,8 +29,8 @@ START_TEST(hand_computed_steps)
     ck_assert_int_eq(hg_opt_step(ctx, &adam, NULL, 1, 1, &p, &g, st, &p1), HG_OK);
     ck_assert_double_eq_tol(hg_get(p1, 0), 1.0 - 0.01 * 0.5 / (0.5 + 1e-8), 1e-15);
     ck_assert_double_eq_tol(hg_get(p1, 1), -2.0 + 0.01 * 4.0 / (4.0 + 1e-8), 1e-15);
-    ck_assert_double_eq_tol(hg_get(st[0], 0), 0.1 * 0.5, 1e-15);       /* m = (1-b1) g */
-    ck_assert_double_eq_tol(hg_get(st[1], 1), 0.001 * 16.0, 1e-15);    /* v = (1-b2) g^2 */
+    ck_assert_double_eq_tol(hg_get(st[0], 0), 0.1 * 0.5, 1e-15);    /* m = (1-b1) g */
+    ck_assert_double_eq_tol(hg_get(st[1], 1), 0.001 * 16.0, 1e-15); /* v = (1-b2) g^2 */
     /* Adam step 2 with gradient g2, closed form. */
     hg_tensor *g2 = T64(ctx, 1, SHAPE(2), -1.0, 2.0);
     ck_assert_int_eq(hg_opt_step(ctx, &adam, NULL, 2, 1, &p1, &g2, st, &p2), HG_OK);
@@ -49,7 +49,8 @@ START_TEST(hand_computed_steps)
     hg_ctx_clear_error(ctx);
     ck_assert_int_eq(hg_opt_step(ctx, &sgd, hg_ones(ctx, HG_F64, 1, SHAPE(2)), 1, 1, &p, &g, NULL, &q), HG_ERR_SHAPE);
     hg_ctx_clear_error(ctx);
-    ck_assert_int_eq(hg_opt_step(ctx, &sgd, NULL, 1, 1, &p, (hg_tensor *[]){hg_ones(ctx, HG_F64, 1, SHAPE(3))}, NULL, &q),
+    ck_assert_int_eq(hg_opt_step(ctx, &sgd, NULL, 1, 1, &p, (hg_tensor *[]){hg_ones(ctx, HG_F64, 1, SHAPE(3))}, NULL,
+                                 &q),
                      HG_ERR_SHAPE);
     hg_ctx_clear_error(ctx);
     ck_assert_int_eq(hg_opt_step(ctx, NULL, NULL, 1, 1, &p, &g, NULL, &q), HG_ERR_NULL);
@@ -90,8 +91,8 @@ START_TEST(training_form_matches_and_allocates_nothing)
                 ck_assert_uint_eq(after.chunk_allocs, before.chunk_allocs);
                 for (int i = 0; i < 12; i++)
                     ck_assert_msg(hg_get(cur, i) == hg_get(pb, i), /* bitwise: same roundings */
-                                  "kind %d dtype %d step %d element %d: %.17g vs %.17g", kind, dt, s, i,
-                                  hg_get(cur, i), hg_get(pb, i));
+                                  "kind %d dtype %d step %d element %d: %.17g vs %.17g", kind, dt, s, i, hg_get(cur, i),
+                                  hg_get(pb, i));
             }
             ck_assert_int_eq(hg_optimizer_steps(opt), 5);
         }
@@ -367,7 +368,6 @@ START_TEST(training_form_hand_computed)
 }
 END_TEST
 
-
 /* Warm state: N training-form steps, export, then K more steps both in the
  * training form and with hg_opt_step from the exported state (t = N+1...),
  * and with a fresh optimizer that imported it: bitwise equal parameters. */
@@ -422,8 +422,8 @@ START_TEST(warm_state_round_trip)
                 q[0] = nq[0];
                 q[1] = nq[1];
                 for (int i = 0; i < 2; i++) {
-                    ck_assert_msg(same_bits(p[i], q[i]), "%s %s step %d: recorded form differs",
-                                  hg_opt_name(cfg.kind), hg_dtype_name(dt), k);
+                    ck_assert_msg(same_bits(p[i], q[i]), "%s %s step %d: recorded form differs", hg_opt_name(cfg.kind),
+                                  hg_dtype_name(dt), k);
                     ck_assert_msg(same_bits(p[i], r[i]), "%s %s step %d: imported optimizer differs",
                                   hg_opt_name(cfg.kind), hg_dtype_name(dt), k);
                 }

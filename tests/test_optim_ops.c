@@ -181,8 +181,8 @@ START_TEST(fused_equals_composed_bitwise)
                               hg_opt_name(cfgs[k].kind), hg_dtype_name(dtype), t);
                 for (int j = 0; j < hg_opt_state_count(cfgs[k].kind, 1); j++)
                     ck_assert_msg(memcmp(hg_tensor_cdata(sa[j]), hg_tensor_cdata(sb[j]), bytes) == 0,
-                                  "%s %s step %d: state %d differs", hg_opt_name(cfgs[k].kind),
-                                  hg_dtype_name(dtype), t, j);
+                                  "%s %s step %d: state %d differs", hg_opt_name(cfgs[k].kind), hg_dtype_name(dtype), t,
+                                  j);
             }
         }
     }

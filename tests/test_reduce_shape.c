@@ -177,11 +177,21 @@ typedef struct pair_case {
 } pair_case;
 
 static const pair_case pair_cases[] = {
-    {2, {5, 7}, 1, {7}},          {2, {5, 7}, 2, {5, 1}},       {2, {5, 7}, 0, {0}},
-    {2, {5, 7}, 2, {1, 7}},       {3, {3, 4, 5}, 2, {4, 1}},    {3, {3, 4, 5}, 3, {3, 1, 5}},
-    {3, {3, 4, 5}, 3, {1, 4, 1}}, {3, {3, 1, 5}, 1, {5}},       {4, {2, 3, 4, 5}, 4, {2, 1, 4, 1}},
-    {4, {2, 3, 4, 5}, 3, {3, 1, 5}}, {2, {3, 700}, 1, {700}},  {3, {2, 3, 600}, 3, {2, 1, 600}},
-    {3, {2, 3, 4}, 3, {2, 3, 4}}, {1, {9}, 1, {1}},             {3, {1, 1, 1}, 0, {0}},
+    {2, {5, 7}, 1, {7}},
+    {2, {5, 7}, 2, {5, 1}},
+    {2, {5, 7}, 0, {0}},
+    {2, {5, 7}, 2, {1, 7}},
+    {3, {3, 4, 5}, 2, {4, 1}},
+    {3, {3, 4, 5}, 3, {3, 1, 5}},
+    {3, {3, 4, 5}, 3, {1, 4, 1}},
+    {3, {3, 1, 5}, 1, {5}},
+    {4, {2, 3, 4, 5}, 4, {2, 1, 4, 1}},
+    {4, {2, 3, 4, 5}, 3, {3, 1, 5}},
+    {2, {3, 700}, 1, {700}},
+    {3, {2, 3, 600}, 3, {2, 1, 600}},
+    {3, {2, 3, 4}, 3, {2, 3, 4}},
+    {1, {9}, 1, {1}},
+    {3, {1, 1, 1}, 0, {0}},
 };
 
 START_TEST(sum_to_broadcast_match_naive)
@@ -206,8 +216,7 @@ START_TEST(sum_to_broadcast_match_naive)
             do {
                 int64_t k = bcast_index(pc->rb, idx, pc->rs, pc->small);
                 want[k] += hg_get(big, i);
-                ck_assert_msg(hg_get(bc, i) == hg_get(small, k), "case %zu broadcast element %lld", c,
-                              (long long)i);
+                ck_assert_msg(hg_get(bc, i) == hg_get(small, k), "case %zu broadcast element %lld", c, (long long)i);
                 i++;
             } while (next_index(pc->rb, pc->big, idx));
             for (int64_t k = 0; k < ns; k++)
@@ -227,10 +236,10 @@ START_TEST(permute_matches_naive)
         int64_t shape[4];
         int perm[4];
     } cases[] = {
-        {2, {37, 45}, {1, 0}},          {3, {3, 4, 5}, {2, 0, 1}},    {3, {3, 4, 5}, {1, 2, 0}},
-        {3, {3, 4, 5}, {0, 2, 1}},      {3, {3, 4, 5}, {2, 1, 0}},    {3, {3, 4, 5}, {1, 0, 2}},
+        {2, {37, 45}, {1, 0}},           {3, {3, 4, 5}, {2, 0, 1}},       {3, {3, 4, 5}, {1, 2, 0}},
+        {3, {3, 4, 5}, {0, 2, 1}},       {3, {3, 4, 5}, {2, 1, 0}},       {3, {3, 4, 5}, {1, 0, 2}},
         {4, {2, 3, 4, 5}, {0, 3, 1, 2}}, {4, {2, 1, 4, 5}, {3, 1, 0, 2}}, {4, {2, 3, 4, 5}, {2, 3, 0, 1}},
-        {3, {1, 7, 1}, {2, 1, 0}},      {3, {2, 3, 4}, {0, 1, 2}},    {2, {70, 33}, {1, 0}},
+        {3, {1, 7, 1}, {2, 1, 0}},       {3, {2, 3, 4}, {0, 1, 2}},       {2, {70, 33}, {1, 0}},
     };
     hg_ctx *ctx = hg_ctx_new(NULL);
     hg_rng rng;
@@ -287,12 +296,14 @@ static hg_tensor *call_spec(hg_ctx *ctx, hg_tensor *const *in, void *user)
     case 11: return hg_permute(ctx, hg_reshape(ctx, x, 3, SHAPE(1, 2, 3)), (const int[]){2, 0, 1});
     /* rank 3: x[i,j] in[i,k] as a [2,3,3] tensor, permuted */
     case 12: {
-        hg_tensor *outer = hg_mul(ctx, hg_reshape(ctx, x, 3, SHAPE(2, 3, 1)), hg_reshape(ctx, in[0], 3, SHAPE(2, 1, 3)));
+        hg_tensor *outer = hg_mul(ctx, hg_reshape(ctx, x, 3, SHAPE(2, 3, 1)),
+                                  hg_reshape(ctx, in[0], 3, SHAPE(2, 1, 3)));
         return hg_permute(ctx, outer, (const int[]){1, 2, 0});
     }
     /* rank 3: [2,1,3] broadcast to [2,4,3], summed to [4,1] */
-    default: return hg_sum_to(ctx, hg_broadcast_to(ctx, hg_reshape(ctx, x, 3, SHAPE(2, 1, 3)), 3, SHAPE(2, 4, 3)), 2,
-                              SHAPE(4, 1));
+    default:
+        return hg_sum_to(ctx, hg_broadcast_to(ctx, hg_reshape(ctx, x, 3, SHAPE(2, 1, 3)), 3, SHAPE(2, 4, 3)), 2,
+                         SHAPE(4, 1));
     }
 }
 
@@ -300,10 +311,9 @@ START_TEST(derivatives)
 {
     hg_ctx *ctx = hg_ctx_new(NULL);
     hg_tensor *x = T64(ctx, 2, SHAPE(2, 3), 0.3, -1.2, 0.8, 1.5, -0.6, 2.2);
-    const spec specs[] = {{0, 0, 0},  {1, 0, 0},  {2, 0, 0},  {2, 0, 1},  {2, 1, 0},  {2, 1, 1},  {2, -1, 0},
-                          {2, -1, 1}, {3, 0, 0},  {3, 0, 1},  {3, 1, 0},  {3, -1, 1}, {4, 0, 0},  {5, 0, 0},
-                          {6, 0, 0},  {7, 0, 0},  {8, 0, 0},  {9, 0, 0},  {10, 0, 0}, {11, 0, 0}, {12, 0, 0},
-                          {13, 0, 0}};
+    const spec specs[] = {{0, 0, 0}, {1, 0, 0}, {2, 0, 0},  {2, 0, 1},  {2, 1, 0},  {2, 1, 1}, {2, -1, 0}, {2, -1, 1},
+                          {3, 0, 0}, {3, 0, 1}, {3, 1, 0},  {3, -1, 1}, {4, 0, 0},  {5, 0, 0}, {6, 0, 0},  {7, 0, 0},
+                          {8, 0, 0}, {9, 0, 0}, {10, 0, 0}, {11, 0, 0}, {12, 0, 0}, {13, 0, 0}};
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         char what[64];
         snprintf(what, sizeof what, "case %d axis %d keepdim %d", specs[i].which, specs[i].axis, specs[i].keepdim);
@@ -318,15 +328,15 @@ START_TEST(derivatives)
 END_TEST
 
 /* Each call checked alone (the first error is sticky, so clear in between). */
-#define EXPECT_ERROR(ctx, call, code, t1, t2)                                                                    \
-    do {                                                                                                         \
-        hg_ctx_clear_error(ctx);                                                                                 \
-        ck_assert_ptr_null(call);                                                                                \
-        ck_assert_msg(hg_ctx_status(ctx) == (code), "%s: status %s: %s", #call,                                  \
-                      hg_status_name(hg_ctx_status(ctx)), hg_ctx_error(ctx));                                    \
-        ck_assert_msg(strstr(hg_ctx_error(ctx), (t1)) && strstr(hg_ctx_error(ctx), (t2)),                        \
-                      "%s: message \"%s\" lacks \"%s\" or \"%s\"", #call, hg_ctx_error(ctx), (t1), (t2));        \
-        hg_ctx_clear_error(ctx);                                                                                 \
+#define EXPECT_ERROR(ctx, call, code, t1, t2)                                                                       \
+    do {                                                                                                            \
+        hg_ctx_clear_error(ctx);                                                                                    \
+        ck_assert_ptr_null(call);                                                                                   \
+        ck_assert_msg(hg_ctx_status(ctx) == (code), "%s: status %s: %s", #call, hg_status_name(hg_ctx_status(ctx)), \
+                      hg_ctx_error(ctx));                                                                           \
+        ck_assert_msg(strstr(hg_ctx_error(ctx), (t1)) && strstr(hg_ctx_error(ctx), (t2)),                           \
+                      "%s: message \"%s\" lacks \"%s\" or \"%s\"", #call, hg_ctx_error(ctx), (t1), (t2));           \
+        hg_ctx_clear_error(ctx);                                                                                    \
     } while (0)
 
 START_TEST(error_cases)
@@ -336,7 +346,8 @@ START_TEST(error_cases)
     hg_tensor *ix = hg_arange(ctx, HG_I32, 3, 0, 1);
     EXPECT_ERROR(ctx, hg_sum_axis(ctx, x, 2, 0), HG_ERR_RANGE, "hg_sum_axis: axis 2", "[2,3]");
     EXPECT_ERROR(ctx, hg_mean_axis(ctx, x, -3, 1), HG_ERR_RANGE, "hg_mean_axis: axis -3", "[2,3]");
-    EXPECT_ERROR(ctx, hg_sum_axis(ctx, hg_scalar(ctx, HG_F64, 1), 1, 0), HG_ERR_RANGE, "axis 1", "[]"); /* rank 0: axis 0 or -1 only */
+    EXPECT_ERROR(ctx, hg_sum_axis(ctx, hg_scalar(ctx, HG_F64, 1), 1, 0), HG_ERR_RANGE, "axis 1",
+                 "[]"); /* rank 0: axis 0 or -1 only */
     EXPECT_ERROR(ctx, hg_sum_to(ctx, x, 1, SHAPE(2)), HG_ERR_SHAPE, "hg_sum_to", "[2,3] down to [2]");
     EXPECT_ERROR(ctx, hg_sum_to(ctx, x, 3, SHAPE(1, 2, 3)), HG_ERR_SHAPE, "hg_sum_to", "[1,2,3]");
     EXPECT_ERROR(ctx, hg_sum_to(ctx, x, 7, SHAPE(1, 1, 1, 1, 1, 2, 3)), HG_ERR_SHAPE, "hg_sum_to", "rank 7");

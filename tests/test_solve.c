@@ -10,10 +10,10 @@
 
 /* A dense symmetric matrix applied with hg_matmul. */
 typedef struct dense_op {
-    hg_tensor *A;       /* [n, n] */
-    int fail_at;        /* return an error at this call (1-based), 0: never */
-    int set_message;    /* with fail_at: also leave an error on the ctx */
-    int bad_kind;       /* 1 wrong shape, 2 wrong dtype, 3 NULL, 4 stale, 5 tape left active, 6 error on ctx + OK */
+    hg_tensor *A;    /* [n, n] */
+    int fail_at;     /* return an error at this call (1-based), 0: never */
+    int set_message; /* with fail_at: also leave an error on the ctx */
+    int bad_kind;    /* 1 wrong shape, 2 wrong dtype, 3 NULL, 4 stale, 5 tape left active, 6 error on ctx + OK */
     int calls;
 } dense_op;
 
@@ -223,8 +223,7 @@ START_TEST(lissa_converges_and_diverges)
     ck_assert(rep.residual <= 1e-10);
     /* The reported residual is that of the previous iterate; the returned one
      * is better (scale > lambda_max: monotone). */
-    ck_assert_msg(true_residual(s.a, N, 0.5, s.b, x) <= 1e-10, "lissa residual %g",
-                  true_residual(s.a, N, 0.5, s.b, x));
+    ck_assert_msg(true_residual(s.a, N, 0.5, s.b, x) <= 1e-10, "lissa residual %g", true_residual(s.a, N, 0.5, s.b, x));
     ck_assert_int_eq(hg_cg_solve(ctx, apply_dense, &s.op, s.b, &o, &xcg, NULL), HG_OK);
     for (int i = 0; i < N; i++)
         ck_assert_close(hg_get(x, i), hg_get(xcg, i), 1e-8);
@@ -357,7 +356,8 @@ START_TEST(bad_arguments)
             hg_ctx_clear_error(ctx);
             hg_ctx_stats st0 = hg_ctx_get_stats(ctx);
             x = s.b;
-            hg_status st = fns[f](ctx, cases[c].apply, &s.op, cases[c].b, &cases[c].o, cases[c].null_x ? NULL : &x, NULL);
+            hg_status st = fns[f](ctx, cases[c].apply, &s.op, cases[c].b, &cases[c].o, cases[c].null_x ? NULL : &x,
+                                  NULL);
             ck_assert_msg(st == cases[c].want, "%s case %zu: %s", names[f], c, hg_status_name(st));
             ck_assert_int_eq(hg_ctx_status(ctx), cases[c].want);
             ck_assert_msg(strstr(hg_ctx_error(ctx), names[f]), "message names the call: %s", hg_ctx_error(ctx));
@@ -445,7 +445,8 @@ START_TEST(allocation_failure)
                 hg_status st = solver ? hg_lissa_solve(ctx, apply_dense, &s.op, s.b, &o, &x, NULL)
                                       : hg_cg_solve(ctx, apply_dense, &s.op, s.b, &o, &x, NULL);
                 if (st != HG_OK) {
-                    ck_assert_msg(st == HG_ERR_OOM, "fail_at %ld: %s %s", fail_at, hg_status_name(st), hg_ctx_error(ctx));
+                    ck_assert_msg(st == HG_ERR_OOM, "fail_at %ld: %s %s", fail_at, hg_status_name(st),
+                                  hg_ctx_error(ctx));
                     ck_assert_ptr_null(x);
                     failed = 1;
                     hg_ctx_clear_error(ctx);

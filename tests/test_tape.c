@@ -122,8 +122,8 @@ START_TEST(accumulation_intermediates_and_seeds)
     hg_tensor *x = T64(ctx, 1, SHAPE(3), 1, 2, 3);
     hg_tape *t = hg_tape_begin(ctx, HG_TAPE_PERSISTENT);
     hg_watch(t, x);
-    hg_tensor *h = hg_mul(ctx, x, x);      /* x^2 */
-    hg_tensor *y = hg_add(ctx, h, x);      /* x^2 + x: x used twice */
+    hg_tensor *h = hg_mul(ctx, x, x); /* x^2 */
+    hg_tensor *y = hg_add(ctx, h, x); /* x^2 + x: x used twice */
     hg_tape_end(t);
     hg_tensor *seed = T64(ctx, 1, SHAPE(3), 1, 10, 100);
     hg_tensor *srcs[2] = {x, h}, *g[2];

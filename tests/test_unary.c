@@ -11,21 +11,29 @@ typedef struct unary_case {
     double lo, hi; /* sample range for the derivative checks */
 } unary_case;
 
-static double ref_neg(double x) { return -x; }
-static double ref_sigmoid(double x) { return 1 / (1 + exp(-x)); }
-static double ref_relu(double x) { return x > 0 ? x : 0; }
-static double ref_identity(double x) { return x; }
+static double ref_neg(double x)
+{
+    return -x;
+}
+static double ref_sigmoid(double x)
+{
+    return 1 / (1 + exp(-x));
+}
+static double ref_relu(double x)
+{
+    return x > 0 ? x : 0;
+}
+static double ref_identity(double x)
+{
+    return x;
+}
 
 static const unary_case cases[] = {
-    {"neg", hg_neg, ref_neg, -2, 2},
-    {"exp", hg_exp, exp, -2, 2},
-    {"log", hg_log, log, 0.5, 3},
-    {"sqrt", hg_sqrt, sqrt, 0.5, 3},
-    {"tanh", hg_tanh, tanh, -2, 2},
-    {"sigmoid", hg_sigmoid, ref_sigmoid, -3, 3},
+    {"neg", hg_neg, ref_neg, -2, 2},     {"exp", hg_exp, exp, -2, 2},
+    {"log", hg_log, log, 0.5, 3},        {"sqrt", hg_sqrt, sqrt, 0.5, 3},
+    {"tanh", hg_tanh, tanh, -2, 2},      {"sigmoid", hg_sigmoid, ref_sigmoid, -3, 3},
     {"relu", hg_relu, ref_relu, 0.2, 2}, /* and negative below */
-    {"abs", hg_abs, fabs, 0.2, 2},
-    {"identity", hg_identity, ref_identity, -2, 2},
+    {"abs", hg_abs, fabs, 0.2, 2},       {"identity", hg_identity, ref_identity, -2, 2},
 };
 #define N_CASES (sizeof cases / sizeof cases[0])
 
@@ -142,13 +150,12 @@ START_TEST(sqrt_at_zero)
     ck_assert_double_eq(hg_get(d2, 0), 0.0);
     ck_assert_double_eq(hg_get(d3, 0), 0.0);
     ck_assert_double_eq(hg_get(d1, 2), 0.0);
-    ck_assert_double_eq_tol(hg_get(d1, 1), 0.25, 1e-15);                   /* 1/(2 sqrt x) */
-    ck_assert_double_eq_tol(hg_get(d2, 1), -1.0 / 32, 1e-15);              /* -1/4 x^-3/2 */
+    ck_assert_double_eq_tol(hg_get(d1, 1), 0.25, 1e-15);                     /* 1/(2 sqrt x) */
+    ck_assert_double_eq_tol(hg_get(d2, 1), -1.0 / 32, 1e-15);                /* -1/4 x^-3/2 */
     ck_assert_double_eq_tol(hg_get(d3, 1), 3.0 / 8 * pow(4.0, -2.5), 1e-15); /* 3/8 x^-5/2 */
     hg_ctx_free(ctx);
 }
 END_TEST
-
 
 /* f32 kernels agree with the f64 ones (to f32 rounding) on every op, over a
  * length that is not a multiple of any vector width. */
@@ -166,8 +173,7 @@ START_TEST(f32_matches_f64)
         ck_assert_msg(y32 && hg_tensor_dtype(y32) == HG_F32, "%s: %s", cases[c].name, hg_ctx_error(ctx));
         for (int64_t i = 0; i < hg_tensor_numel(x); i++)
             ck_assert_msg(fabs(hg_get(y32, i) - hg_get(y64, i)) <= 1e-6 * fmax(1, fabs(hg_get(y64, i))),
-                          "%s element %lld: %.9g vs %.9g", cases[c].name, (long long)i, hg_get(y32, i),
-                          hg_get(y64, i));
+                          "%s element %lld: %.9g vs %.9g", cases[c].name, (long long)i, hg_get(y32, i), hg_get(y64, i));
     }
     hg_tensor *x32 = hg_cast(ctx, pos, HG_F32);
     hg_tensor *pairs[][2] = {{hg_scale(ctx, pos, -1.5), hg_scale(ctx, x32, -1.5)},
@@ -226,7 +232,6 @@ START_TEST(derivatives_at_kinks)
 }
 END_TEST
 
-
 /* The f32 exp, tanh and sigmoid kernels (vectorised, not libm) against the
  * f64 libm values: a dense grid over the whole float range of interest,
  * plus overflow, underflow through subnormals, infinities, NaN, -0. */
@@ -264,8 +269,7 @@ START_TEST(f32_transcendentals_accuracy)
                 worst_i = i;
             }
         }
-        ck_assert_msg(worst < 4e-7, "%s: worst relative error %.3g at x = %.9g", names[k], worst,
-                      (double)xs[worst_i]);
+        ck_assert_msg(worst < 4e-7, "%s: worst relative error %.3g at x = %.9g", names[k], worst, (double)xs[worst_i]);
     }
     const float nan_in[2] = {NAN, -NAN};
     hg_tensor *xn = hg_tensor_from(ctx, HG_F32, 1, SHAPE(2), nan_in);

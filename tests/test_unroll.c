@@ -42,8 +42,8 @@ START_TEST(cost_matches_brute_force)
     memset(brute, 0xff, sizeof brute);
     for (int K = 0; K < 40; K++)
         for (int s = 0; s < 8; s++)
-            ck_assert_msg(hg_unroll_cost(K, s) == brute_cost(K + 1, s) - K, "K=%d s=%d: %lld vs brute force %lld",
-                          K, s, (long long)hg_unroll_cost(K, s), (long long)(brute_cost(K + 1, s) - K));
+            ck_assert_msg(hg_unroll_cost(K, s) == brute_cost(K + 1, s) - K, "K=%d s=%d: %lld vs brute force %lld", K, s,
+                          (long long)hg_unroll_cost(K, s), (long long)(brute_cost(K + 1, s) - K));
     /* closed-form corner values */
     ck_assert_int_eq(hg_unroll_cost(1875, 1875), 0);
     ck_assert_int_eq(hg_unroll_cost(1875, 100000), 0);
@@ -66,9 +66,9 @@ typedef struct chain {
     int calls_on_grad;
     int last_k;
     double dc[64];
-    int fail_at;          /* step callback fails at this k (-1: never) */
-    int leave_tape;       /* step callback leaves a tape active at fail_at */
-    int bad_shape;        /* step returns a wrong shape at fail_at */
+    int fail_at;    /* step callback fails at this k (-1: never) */
+    int leave_tape; /* step callback leaves a tape active at fail_at */
+    int bad_shape;  /* step returns a wrong shape at fail_at */
 } chain;
 
 static hg_status chain_inputs(hg_ctx *ctx, int k, hg_tensor **in, void *user)
@@ -121,15 +121,24 @@ static hg_unroll_spec chain_spec(chain *c, int K, int snaps, hg_tensor **x0, hg_
 {
     c->last_k = K;
     c->calls_on_grad = 0;
-    hg_unroll_spec sp = {.steps = K, .n_state = 1, .state0 = x0, .n_inputs = 1, .n_globals = 1,
-                         .globals = lr, .snapshots = snaps, .inputs = chain_inputs, .step = chain_step,
-                         .loss = chain_loss, .on_grad = chain_grad, .user = c};
+    hg_unroll_spec sp = {.steps = K,
+                         .n_state = 1,
+                         .state0 = x0,
+                         .n_inputs = 1,
+                         .n_globals = 1,
+                         .globals = lr,
+                         .snapshots = snaps,
+                         .inputs = chain_inputs,
+                         .step = chain_step,
+                         .loss = chain_loss,
+                         .on_grad = chain_grad,
+                         .user = c};
     return sp;
 }
 
 /* The same chain on one tape over all steps. */
-static void chain_full(hg_ctx *ctx, chain *c, int K, hg_tensor *x0, hg_tensor *lr, double *E, double *dx0,
-                       double *dlr, double *dc)
+static void chain_full(hg_ctx *ctx, chain *c, int K, hg_tensor *x0, hg_tensor *lr, double *E, double *dx0, double *dlr,
+                       double *dc)
 {
     hg_mark m = hg_ctx_mark(ctx);
     hg_tape *t = hg_tape_begin(ctx, 0);
@@ -322,8 +331,9 @@ static void mlp_setup(hg_ctx *ctx, mlp_case *mc, hg_opt_kind kind, hg_dtype dt, 
         mlp_inputs(ctx, k + 3, in, mc);
         hg_tape *t = hg_tape_begin(ctx, 0);
         hg_watch_n(t, NP, params);
-        hg_tensor *loss = hg_mean(ctx, hg_mul(ctx, in[1], hg_softmax_cross_entropy_each(
-                                                               ctx, hg_mlp_forward(ctx, &mc->spec, params, in[0]), in[2])));
+        hg_tensor *loss = hg_mean(
+            ctx, hg_mul(ctx, in[1],
+                        hg_softmax_cross_entropy_each(ctx, hg_mlp_forward(ctx, &mc->spec, params, in[0]), in[2])));
         hg_tape_end(t);
         ck_assert_int_eq(hg_gradient(t, loss, NP, params, NULL, g), HG_OK);
         ck_assert_int_eq(hg_optimizer_step(opt, g), HG_OK);
@@ -401,9 +411,18 @@ static double compare_mlp(hg_opt_kind kind, hg_dtype dt, int t0, int K, int snap
     hg_tensor *d0_ref[3 * NP], *dlr_ref, *dx_ref = hg_zeros_like(ctx, mc.x), *dw_ref = hg_zeros_like(ctx, mc.w);
     mlp_full(ctx, &mc, K, state0, lr, &E_ref, d0_ref, &dlr_ref, dx_ref, dw_ref);
     ck_assert_ctx_ok(ctx);
-    hg_unroll_spec sp = {.steps = K, .n_state = ns, .state0 = state0, .n_inputs = 3, .n_globals = 1,
-                         .globals = &lr, .snapshots = snaps, .inputs = mlp_inputs, .step = mlp_step,
-                         .loss = mlp_loss, .on_grad = mlp_grad, .user = &mc};
+    hg_unroll_spec sp = {.steps = K,
+                         .n_state = ns,
+                         .state0 = state0,
+                         .n_inputs = 3,
+                         .n_globals = 1,
+                         .globals = &lr,
+                         .snapshots = snaps,
+                         .inputs = mlp_inputs,
+                         .step = mlp_step,
+                         .loss = mlp_loss,
+                         .on_grad = mlp_grad,
+                         .user = &mc};
     hg_tensor *E, *d0[3 * NP], *dlr;
     ck_assert_int_eq(hg_unroll(ctx, &sp, &E, d0, &dlr, st), HG_OK);
     ck_assert_int_eq(st->recomputed_steps, hg_unroll_cost(K, snaps));
@@ -432,10 +451,9 @@ START_TEST(equals_full_tape_f64)
             double worst = compare_mlp(kinds[i], HG_F64, 5, cases[c][0], cases[c][1], &st);
             printf("unroll: %-8s K=%2d snapshots=%2d (used %d, recomputed %lld): max relative difference to the "
                    "full tape %.2e\n",
-                   hg_opt_name(kinds[i]), cases[c][0], cases[c][1], st.snapshots_used,
-                   (long long)st.recomputed_steps, worst);
-            ck_assert_msg(worst <= 1e-12, "%s K=%d: relative difference %g", hg_opt_name(kinds[i]), cases[c][0],
-                          worst);
+                   hg_opt_name(kinds[i]), cases[c][0], cases[c][1], st.snapshots_used, (long long)st.recomputed_steps,
+                   worst);
+            ck_assert_msg(worst <= 1e-12, "%s K=%d: relative difference %g", hg_opt_name(kinds[i]), cases[c][0], worst);
         }
     fflush(stdout);
 }

@@ -4,21 +4,19 @@
 #include <string.h>
 #include <unistd.h>
 
-void check_gradients_tol(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, void *user, int order,
-                         double atol, double rtol, const char *what)
+void check_gradients_tol(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, void *user, int order, double atol,
+                         double rtol, const char *what)
 {
     hg_check_options opts = {.order = order, .eps = 1e-6, .atol = atol, .rtol = rtol, .seed = 7};
     hg_check_report r;
     hg_status s = hg_gradcheck(ctx, f, n, inputs, user, &opts, &r);
     ck_assert_msg(s == HG_OK, "%s: gradcheck failed to run: %s: %s", what, hg_status_name(s), hg_ctx_error(ctx));
-    ck_assert_msg(r.passed,
-                  "%s: order %d input %d element %lld: analytic %.12g numeric %.12g (abs err %.3g, rel %.3g)", what,
-                  r.worst_order, r.worst_input, (long long)r.worst_index, r.analytic, r.numeric, r.abs_error,
+    ck_assert_msg(r.passed, "%s: order %d input %d element %lld: analytic %.12g numeric %.12g (abs err %.3g, rel %.3g)",
+                  what, r.worst_order, r.worst_input, (long long)r.worst_index, r.analytic, r.numeric, r.abs_error,
                   r.rel_error);
 }
 
-void check_gradients(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, void *user, int order,
-                     const char *what)
+void check_gradients(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, void *user, int order, const char *what)
 {
     check_gradients_tol(ctx, f, n, inputs, user, order, 1e-6, 1e-5, what);
 }

@@ -9,16 +9,16 @@
 #include "hgrad.h"
 
 /* Fail the test with the ctx's error message if its status is not HG_OK. */
-#define ck_assert_ctx_ok(ctx)                                                                                    \
-    ck_assert_msg(hg_ctx_status(ctx) == HG_OK, "ctx error %s: %s", hg_status_name(hg_ctx_status(ctx)),           \
+#define ck_assert_ctx_ok(ctx)                                                                          \
+    ck_assert_msg(hg_ctx_status(ctx) == HG_OK, "ctx error %s: %s", hg_status_name(hg_ctx_status(ctx)), \
                   hg_ctx_error(ctx))
 
 /* |a - b| <= tol * max(1, |b|) */
-#define ck_assert_close(a, b, tol)                                                                               \
-    do {                                                                                                         \
-        double a_ = (a), b_ = (b);                                                                               \
-        ck_assert_msg(fabs(a_ - b_) <= (tol) * fmax(1.0, fabs(b_)), "%s = %.17g, expected %.17g (tol %g)", #a,   \
-                      a_, b_, (double)(tol));                                                                   \
+#define ck_assert_close(a, b, tol)                                                                                   \
+    do {                                                                                                             \
+        double a_ = (a), b_ = (b);                                                                                   \
+        ck_assert_msg(fabs(a_ - b_) <= (tol)*fmax(1.0, fabs(b_)), "%s = %.17g, expected %.17g (tol %g)", #a, a_, b_, \
+                      (double)(tol));                                                                                \
     } while (0)
 
 /* Shape literal: SHAPE(2, 3) -> (const int64_t[]){2, 3} */
@@ -28,11 +28,10 @@
 #define T64(ctx, rank, shape, ...) hg_tensor_from((ctx), HG_F64, (rank), (shape), (const double[]){__VA_ARGS__})
 
 /* Run hg_gradcheck to `order` and fail with the worst element on mismatch. */
-void check_gradients(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, void *user, int order,
-                     const char *what);
+void check_gradients(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, void *user, int order, const char *what);
 /* Same with explicit tolerances. */
-void check_gradients_tol(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, void *user, int order,
-                         double atol, double rtol, const char *what);
+void check_gradients_tol(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, void *user, int order, double atol,
+                         double rtol, const char *what);
 
 /* First order in f32: the gradient of <u, f(x)> with the float inputs cast
  * to f32 must match the one in f64 (itself checked by hg_gradcheck) within

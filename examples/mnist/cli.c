@@ -18,67 +18,66 @@
 
 void cli_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: mnist_hypergrad [options]\n"
-            "       mnist_hypergrad --case DIR [--steps K] [--opt NAME] [--lr LR] [--dtype f32|f64] [--repeat N]\n"
-            "\n"
-            "Trains an MLP on MNIST-format data as the original question did (Adam, batch 32,\n"
-            "5 epochs, shuffled), then computes the gradient of the validation loss with respect to\n"
-            "every training image and sample weight through the whole last epoch, from the\n"
-            "optimizer state training left (double backward), ranks the training samples by their\n"
-            "influence, checks the result against finite differences and draws it.\n"
-            "See docs/hypergradient.md.\n"
-            "\n"
-            "data\n"
-            "  --data DIR        MNIST-format IDX files, gzip or raw (default: $HGRAD_DATA, then\n"
-            "                    /usr/share/datasets/fashion-mnist). train-* and t10k-* files; a\n"
-            "                    folder with only t10k-* is split 80/20 into training and held out\n"
-            "  --synthetic       the small built-in synthetic set instead (not with --data)\n"
-            "  --train-limit N   train on the first N training images only\n"
-            "  --val N           held-out images in E_val (default 1000: the first 1000 of t10k)\n"
-            "training\n"
-            "  --hidden LIST     hidden layer sizes, e.g. 64,64 (default) or 128 or 32,32,32\n"
-            "  --opt NAME        sgd | momentum | adam (default adam)\n"
-            "  --lr X            learning rate (default 1e-3 for adam, 0.01 otherwise), 0 < X <= 10\n"
-            "  --epochs N        training epochs (default 5)\n"
-            "  --batch N         mini-batch size (default 32)\n"
-            "  --seed N          random seed: initial weights, shuffling (default 1)\n"
-            "  --dtype T         f32 | f64: training and hypergradient (default f64)\n"
-            "hypergradient\n"
-            "  --through WHAT    last-epoch (default): every step of the last epoch;\n"
-            "                    all: every step from initialisation (a sample's gradient sums\n"
-            "                    its appearances)\n"
-            "  --steps K         only the last K training steps instead\n"
-            "  --fresh-state     the unrolled steps start from a fresh optimizer state (t = 1,\n"
-            "                    zero moments) instead of the state training left\n"
-            "  --snapshots N     states kept for the checkpointed reverse sweep (default: as many\n"
-            "                    as fit in 48 MB, e.g. 36 for the default Adam run)\n"
-            "  --loss L          ce | mse: E_val is the cross-entropy or the squared error of the\n"
-            "                    softmax against one-hot labels (default ce)\n"
-            "  --fd-pixels N     pixels checked by finite differences (default 2; 0: no check)\n"
-            "  --fd-tolerance X  exit with status 3 when a derivative the differences resolve is\n"
-            "                    off by more than X relative (default 1e-4), or, when given, when\n"
-            "                    none is resolved\n"
-            "  --linearity N     replay real changes: a sample's weight and brightness changed by\n"
-            "                    1e-6..1, and leave-one-out for the N (0..8) most helpful and most\n"
-            "                    harmful samples, against the first-order prediction\n"
-            "output\n"
-            "  --out FILE        the picture (default mnist_hypergrad.png)\n"
-            "  --influence FILE  dE_val/dw_i of every training sample, float64 [n] (default\n"
-            "                    influence.npy)\n"
-            "  --save-dx FILE    also dE_val/dx of every training image, float32 [n, pixels]\n"
-            "cross-check mode\n"
-            "  --case DIR        DIR/{W1,b1,...,x_train,y_train,x_val,y_val}.npy and optionally a\n"
-            "                    warm optimizer state (t.npy, uW1.npy.., mW1.npy.., vW1.npy..) in,\n"
-            "                    DIR/dx.npy out; prints val_loss, median_seconds, peak_bytes\n"
-            "  --repeat N        timing repeats in cross-check mode (default 1)\n"
-            "  --help            this text\n"
-            "\n"
-            "Exit status: 0 success, 1 error (or results not finite), 2 bad usage, 3 the\n"
-            "finite-difference check failed.\n"
-            "\n"
-            "Built with MPI, `mpirun -np N mnist_hypergrad ...` splits every batch and the\n"
-            "validation images over N ranks (docs/distributed.md); rank 0 prints and writes.\n");
+    fprintf(f, "usage: mnist_hypergrad [options]\n"
+               "       mnist_hypergrad --case DIR [--steps K] [--opt NAME] [--lr LR] [--dtype f32|f64] [--repeat N]\n"
+               "\n"
+               "Trains an MLP on MNIST-format data as the original question did (Adam, batch 32,\n"
+               "5 epochs, shuffled), then computes the gradient of the validation loss with respect to\n"
+               "every training image and sample weight through the whole last epoch, from the\n"
+               "optimizer state training left (double backward), ranks the training samples by their\n"
+               "influence, checks the result against finite differences and draws it.\n"
+               "See docs/hypergradient.md.\n"
+               "\n"
+               "data\n"
+               "  --data DIR        MNIST-format IDX files, gzip or raw (default: $HGRAD_DATA, then\n"
+               "                    /usr/share/datasets/fashion-mnist). train-* and t10k-* files; a\n"
+               "                    folder with only t10k-* is split 80/20 into training and held out\n"
+               "  --synthetic       the small built-in synthetic set instead (not with --data)\n"
+               "  --train-limit N   train on the first N training images only\n"
+               "  --val N           held-out images in E_val (default 1000: the first 1000 of t10k)\n"
+               "training\n"
+               "  --hidden LIST     hidden layer sizes, e.g. 64,64 (default) or 128 or 32,32,32\n"
+               "  --opt NAME        sgd | momentum | adam (default adam)\n"
+               "  --lr X            learning rate (default 1e-3 for adam, 0.01 otherwise), 0 < X <= 10\n"
+               "  --epochs N        training epochs (default 5)\n"
+               "  --batch N         mini-batch size (default 32)\n"
+               "  --seed N          random seed: initial weights, shuffling (default 1)\n"
+               "  --dtype T         f32 | f64: training and hypergradient (default f64)\n"
+               "hypergradient\n"
+               "  --through WHAT    last-epoch (default): every step of the last epoch;\n"
+               "                    all: every step from initialisation (a sample's gradient sums\n"
+               "                    its appearances)\n"
+               "  --steps K         only the last K training steps instead\n"
+               "  --fresh-state     the unrolled steps start from a fresh optimizer state (t = 1,\n"
+               "                    zero moments) instead of the state training left\n"
+               "  --snapshots N     states kept for the checkpointed reverse sweep (default: as many\n"
+               "                    as fit in 48 MB, e.g. 36 for the default Adam run)\n"
+               "  --loss L          ce | mse: E_val is the cross-entropy or the squared error of the\n"
+               "                    softmax against one-hot labels (default ce)\n"
+               "  --fd-pixels N     pixels checked by finite differences (default 2; 0: no check)\n"
+               "  --fd-tolerance X  exit with status 3 when a derivative the differences resolve is\n"
+               "                    off by more than X relative (default 1e-4), or, when given, when\n"
+               "                    none is resolved\n"
+               "  --linearity N     replay real changes: a sample's weight and brightness changed by\n"
+               "                    1e-6..1, and leave-one-out for the N (0..8) most helpful and most\n"
+               "                    harmful samples, against the first-order prediction\n"
+               "output\n"
+               "  --out FILE        the picture (default mnist_hypergrad.png)\n"
+               "  --influence FILE  dE_val/dw_i of every training sample, float64 [n] (default\n"
+               "                    influence.npy)\n"
+               "  --save-dx FILE    also dE_val/dx of every training image, float32 [n, pixels]\n"
+               "cross-check mode\n"
+               "  --case DIR        DIR/{W1,b1,...,x_train,y_train,x_val,y_val}.npy and optionally a\n"
+               "                    warm optimizer state (t.npy, uW1.npy.., mW1.npy.., vW1.npy..) in,\n"
+               "                    DIR/dx.npy out; prints val_loss, median_seconds, peak_bytes\n"
+               "  --repeat N        timing repeats in cross-check mode (default 1)\n"
+               "  --help            this text\n"
+               "\n"
+               "Exit status: 0 success, 1 error (or results not finite), 2 bad usage, 3 the\n"
+               "finite-difference check failed.\n"
+               "\n"
+               "Built with MPI, `mpirun -np N mnist_hypergrad ...` splits every batch and the\n"
+               "validation images over N ranks (docs/distributed.md); rank 0 prints and writes.\n");
 }
 
 /* Prints "error: " and the message on one line; returns -1. */
@@ -127,8 +126,7 @@ static int parse_hidden(const char *v, hg_mlp *spec)
         char *end = NULL;
         errno = 0;
         long long x = strtoll(s, &end, 10);
-        if (end == s || errno == ERANGE || x < 1 || x > 4096 || (*end && *end != ',') ||
-            n + 1 >= HG_MLP_MAX_LAYERS)
+        if (end == s || errno == ERANGE || x < 1 || x > 4096 || (*end && *end != ',') || n + 1 >= HG_MLP_MAX_LAYERS)
             return bad("--hidden %s: expected up to %d sizes from 1 to 4096 separated by commas, e.g. 64,64", v,
                        HG_MLP_MAX_LAYERS - 1);
         spec->sizes[++n] = x;
@@ -183,9 +181,22 @@ double cli_lr(const options *o)
 
 int cli_parse(int argc, char **argv, options *o, bool check_outputs)
 {
-    *o = (options){.out_png = "mnist_hypergrad.png", .influence_path = "influence.npy", .epochs = 5, .batch = 32,
-                   .val = 1000, .through = THROUGH_LAST_EPOCH, .steps = 0, .snapshots = 0, .opt = HG_OPT_ADAM,
-                   .dtype = HG_F64, .loss = VAL_LOSS_CE, .fd_pixels = 2, .fd_tolerance = FD_FAILED, .linearity = -1, .repeat = 1, .seed = 1};
+    *o = (options){.out_png = "mnist_hypergrad.png",
+                   .influence_path = "influence.npy",
+                   .epochs = 5,
+                   .batch = 32,
+                   .val = 1000,
+                   .through = THROUGH_LAST_EPOCH,
+                   .steps = 0,
+                   .snapshots = 0,
+                   .opt = HG_OPT_ADAM,
+                   .dtype = HG_F64,
+                   .loss = VAL_LOSS_CE,
+                   .fd_pixels = 2,
+                   .fd_tolerance = FD_FAILED,
+                   .linearity = -1,
+                   .repeat = 1,
+                   .seed = 1};
     o->spec = (hg_mlp){3, {0, 64, 64, 0}, HG_ACT_RELU};
     bool through_given = false, hidden_given = false, lr_given = false;
     for (int i = 1; i < argc; i++) {
@@ -202,11 +213,12 @@ int cli_parse(int argc, char **argv, options *o, bool check_outputs)
             o->fresh_state = true;
             continue;
         }
-        static const char *const with_value[] = {
-            "--data",  "--out",       "--case",    "--epochs", "--train-limit", "--batch", "--val",
-            "--steps", "--fd-pixels", "--repeat",  "--seed",   "--lr",          "--opt",   "--dtype",
-            "--loss",  "--hidden",    "--through", "--influence", "--save-dx",  "--snapshots", "--linearity",
-            "--fd-tolerance"};
+        static const char *const with_value[] = {"--data",        "--out",         "--case",    "--epochs",
+                                                 "--train-limit", "--batch",       "--val",     "--steps",
+                                                 "--fd-pixels",   "--repeat",      "--seed",    "--lr",
+                                                 "--opt",         "--dtype",       "--loss",    "--hidden",
+                                                 "--through",     "--influence",   "--save-dx", "--snapshots",
+                                                 "--linearity",   "--fd-tolerance"};
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             known = known || !strcmp(a, with_value[k]);
@@ -329,8 +341,8 @@ int cli_parse(int argc, char **argv, options *o, bool check_outputs)
     if (check_outputs && (check_writable("--out", o->out_png) || check_writable("--influence", o->influence_path) ||
                           (o->dx_path && check_writable("--save-dx", o->dx_path))))
         return -1;
-    if (!strcmp(o->out_png, o->influence_path) || (o->dx_path && (!strcmp(o->dx_path, o->out_png) ||
-                                                                   !strcmp(o->dx_path, o->influence_path))))
+    if (!strcmp(o->out_png, o->influence_path) ||
+        (o->dx_path && (!strcmp(o->dx_path, o->out_png) || !strcmp(o->dx_path, o->influence_path))))
         return bad("--out, --influence and --save-dx must name different files");
     return 0;
 }

@@ -20,28 +20,28 @@ typedef enum through_kind {
 
 typedef struct options {
     const char *data_dir;
-    bool synthetic;     /* --synthetic: the built-in set */
+    bool synthetic; /* --synthetic: the built-in set */
     const char *out_png;
     const char *influence_path; /* dE_val/dw_i for every training sample (.npy) */
     const char *dx_path;        /* dE_val/dx for every training image (.npy, f32), or NULL */
     const char *case_dir;
-    hg_mlp spec;        /* input and output sizes filled in from the data */
+    hg_mlp spec; /* input and output sizes filled in from the data */
     int epochs;
     int64_t train_limit;
     int64_t batch;
     int64_t val;
     through_kind through;
-    int64_t steps;      /* THROUGH_STEPS: K */
-    bool fresh_state;   /* the unrolled steps start from a fresh optimizer state */
-    int snapshots;      /* the unroll's snapshot budget (0: HYPERGRAD_SNAPSHOT_BYTES' worth) */
+    int64_t steps;    /* THROUGH_STEPS: K */
+    bool fresh_state; /* the unrolled steps start from a fresh optimizer state */
+    int snapshots;    /* the unroll's snapshot budget (0: HYPERGRAD_SNAPSHOT_BYTES' worth) */
     hg_opt_kind opt;
-    double lr;          /* 0: the optimizer's default */
+    double lr; /* 0: the optimizer's default */
     hg_dtype dtype;
     val_loss_kind loss;
     int fd_pixels;
     double fd_tolerance;     /* exit status 3 above it */
     bool fd_tolerance_given; /* then also when nothing is resolved */
-    int linearity;      /* --linearity N: leave-one-out for N samples each way (-1: off) */
+    int linearity;           /* --linearity N: leave-one-out for N samples each way (-1: off) */
     int repeat;
     bool repeat_given, steps_given;
     uint64_t seed;

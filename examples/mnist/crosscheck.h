@@ -13,7 +13,7 @@ typedef struct crosscheck_options {
     const char *dir;
     int steps;
     hg_opt_kind opt;
-    double lr;     /* <= 0: 0.1 for SGD/momentum, 1e-3 for Adam */
+    double lr; /* <= 0: 0.1 for SGD/momentum, 1e-3 for Adam */
     hg_dtype dtype;
     int repeat;
 } crosscheck_options;

@@ -25,13 +25,14 @@ static const char *find_file(const char *dir, const char *name, char *buf, size_
 static bool has_test_files(const char *dir)
 {
     char a[4096], b[4096];
-    return find_file(dir, "t10k-images-idx3-ubyte", a, sizeof a) && find_file(dir, "t10k-labels-idx1-ubyte", b, sizeof b);
+    return find_file(dir, "t10k-images-idx3-ubyte", a, sizeof a) &&
+           find_file(dir, "t10k-labels-idx1-ubyte", b, sizeof b);
 }
 
 /* Images [n,rows,cols] -> f32 [n,rows*cols] in [0,1]; labels i32 [n].
  * 1: files absent; -1: an error, printed. */
-static int load_pair(hg_ctx *ctx, const char *dir, const char *prefix, hg_tensor **x, hg_tensor **y,
-                     int64_t *rows, int64_t *cols)
+static int load_pair(hg_ctx *ctx, const char *dir, const char *prefix, hg_tensor **x, hg_tensor **y, int64_t *rows,
+                     int64_t *cols)
 {
     char ip[4096], lp[4096], name[64];
     snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
@@ -53,8 +54,7 @@ static int load_pair(hg_ctx *ctx, const char *dir, const char *prefix, hg_tensor
     }
     if (*rows && (hg_tensor_dim(img, 1) != *rows || hg_tensor_dim(img, 2) != *cols)) {
         fprintf(stderr, "error: %s holds %lld x %lld images, the other files %lld x %lld\n", images,
-                (long long)hg_tensor_dim(img, 1), (long long)hg_tensor_dim(img, 2), (long long)*rows,
-                (long long)*cols);
+                (long long)hg_tensor_dim(img, 1), (long long)hg_tensor_dim(img, 2), (long long)*rows, (long long)*cols);
         return -1;
     }
     *rows = hg_tensor_dim(img, 1);
@@ -219,9 +219,8 @@ int dataset_load(hg_ctx *ctx, const char *dir_option, bool force_synthetic, int6
     }
     int64_t ntr = hg_tensor_dim(d->x_train, 0), nte = hg_tensor_dim(d->x_test, 0);
     if (ntr < 1 || nte < 1) {
-        fprintf(stderr,
-                "error: %s gives %lld training and %lld held-out images; at least one of each is needed%s\n", dir,
-                (long long)ntr, (long long)nte,
+        fprintf(stderr, "error: %s gives %lld training and %lld held-out images; at least one of each is needed%s\n",
+                dir, (long long)ntr, (long long)nte,
                 d->split_from_test ? " (only t10k files: 80% of them train, 20% are held out)" : "");
         return -2;
     }

@@ -9,12 +9,12 @@
 typedef struct dataset {
     hg_tensor *x_train, *y_train; /* f32 [n, rows * cols] in [0, 1], i32 [n] */
     hg_tensor *x_test, *y_test;
-    int64_t rows, cols;           /* the images' size, from the files */
-    int classes;                  /* 1 + the largest label (at least 10) */
-    char source[512];             /* where it came from, for the output */
+    int64_t rows, cols; /* the images' size, from the files */
+    int classes;        /* 1 + the largest label (at least 10) */
+    char source[512];   /* where it came from, for the output */
     bool synthetic;
-    bool split_from_test;         /* only t10k files: split into train/test */
-    bool fashion;                 /* Fashion-MNIST (by its folder name): class names */
+    bool split_from_test; /* only t10k files: split into train/test */
+    bool fashion;         /* Fashion-MNIST (by its folder name): class names */
 } dataset;
 
 /* "7" for digits, "sneaker" for Fashion-MNIST, "bar 3" for synthetic data. */

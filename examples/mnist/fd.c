@@ -27,8 +27,7 @@ fd_estimate fd_derivative_until(double *x, fd_function f, void *user, double h_m
     for (double step = h_max; n < FD_MAX_STEPS && step >= h_min * 0.999; step /= sqrt(10.0), n++) {
         h[n] = step;
         d[n] = stencil(x, f, user, step);
-        if (n >= 2 && enough > 0 &&
-            fmax(fabs(d[n] - d[n - 1]), fabs(d[n - 1] - d[n - 2])) <= enough * fabs(d[n - 1])) {
+        if (n >= 2 && enough > 0 && fmax(fabs(d[n] - d[n - 1]), fabs(d[n - 1] - d[n - 2])) <= enough * fabs(d[n - 1])) {
             n++;
             break; /* three consecutive steps agree: the smaller steps are not needed */
         }

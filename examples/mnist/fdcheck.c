@@ -29,8 +29,8 @@ static void check_one(fd_summary *s, const char *what, double exact, fd_estimate
     double rel = fd_relative_error(exact, fd.value);
     double unc = fd.uncertainty / fmax(fabs(fd.value), 1e-300);
     bool resolved = fd.uncertainty <= FD_RESOLVED * fabs(fd.value) || (fd.value == 0 && exact == 0);
-    printf("  %s exact % .10e  fd % .10e  (h %.0e, fd spread %.0e)  rel err %.1e%s\n", what, exact, fd.value, fd.h,
-           unc, rel, resolved ? "" : "  ~ not resolved by fd, not counted");
+    printf("  %s exact % .10e  fd % .10e  (h %.0e, fd spread %.0e)  rel err %.1e%s\n", what, exact, fd.value, fd.h, unc,
+           rel, resolved ? "" : "  ~ not resolved by fd, not counted");
     if (!resolved) {
         s->unresolved++;
         return;
@@ -95,7 +95,9 @@ void fd_check(hg_ctx *ctx, const hypergrad_problem *p, const hypergrad_result *r
             list[n++] = (fd_target){&r->harmful[0], PERTURB_WEIGHT, "most harmful"};
         if (n >= pixels + 3)
             break;
-        const sample_map *m = q == 0 ? &r->first : q % 2 ? &r->helpful[(q / 2) % r->n_maps] : &r->harmful[(q / 2 - 1) % r->n_maps];
+        const sample_map *m = q == 0  ? &r->first
+                              : q % 2 ? &r->helpful[(q / 2) % r->n_maps]
+                                      : &r->harmful[(q / 2 - 1) % r->n_maps];
         int rank = q == 0 ? 0 : (q - 1) / (2 * r->n_maps);
         int64_t j = pick_pixel(m, images + m->index * npx, npx, adam, rank);
         if (j < 0 && q > 4 * r->n_maps + 4)

@@ -21,11 +21,11 @@ typedef enum val_loss_kind { VAL_LOSS_CE = 0, VAL_LOSS_MSE } val_loss_kind;
 typedef struct hyper_problem {
     hg_mlp spec;
     hg_tensor *params[HYPER_MAX_PARAMS]; /* starting weights (constants), hg_mlp_param_count of them */
-    hg_tensor *x_train;          /* [n, spec.sizes[0]] */
-    hg_tensor *y_train;          /* i32 [n] */
-    hg_tensor *x_val;            /* [m, spec.sizes[0]] */
-    hg_tensor *y_val;            /* i32 [m] */
-    hg_tensor *w;                /* per-sample loss weights [n], or NULL (all 1) */
+    hg_tensor *x_train;                  /* [n, spec.sizes[0]] */
+    hg_tensor *y_train;                  /* i32 [n] */
+    hg_tensor *x_val;                    /* [m, spec.sizes[0]] */
+    hg_tensor *y_val;                    /* i32 [m] */
+    hg_tensor *w;                        /* per-sample loss weights [n], or NULL (all 1) */
     hg_opt_config opt;
     /* Optional warm optimizer state (constants) in hg_opt_step's layout:
      * momentum u per parameter; Adam m per parameter then v per parameter.
@@ -38,9 +38,9 @@ typedef struct hyper_problem {
 } hyper_problem;
 
 typedef struct hyper_result {
-    double val_loss;  /* E_val after the steps */
-    hg_tensor *dx;    /* dE_val/dx_train [n, in], or NULL if not asked */
-    hg_tensor *dw;    /* dE_val/dw [n] for per-sample loss weights at w = 1 */
+    double val_loss;      /* E_val after the steps */
+    hg_tensor *dx;        /* dE_val/dx_train [n, in], or NULL if not asked */
+    hg_tensor *dw;        /* dE_val/dw [n] for per-sample loss weights at w = 1 */
     size_t forward_bytes; /* arena bytes in use once the recorded forward
                            * (steps and E_val) is complete, before the sweep */
 } hyper_result;

@@ -57,7 +57,7 @@ static hg_status step(hg_ctx *ctx, const run *u, int64_t k, hg_tensor *const *st
     int t = p->start->t + (int)(k - p->k0) + 1; /* Adam's step number */
     bool ok = hg_gradient(inner, loss, u->np, params, NULL, grads) == HG_OK;
     for (int i = 0; !ok && i < u->np; i++)
-        grads[i] = NULL; /* then the sum fails on every rank */
+        grads[i] = NULL;                    /* then the sum fails on every rank */
     dist_sum_n(ctx, p->dist, u->np, grads); /* one recorded all-reduce of all the gradients */
     if (hg_opt_step(ctx, &p->opt, NULL, t, u->np, params, grads, opt, next) != HG_OK)
         return hg_ctx_status(ctx);
@@ -144,9 +144,16 @@ static hg_status differentiate(hg_ctx *ctx, run *u, hg_tensor *const *state0)
         snapshots = (int)(HYPERGRAD_SNAPSHOT_BYTES / state_bytes);
         snapshots = snapshots < 1 ? 1 : (int64_t)snapshots > K ? (int)K : snapshots;
     }
-    hg_unroll_spec spec = {.steps = (int)K, .n_state = nst, .state0 = state0, .n_inputs = 3,
-                           .snapshots = snapshots, .inputs = unroll_inputs, .step = unroll_step,
-                           .loss = unroll_loss, .on_grad = unroll_grad, .user = u};
+    hg_unroll_spec spec = {.steps = (int)K,
+                           .n_state = nst,
+                           .state0 = state0,
+                           .n_inputs = 3,
+                           .snapshots = snapshots,
+                           .inputs = unroll_inputs,
+                           .step = unroll_step,
+                           .loss = unroll_loss,
+                           .on_grad = unroll_grad,
+                           .user = u};
     /* The forward sweep evaluates K steps, then the schedule's recomputations
      * run interleaved with the reverse sweep (counted there). */
     u->steps_done = 0;
@@ -259,8 +266,9 @@ static hg_status combine(hg_ctx *ctx, const run *u, bool once)
     double *all = malloc((size_t)(len * dd->size) * sizeof *all);
     if (mine) {
         for (int q = 0; q < SLOTS; q++) {
-            const sample_map *m = q == 0 ? &r->first : q <= HYPERGRAD_TOP ? &r->helpful[q - 1]
-                                                                          : &r->harmful[q - 1 - HYPERGRAD_TOP];
+            const sample_map *m = q == 0               ? &r->first
+                                  : q <= HYPERGRAD_TOP ? &r->helpful[q - 1]
+                                                       : &r->harmful[q - 1 - HYPERGRAD_TOP];
             bool have = m->index >= 0 && m->dx;
             double *e = mine + q * (2 + pixels);
             e[0] = have ? (double)m->index : -1;
@@ -327,8 +335,9 @@ static hg_status start_state(hg_ctx *ctx, const run *u, hg_tensor **state)
     for (int i = 0; i < u->np; i++)
         state[i] = hyper_copy_as(ctx, u->p->start->params[i], u->p->dtype);
     for (int i = 0; i < u->ns; i++)
-        state[u->np + i] = i < u->p->start->ns && u->p->start->opt[i] ? hyper_copy_as(ctx, u->p->start->opt[i], u->p->dtype)
-                                               : hg_zeros_like(ctx, state[i % u->np]);
+        state[u->np + i] = i < u->p->start->ns && u->p->start->opt[i]
+                               ? hyper_copy_as(ctx, u->p->start->opt[i], u->p->dtype)
+                               : hg_zeros_like(ctx, state[i % u->np]);
     return hg_ctx_status(ctx);
 }
 

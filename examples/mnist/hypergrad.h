@@ -14,13 +14,13 @@ typedef struct hypergrad_problem {
     hg_mlp spec;
     hg_opt_config opt;
     hg_dtype dtype;
-    int64_t k0, k1;            /* the steps differentiated through */
-    const train_state *start;  /* the state before step k0 (ns = 0: a fresh optimizer state) */
-    const dist *dist;          /* the ranks (one process: rank 0 of 1) */
-    hg_tensor *x_val, *y_val;  /* this rank's block of E_val's images (any dtype) and labels */
-    int64_t val_total;         /* E_val's images on all ranks (E_val is their mean loss) */
+    int64_t k0, k1;           /* the steps differentiated through */
+    const train_state *start; /* the state before step k0 (ns = 0: a fresh optimizer state) */
+    const dist *dist;         /* the ranks (one process: rank 0 of 1) */
+    hg_tensor *x_val, *y_val; /* this rank's block of E_val's images (any dtype) and labels */
+    int64_t val_total;        /* E_val's images on all ranks (E_val is their mean loss) */
     val_loss_kind loss;
-    int snapshots;             /* the unroll's snapshot budget; 0: as many as fit in
+    int snapshots; /* the unroll's snapshot budget; 0: as many as fit in
                                 * HYPERGRAD_SNAPSHOT_BYTES (at least 1) */
 } hypergrad_problem;
 
@@ -33,25 +33,25 @@ typedef struct hypergrad_problem {
 
 /* One sample's map for the picture. */
 typedef struct sample_map {
-    int64_t index;  /* the training sample, -1 if none */
+    int64_t index; /* the training sample, -1 if none */
     double dw;
-    double *dx;     /* [pixels] (malloc'd) */
+    double *dx; /* [pixels] (malloc'd) */
 } sample_map;
 
 typedef struct hypergrad_result {
-    double val_loss;      /* E_val after step k1 */
-    double *dw;           /* [n] dE_val/dw_i, summed over the sample's appearances (malloc'd) */
-    float *dx;            /* [n, pixels] dE_val/dx (malloc'd) if asked, else NULL */
-    int64_t touched;      /* samples that appear in the window */
+    double val_loss; /* E_val after step k1 */
+    double *dw;      /* [n] dE_val/dw_i, summed over the sample's appearances (malloc'd) */
+    float *dx;       /* [n, pixels] dE_val/dx (malloc'd) if asked, else NULL */
+    int64_t touched; /* samples that appear in the window */
     sample_map helpful[HYPERGRAD_TOP], harmful[HYPERGRAD_TOP]; /* most negative / positive dw */
-    int n_maps;           /* entries filled in each */
-    sample_map first;     /* the sample of the window's first batch with the largest |dw| */
-    bool finite;          /* every value computed is finite */
+    int n_maps;                                                /* entries filled in each */
+    sample_map first; /* the sample of the window's first batch with the largest |dw| */
+    bool finite;      /* every value computed is finite */
     double seconds_forward, seconds_reverse;
-    size_t arena_peak;    /* bytes of the hypergradient's arena */
-    int64_t recomputed;   /* steps recomputed by the checkpointed sweep */
-    int snapshots_used;   /* states the sweep kept at most */
-    size_t step_peak;     /* arena bytes of the largest single step */
+    size_t arena_peak;  /* bytes of the hypergradient's arena */
+    int64_t recomputed; /* steps recomputed by the checkpointed sweep */
+    int snapshots_used; /* states the sweep kept at most */
+    size_t step_peak;   /* arena bytes of the largest single step */
 } hypergrad_result;
 
 /* Computes everything above in ctx's arena (rewound afterwards), with

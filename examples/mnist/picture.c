@@ -221,8 +221,8 @@ static int save_png(const char *path, const canvas *c)
 }
 #endif
 
-int picture_write(const char *path, const char *title, int rows, int cols, const picture_sample *helpful,
-                  int n_helpful, const picture_sample *harmful, int n_harmful)
+int picture_write(const char *path, const char *title, int rows, int cols, const picture_sample *helpful, int n_helpful,
+                  const picture_sample *harmful, int n_harmful)
 {
 #ifndef HAVE_PNG
     (void)rows;
@@ -281,8 +281,10 @@ int picture_write(const char *path, const char *title, int rows, int cols, const
     y += SECTION(c);
     text(&c, MARGIN, y, "TOP: THE TRAINING IMAGE.  BELOW: ITS HEAT MAP OF DE_VAL/DX, THE IMAGE OUTLINED:", black);
     text(&c, MARGIN, y + LINE, "BLUE = BRIGHTENING THE PIXEL LOWERS THE VALIDATION LOSS, RED = RAISES IT.", black);
-    text(&c, MARGIN, y + 2 * LINE, "EACH MAP HAS ITS OWN SYMMETRIC SCALE (99TH PERCENTILE OF |DX|, PRINTED BELOW IT).", black);
-    text(&c, MARGIN, y + 3 * LINE, "DW = DE_VAL/DW: HOW E_VAL MOVES IF THE SAMPLE WEIGHS MORE IN THE TRAINING LOSS.", black);
+    text(&c, MARGIN, y + 2 * LINE, "EACH MAP HAS ITS OWN SYMMETRIC SCALE (99TH PERCENTILE OF |DX|, PRINTED BELOW IT).",
+         black);
+    text(&c, MARGIN, y + 3 * LINE, "DW = DE_VAL/DW: HOW E_VAL MOVES IF THE SAMPLE WEIGHS MORE IN THE TRAINING LOSS.",
+         black);
     colour_bar(&c, MARGIN, y + 4 * LINE + 12);
     int rc = save_png(path, &c);
     free(c.px);

@@ -255,8 +255,8 @@ int main(int argc, char **argv)
         }
     }
     /* A good run on 12 x 10 images: outputs written, exit 0. */
-    const char *good[] = {"--data", small, "--epochs", "2", "--batch", "16", "--val", "20", "--steps", "4",
-                          "--fd-pixels", "1", "--hidden", "8", "--save-dx", "dx.npy", NULL};
+    const char *good[] = {"--data",      small, "--epochs", "2", "--batch",   "16",     "--val", "20", "--steps", "4",
+                          "--fd-pixels", "1",   "--hidden", "8", "--save-dx", "dx.npy", NULL};
     int status = run(exe, good, err, sizeof err);
     char path[160];
     struct stat st;

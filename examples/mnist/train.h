@@ -65,8 +65,8 @@ typedef struct train_state {
 
 typedef struct train_report {
     double seconds;
-    double accuracy;     /* on the test rows after the last epoch */
-    double final_loss;   /* mean training loss of the last epoch */
+    double accuracy;   /* on the test rows after the last epoch */
+    double final_loss; /* mean training loss of the last epoch */
 } train_report;
 
 /* Trains from fresh weights (He init from seed, rank 0's on every rank)

@@ -22,22 +22,22 @@ extern "C" {
 typedef hg_tensor *(*hg_fn)(hg_ctx *ctx, hg_tensor *const *inputs, void *user);
 
 typedef struct hg_check_options {
-    int order;     /* highest order checked, 1.. (0: 1) */
-    double eps;    /* finite-difference step (0: 1e-6) */
-    double atol;   /* pass if |a-n| <= atol + rtol*|n| (0: 1e-7, 1e-5) */
+    int order;   /* highest order checked, 1.. (0: 1) */
+    double eps;  /* finite-difference step (0: 1e-6) */
+    double atol; /* pass if |a-n| <= atol + rtol*|n| (0: 1e-7, 1e-5) */
     double rtol;
     uint64_t seed; /* directions u, v_k (0: 1) */
 } hg_check_options;
 
 typedef struct hg_check_report {
-    int passed;         /* 1 if every compared element passed */
-    int worst_order;    /* where the largest violation is */
+    int passed;      /* 1 if every compared element passed */
+    int worst_order; /* where the largest violation is */
     int worst_input;
     int64_t worst_index;
-    double analytic;    /* values at the worst element */
+    double analytic; /* values at the worst element */
     double numeric;
     double abs_error;
-    double rel_error;   /* abs_error / max(|numeric|, 1e-12) */
+    double rel_error;        /* abs_error / max(|numeric|, 1e-12) */
     double max_abs_error[8]; /* per order 1..8 (index order-1) */
 } hg_check_report;
 
@@ -47,9 +47,8 @@ typedef struct hg_check_report {
  * (HG_ERR_NULL, HG_ERR_DTYPE, HG_ERR_RANGE for order > 8, or an error of f).
  * Scratch tensors are released by rewinding ctx to its state at entry, so
  * tensors made before the call stay valid. */
-HG_API hg_status hg_gradcheck(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs,
-                              void *user, const hg_check_options *opts,
-                              hg_check_report *report);
+HG_API hg_status hg_gradcheck(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, void *user,
+                              const hg_check_options *opts, hg_check_report *report);
 
 #ifdef __cplusplus
 }

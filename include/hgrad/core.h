@@ -33,21 +33,21 @@ extern "C" {
 
 typedef enum hg_status {
     HG_OK = 0,
-    HG_ERR_NULL,        /* a required pointer argument was NULL */
-    HG_ERR_SHAPE,       /* shapes do not fit the operation */
-    HG_ERR_DTYPE,       /* dtype not supported by the operation, or mixed */
-    HG_ERR_OOM,         /* allocation failed (allocator hook or arena limit) */
-    HG_ERR_TAPE,        /* tape misuse: order, reuse, still recording, depth */
-    HG_ERR_STALE,       /* tensor from a rewound/reset region, or not a tensor */
-    HG_ERR_RANGE,       /* index or argument out of range */
-    HG_ERR_INVALID,     /* other invalid argument */
-    HG_ERR_ONCE_DIFF,   /* differentiating again through a once-differentiable op */
-    HG_ERR_IO,          /* file could not be opened, read or written */
-    HG_ERR_FORMAT,      /* file contents malformed, truncated or unsupported */
-    HG_ERR_OVERFLOW,    /* element or byte count overflows */
-    HG_ERR_MODIFIED,    /* a tensor a recorded op saved was written in place afterwards */
-    HG_ERR_REMOTE,      /* another process failed, or MPI did (hgrad/mpi.h) */
-    HG_ERR_THREAD       /* ctx used from a thread that does not own it (hg_ctx_set_owner) */
+    HG_ERR_NULL,      /* a required pointer argument was NULL */
+    HG_ERR_SHAPE,     /* shapes do not fit the operation */
+    HG_ERR_DTYPE,     /* dtype not supported by the operation, or mixed */
+    HG_ERR_OOM,       /* allocation failed (allocator hook or arena limit) */
+    HG_ERR_TAPE,      /* tape misuse: order, reuse, still recording, depth */
+    HG_ERR_STALE,     /* tensor from a rewound/reset region, or not a tensor */
+    HG_ERR_RANGE,     /* index or argument out of range */
+    HG_ERR_INVALID,   /* other invalid argument */
+    HG_ERR_ONCE_DIFF, /* differentiating again through a once-differentiable op */
+    HG_ERR_IO,        /* file could not be opened, read or written */
+    HG_ERR_FORMAT,    /* file contents malformed, truncated or unsupported */
+    HG_ERR_OVERFLOW,  /* element or byte count overflows */
+    HG_ERR_MODIFIED,  /* a tensor a recorded op saved was written in place afterwards */
+    HG_ERR_REMOTE,    /* another process failed, or MPI did (hgrad/mpi.h) */
+    HG_ERR_THREAD     /* ctx used from a thread that does not own it (hg_ctx_set_owner) */
 } hg_status;
 
 /* Short fixed name of a status code ("HG_ERR_SHAPE"), never NULL. */
@@ -160,11 +160,11 @@ HG_API hg_status hg_blas_set_threads(int n);
 HG_API int hg_blas_threads(void);
 
 typedef struct hg_ctx_stats {
-    size_t bytes_in_use;     /* bytes handed out (with alignment padding) */
-    size_t peak_bytes;       /* maximum of bytes_in_use since new or reset_peak */
-    size_t bytes_reserved;   /* bytes of all chunks obtained from the allocator */
-    uint64_t chunk_allocs;   /* number of calls to the allocator since new */
-    uint64_t tensors;        /* live tensors */
+    size_t bytes_in_use;   /* bytes handed out (with alignment padding) */
+    size_t peak_bytes;     /* maximum of bytes_in_use since new or reset_peak */
+    size_t bytes_reserved; /* bytes of all chunks obtained from the allocator */
+    uint64_t chunk_allocs; /* number of calls to the allocator since new */
+    uint64_t tensors;      /* live tensors */
 } hg_ctx_stats;
 
 /* Current statistics (all zero for a NULL ctx). hg_ctx_reset_peak restarts
@@ -256,8 +256,10 @@ HG_API double hg_rng_uniform(hg_rng *rng);
 /* Standard normal. */
 HG_API double hg_rng_normal(hg_rng *rng);
 /* Tensor of i.i.d. draws: uniform in [lo, hi) / normal(mean, std). f32/f64. */
-HG_API hg_tensor *hg_rand_uniform(hg_ctx *ctx, hg_rng *rng, hg_dtype dtype, int rank, const int64_t *shape, double lo, double hi);
-HG_API hg_tensor *hg_rand_normal(hg_ctx *ctx, hg_rng *rng, hg_dtype dtype, int rank, const int64_t *shape, double mean, double std);
+HG_API hg_tensor *hg_rand_uniform(hg_ctx *ctx, hg_rng *rng, hg_dtype dtype, int rank, const int64_t *shape, double lo,
+                                  double hi);
+HG_API hg_tensor *hg_rand_normal(hg_ctx *ctx, hg_rng *rng, hg_dtype dtype, int rank, const int64_t *shape, double mean,
+                                 double std);
 
 /* ---- copying between ctxs, printing ------------------------------------ */
 

@@ -15,16 +15,11 @@ extern "C" {
 
 #define HG_MLP_MAX_LAYERS 8
 
-typedef enum hg_activation {
-    HG_ACT_NONE = 0,
-    HG_ACT_RELU,
-    HG_ACT_TANH,
-    HG_ACT_SIGMOID
-} hg_activation;
+typedef enum hg_activation { HG_ACT_NONE = 0, HG_ACT_RELU, HG_ACT_TANH, HG_ACT_SIGMOID } hg_activation;
 
 typedef enum hg_init {
-    HG_INIT_HE = 0,   /* W ~ N(0, 2/in): for ReLU */
-    HG_INIT_GLOROT    /* W ~ U(-a, a), a = sqrt(6/(in+out)): for tanh/sigmoid */
+    HG_INIT_HE = 0, /* W ~ N(0, 2/in): for ReLU */
+    HG_INIT_GLOROT  /* W ~ U(-a, a), a = sqrt(6/(in+out)): for tanh/sigmoid */
 } hg_init;
 
 /* sizes[0] inputs, sizes[n_layers] outputs; hidden layers use `hidden`,

@@ -42,8 +42,8 @@ typedef struct hg_out_spec {
 
 typedef struct hg_opdef {
     const char *name;
-    int n_inputs;   /* 1..HG_MAX_OP_INPUTS */
-    int n_outputs;  /* 1..HG_MAX_OP_OUTPUTS */
+    int n_inputs;  /* 1..HG_MAX_OP_INPUTS */
+    int n_outputs; /* 1..HG_MAX_OP_OUTPUTS */
     size_t attr_size;
     hg_status (*shape)(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out);
     hg_status (*forward)(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr);
@@ -55,8 +55,8 @@ typedef struct hg_opdef {
  * def->attr_size bytes. Returns the output or NULL (first error on ctx). */
 HG_API hg_tensor *hg_apply(hg_ctx *ctx, const hg_opdef *def, hg_tensor *const *inputs, const void *attr);
 /* Any number of outputs; outputs[k] are set (all NULL on error). */
-HG_API hg_status hg_apply_multi(hg_ctx *ctx, const hg_opdef *def, hg_tensor *const *inputs,
-                                const void *attr, hg_tensor **outputs);
+HG_API hg_status hg_apply_multi(hg_ctx *ctx, const hg_opdef *def, hg_tensor *const *inputs, const void *attr,
+                                hg_tensor **outputs);
 
 /* Node accessors, for vjp/backward. */
 HG_API hg_tensor *hg_node_input(const hg_node *node, int i);
@@ -89,8 +89,7 @@ HG_API int hg_same_shape(const hg_tensor *a, const hg_tensor *b);
  * fills *rank_out and shape_out[0 .. rank_out) (room for HG_MAX_RANK) and
  * returns 1; returns 0 (nothing written that matters) if they do not
  * broadcast or the result would exceed HG_MAX_RANK. */
-HG_API int hg_broadcast_shapes(int ra, const int64_t *sa, int rb, const int64_t *sb,
-                               int *rank_out, int64_t *shape_out);
+HG_API int hg_broadcast_shapes(int ra, const int64_t *sa, int rb, const int64_t *sb, int *rank_out, int64_t *shape_out);
 /* For a shape rule: every in[0 .. n) is f32 or f64, all of one dtype. On
  * failure records HG_ERR_DTYPE naming `op` and the input ("use hg_cast" for
  * mixed dtypes) and returns it; HG_OK otherwise. Inputs must be live. */
@@ -108,12 +107,12 @@ HG_API hg_status hg_check_float_same(hg_ctx *ctx, const char *op, int n, hg_tens
  * shape rule checked with hg_broadcast_shapes); nothing is allocated, and
  * the struct may live on the stack. Offsets are in elements (not bytes). */
 typedef struct hg_broadcast_iter {
-    int rank;                                     /* out's rank */
-    int n;                                        /* number of inputs */
-    int64_t shape[HG_MAX_RANK];                   /* out's shape */
-    int64_t index[HG_MAX_RANK];                   /* current multi-index in out */
+    int rank;                                      /* out's rank */
+    int n;                                         /* number of inputs */
+    int64_t shape[HG_MAX_RANK];                    /* out's shape */
+    int64_t index[HG_MAX_RANK];                    /* current multi-index in out */
     int64_t stride[HG_MAX_OP_INPUTS][HG_MAX_RANK]; /* per input, 0 on broadcast axes */
-    int64_t offset[HG_MAX_OP_INPUTS];             /* current element offset in each input */
+    int64_t offset[HG_MAX_OP_INPUTS];              /* current element offset in each input */
 } hg_broadcast_iter;
 HG_API void hg_broadcast_iter_init(hg_broadcast_iter *it, const hg_tensor *out, int n, hg_tensor *const *in);
 /* Advance to the next output element (after the last one: back to the

@@ -140,8 +140,7 @@ HG_API hg_tensor *hg_stack(hg_ctx *ctx, int n, hg_tensor *const *xs, int axis);
  * is a new contiguous tensor; any dtype (floats are differentiable, the vjp
  * places g into zeros of x's shape). */
 #define HG_SLICE_END INT64_MAX
-HG_API hg_tensor *hg_slice(hg_ctx *ctx, hg_tensor *x, const int64_t *start, const int64_t *stop,
-                           const int64_t *step);
+HG_API hg_tensor *hg_slice(hg_ctx *ctx, hg_tensor *x, const int64_t *start, const int64_t *stop, const int64_t *step);
 /* x[..., start:stop:step, ...] on one axis; the other axes are whole. */
 HG_API hg_tensor *hg_slice_axis(hg_ctx *ctx, hg_tensor *x, int axis, int64_t start, int64_t stop, int64_t step);
 /* Exactly `length` elements from `start` along axis, no clamping: a range
@@ -179,7 +178,7 @@ HG_API hg_tensor *hg_matmul_batched(hg_ctx *ctx, hg_tensor *a, hg_tensor *b, int
  * HG_ERR_RANGE. */
 typedef struct hg_conv2d_params {
     int stride[2];
-    int padding[2];  /* zeros added on both sides */
+    int padding[2]; /* zeros added on both sides */
     int dilation[2];
 } hg_conv2d_params;
 
@@ -188,8 +187,7 @@ typedef struct hg_conv2d_params {
  * same for OW), which must be >= 1 (HG_ERR_SHAPE otherwise). Cross-
  * correlation, as in PyTorch. params may be NULL (defaults). Computed by
  * im2col and one CBLAS gemm per sample; scratch comes from ctx's arena. */
-HG_API hg_tensor *hg_conv2d(hg_ctx *ctx, hg_tensor *x, hg_tensor *w, hg_tensor *bias,
-                            const hg_conv2d_params *params);
+HG_API hg_tensor *hg_conv2d(hg_ctx *ctx, hg_tensor *x, hg_tensor *w, hg_tensor *bias, const hg_conv2d_params *params);
 /* Transposed convolution (the adjoint of conv2d in x): g [N,O,OH,OW], w
  * [O,C,KH,KW] -> [N,C,out_h,out_w], where conv2d of an [out_h, out_w] input
  * with these params gives [OH, OW] (HG_ERR_SHAPE otherwise). Computed by a

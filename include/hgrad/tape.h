@@ -84,8 +84,7 @@ HG_API hg_ctx *hg_tape_ctx(const hg_tape *tape);
  *  - The gradient ops are recorded on every tape still active, so results can
  *    be differentiated again (to any order).
  *  - On error every grads[i] is NULL and the first error is on the ctx. */
-HG_API hg_status hg_gradient(hg_tape *tape, hg_tensor *target, int n,
-                             hg_tensor *const *sources, hg_tensor *seed,
+HG_API hg_status hg_gradient(hg_tape *tape, hg_tensor *target, int n, hg_tensor *const *sources, hg_tensor *seed,
                              hg_tensor **grads);
 
 #ifdef __cplusplus

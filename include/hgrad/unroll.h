@@ -99,8 +99,7 @@ typedef hg_status (*hg_unroll_step_fn)(hg_ctx *ctx, int k, hg_tensor *const *sta
 
 /* The loss E at the end from s_K: a one-element f32/f64 tensor in ctx, or
  * NULL on error. */
-typedef hg_tensor *(*hg_unroll_loss_fn)(hg_ctx *ctx, hg_tensor *const *state, hg_tensor *const *globals,
-                                        void *user);
+typedef hg_tensor *(*hg_unroll_loss_fn)(hg_ctx *ctx, hg_tensor *const *state, hg_tensor *const *globals, void *user);
 
 /* Called in the reverse sweep for k = K-1, ..., 0 with grads[i] =
  * dE/d(inputs[i] of step k) (shape and dtype of inputs[i]; NULL for an i32

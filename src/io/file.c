@@ -146,8 +146,8 @@ hg_status hg_src_read_some(hg_src *s, void *buf, size_t n, size_t *got)
 hg_status hg_src_read(hg_src *s, void *buf, size_t n)
 {
     if (n > hg_src_left(s))
-        return hg_set_error(s->ctx, HG_ERR_FORMAT, "%s: truncated (%zu bytes needed at offset %llu, %llu left)",
-                            s->who, n, (unsigned long long)s->pos, (unsigned long long)hg_src_left(s));
+        return hg_set_error(s->ctx, HG_ERR_FORMAT, "%s: truncated (%zu bytes needed at offset %llu, %llu left)", s->who,
+                            n, (unsigned long long)s->pos, (unsigned long long)hg_src_left(s));
     size_t got;
     hg_status st = hg_src_read_some(s, buf, n, &got);
     if (st != HG_OK)

@@ -14,11 +14,11 @@
 /* A byte source: a memory buffer or a regular file of known size. */
 typedef struct hg_src {
     hg_ctx *ctx;
-    const char *who;             /* call named in errors, e.g. "hg_npy_load" */
-    const unsigned char *mem;    /* memory source, or NULL */
-    int fd;                      /* file source (mem == NULL), else -1 */
-    uint64_t size;               /* total bytes (file size from fstat) */
-    uint64_t pos;                /* bytes consumed */
+    const char *who;          /* call named in errors, e.g. "hg_npy_load" */
+    const unsigned char *mem; /* memory source, or NULL */
+    int fd;                   /* file source (mem == NULL), else -1 */
+    uint64_t size;            /* total bytes (file size from fstat) */
+    uint64_t pos;             /* bytes consumed */
 } hg_src;
 
 /* Memory source over buf[0..len). */

@@ -18,7 +18,7 @@ typedef struct idx_stream {
     hg_src *src;
     hg_ctx *ctx;
     bool gz;
-    bool ended;        /* gzip: Z_STREAM_END seen */
+    bool ended; /* gzip: Z_STREAM_END seen */
     bool zinit;
     z_stream zs;
     unsigned char pre[2]; /* bytes read to detect gzip, replayed for raw data */
@@ -171,8 +171,10 @@ static hg_tensor *read_idx(idx_stream *st, hg_dtype dtype, double scale, size_t 
         if (stream_read(st, block, 1, &got) != HG_OK)
             return NULL;
         if (got) {
-            hg_set_error(ctx, HG_ERR_FORMAT, WHO ": the decompressed stream has more than the %llu bytes of data the "
-                         "header says", (unsigned long long)numel);
+            hg_set_error(ctx, HG_ERR_FORMAT,
+                         WHO ": the decompressed stream has more than the %llu bytes of data the "
+                             "header says",
+                         (unsigned long long)numel);
             return NULL;
         }
         uint64_t trailing = st->zs.avail_in + hg_src_left(st->src);

@@ -148,8 +148,7 @@ static hg_status parse_header(hg_ctx *ctx, const char *text, size_t len, npy_hea
             have_order = true;
         } else if (strcmp(key, "shape") == 0 && !have_shape) {
             if (!parse_shape(&c, h))
-                return hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: malformed shape or rank above %d",
-                                    HG_MAX_RANK);
+                return hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: malformed shape or rank above %d", HG_MAX_RANK);
             have_shape = true;
         } else {
             return hg_set_error(ctx, HG_ERR_FORMAT, "hg_npy_load: unexpected or repeated key '%s'", key);
@@ -208,8 +207,7 @@ static bool host_little_endian(void)
 
 /* Converts n elements of on-disk type `type` at d into t's data from
  * element `at` on. */
-static hg_status convert(hg_ctx *ctx, hg_tensor *t, hg_npy_type type, const unsigned char *d, uint64_t at,
-                         size_t n)
+static hg_status convert(hg_ctx *ctx, hg_tensor *t, hg_npy_type type, const unsigned char *d, uint64_t at, size_t n)
 {
     size_t isz = npy_itemsize(type);
     for (size_t k = 0; k < n; k++) {
@@ -221,12 +219,8 @@ static hg_status convert(hg_ctx *ctx, hg_tensor *t, hg_npy_type type, const unsi
             memcpy((float *)t->data + i, &u, 4);
             break;
         }
-        case HG_NPY_F64:
-            memcpy((double *)t->data + i, &raw, 8);
-            break;
-        case HG_NPY_I32:
-            ((int32_t *)t->data)[i] = (int32_t)(uint32_t)raw;
-            break;
+        case HG_NPY_F64: memcpy((double *)t->data + i, &raw, 8); break;
+        case HG_NPY_I32: ((int32_t *)t->data)[i] = (int32_t)(uint32_t)raw; break;
         case HG_NPY_I64: {
             int64_t v = (int64_t)raw;
             if (v < INT32_MIN || v > INT32_MAX)
@@ -235,9 +229,7 @@ static hg_status convert(hg_ctx *ctx, hg_tensor *t, hg_npy_type type, const unsi
             ((int32_t *)t->data)[i] = (int32_t)v;
             break;
         }
-        case HG_NPY_U8:
-            ((int32_t *)t->data)[i] = (int32_t)raw;
-            break;
+        case HG_NPY_U8: ((int32_t *)t->data)[i] = (int32_t)raw; break;
         }
     }
     return HG_OK;
@@ -389,8 +381,7 @@ hg_status hg_npy_save_as(const char *path, const hg_tensor *t, hg_npy_type type)
     char dict[256];
     int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", npy_descr(type));
     for (int i = 0; i < t->rank; i++)
-        n += snprintf(dict + n, sizeof dict - (size_t)n, "%lld,%s", (long long)t->shape[i],
-                      i + 1 < t->rank ? " " : "");
+        n += snprintf(dict + n, sizeof dict - (size_t)n, "%lld,%s", (long long)t->shape[i], i + 1 < t->rank ? " " : "");
     n += snprintf(dict + n, sizeof dict - (size_t)n, "), }");
     /* Pad with spaces and a newline so the data starts 64-byte aligned. (At
      * most 52 + 6 * 21 + 4 characters: dict never truncates, head fits.) */
@@ -445,8 +436,7 @@ hg_status hg_npy_save_as(const char *path, const hg_tensor *t, hg_npy_type type)
     if (!ok) {
         int e = errno;
         hg_atomic_abort(af); /* removes only the temporary file */
-        return hg_set_error(ctx, HG_ERR_IO, "hg_npy_save: write to %s failed (%s); it is unchanged", path,
-                            strerror(e));
+        return hg_set_error(ctx, HG_ERR_IO, "hg_npy_save: write to %s failed (%s); it is unchanged", path, strerror(e));
     }
     return hg_atomic_commit(af);
 }

@@ -10,19 +10,19 @@
 #define GELU_K 0.044715
 
 /* y[i] = EXPR(v) with v = x[i] and the op parameter p, for both dtypes. */
-#define LOOP(T, name, EXPR)                                                                                        \
-    static void name##_##T(T *restrict y, const T *restrict x, int64_t n, T p)                                     \
-    {                                                                                                              \
-        (void)p;                                                                                                   \
-        for (int64_t i = 0; i < n; i++) {                                                                          \
-            const T v = x[i];                                                                                      \
-            y[i] = (T)(EXPR);                                                                                      \
-        }                                                                                                          \
+#define LOOP(T, name, EXPR)                                                    \
+    static void name##_##T(T *restrict y, const T *restrict x, int64_t n, T p) \
+    {                                                                          \
+        (void)p;                                                               \
+        for (int64_t i = 0; i < n; i++) {                                      \
+            const T v = x[i];                                                  \
+            y[i] = (T)(EXPR);                                                  \
+        }                                                                      \
     }
 
-#define DEFINE(name, F32, F64)                                                                                     \
-    LOOP(float, name, F32)                                                                                         \
-    LOOP(double, name, F64)                                                                                        \
+#define DEFINE(name, F32, F64) \
+    LOOP(float, name, F32)     \
+    LOOP(double, name, F64)    \
     const hg_unary_kernel hg_unary_##name = {name##_float, name##_double};
 
 DEFINE(sin, sinf(v), sin(v))
@@ -40,13 +40,13 @@ DEFINE(gelu_tanh, 0.5f * v * (1.0f + tanhf((float)SQRT_2_OVER_PI * (v + (float)G
 DEFINE(silu, v >= 0 ? v / (1.0f + expf(-fabsf(v))) : v * expf(-fabsf(v)) / (1.0f + expf(-fabsf(v))),
        v >= 0 ? v / (1.0 + exp(-fabs(v))) : v * exp(-fabs(v)) / (1.0 + exp(-fabs(v))))
 
-#define CLAMP(T)                                                                                                   \
-    static void clamp_##T(T *restrict y, const T *restrict x, int64_t n, T lo, T hi)                               \
-    {                                                                                                              \
-        for (int64_t i = 0; i < n; i++) {                                                                          \
-            const T v = x[i];                                                                                      \
-            y[i] = v < lo ? lo : v > hi ? hi : v;                                                                  \
-        }                                                                                                          \
+#define CLAMP(T)                                                                     \
+    static void clamp_##T(T *restrict y, const T *restrict x, int64_t n, T lo, T hi) \
+    {                                                                                \
+        for (int64_t i = 0; i < n; i++) {                                            \
+            const T v = x[i];                                                        \
+            y[i] = v < lo ? lo : v > hi ? hi : v;                                    \
+        }                                                                            \
     }
 CLAMP(float)
 CLAMP(double)
@@ -62,8 +62,8 @@ void hg_kernel_clamp(hg_tensor *y, const hg_tensor *x, double lo, double hi)
 /* ---- axis reductions --------------------------------------------------- */
 
 #define EXTREME(T)                                                                                                 \
-    static void extreme_##T(const T *x, int64_t outer, int64_t n, int64_t inner, int is_min, T *val,              \
-                            int32_t *idx, T *mask)                                                                 \
+    static void extreme_##T(const T *x, int64_t outer, int64_t n, int64_t inner, int is_min, T *val, int32_t *idx, \
+                            T *mask)                                                                               \
     {                                                                                                              \
         for (int64_t o = 0; o < outer; o++)                                                                        \
             for (int64_t j = 0; j < inner; j++) {                                                                  \
@@ -98,25 +98,25 @@ void hg_kernel_axis_extreme(const hg_tensor *x, int64_t outer, int64_t n, int64_
         extreme_double(x->data, outer, n, inner, is_min, val, idx, mask ? mask->data : NULL);
 }
 
-#define LSE(T, EXP, LOG)                                                                                           \
-    static void lse_##T(T *y, const T *x, int64_t outer, int64_t n, int64_t inner)                                 \
-    {                                                                                                              \
-        for (int64_t o = 0; o < outer; o++)                                                                        \
-            for (int64_t j = 0; j < inner; j++) {                                                                  \
-                const T *p = x + o * n * inner + j;                                                                \
-                T m = -(T)INFINITY;                                                                                \
-                for (int64_t k = 0; k < n && m == m; k++)                                                          \
-                    if (p[k * inner] > m || p[k * inner] != p[k * inner])                                          \
-                        m = p[k * inner];                                                                          \
-                if (!isfinite(m)) { /* NaN, +inf, or every term -inf (or none) */                                  \
-                    y[o * inner + j] = m;                                                                          \
-                    continue;                                                                                      \
-                }                                                                                                  \
-                double s = 0;                                                                                      \
-                for (int64_t k = 0; k < n; k++)                                                                    \
-                    s += EXP(p[k * inner] - m);                                                                    \
-                y[o * inner + j] = (T)(m + LOG((T)s));                                                             \
-            }                                                                                                      \
+#define LSE(T, EXP, LOG)                                                           \
+    static void lse_##T(T *y, const T *x, int64_t outer, int64_t n, int64_t inner) \
+    {                                                                              \
+        for (int64_t o = 0; o < outer; o++)                                        \
+            for (int64_t j = 0; j < inner; j++) {                                  \
+                const T *p = x + o * n * inner + j;                                \
+                T m = -(T)INFINITY;                                                \
+                for (int64_t k = 0; k < n && m == m; k++)                          \
+                    if (p[k * inner] > m || p[k * inner] != p[k * inner])          \
+                        m = p[k * inner];                                          \
+                if (!isfinite(m)) { /* NaN, +inf, or every term -inf (or none) */  \
+                    y[o * inner + j] = m;                                          \
+                    continue;                                                      \
+                }                                                                  \
+                double s = 0;                                                      \
+                for (int64_t k = 0; k < n; k++)                                    \
+                    s += EXP(p[k * inner] - m);                                    \
+                y[o * inner + j] = (T)(m + LOG((T)s));                             \
+            }                                                                      \
     }
 LSE(float, expf, logf)
 LSE(double, exp, log)

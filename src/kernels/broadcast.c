@@ -12,17 +12,17 @@
  * constant length HG_BLOCK, which GCC's -O2 cost model (no scalar epilogue
  * allowed) still vectorises, then the scalar tail. */
 #define HG_BLOCK 16
-#define FOR_EACH(i, n, ...)                                                                                         \
-    do {                                                                                                            \
-        int64_t i##_block = 0;                                                                                      \
-        for (; i##_block + HG_BLOCK <= (n); i##_block += HG_BLOCK)                                                  \
-            for (int i##_lane = 0; i##_lane < HG_BLOCK; i##_lane++) {                                               \
-                const int64_t i = i##_block + i##_lane;                                                             \
-                __VA_ARGS__                                                                                         \
-            }                                                                                                       \
-        for (int64_t i = i##_block; i < (n); i++) {                                                                 \
-            __VA_ARGS__                                                                                             \
-        }                                                                                                           \
+#define FOR_EACH(i, n, ...)                                           \
+    do {                                                              \
+        int64_t i##_block = 0;                                        \
+        for (; i##_block + HG_BLOCK <= (n); i##_block += HG_BLOCK)    \
+            for (int i##_lane = 0; i##_lane < HG_BLOCK; i##_lane++) { \
+                const int64_t i = i##_block + i##_lane;               \
+                __VA_ARGS__                                           \
+            }                                                         \
+        for (int64_t i = i##_block; i < (n); i++) {                   \
+            __VA_ARGS__                                               \
+        }                                                             \
     } while (0)
 
 /* ---- iteration --------------------------------------------------------- */
@@ -111,34 +111,33 @@ void hg_iter_rows(const hg_iter *it, hg_row_fn row, void *user)
 /* A row of out = EXPR(x, y) where x and y are elements of a and b. The three
  * stride cases (both contiguous, b scalar, a scalar) are separate loops so
  * each vectorises. */
-#define BINARY_ROW(T, name, EXPR)                                                                                   \
-    HG_SIMD_CLONES static void name##_row_##T(T *restrict o, const T *restrict a, int64_t sa, const T *restrict b,  \
-                                              int64_t sb,                                                          \
-                               int64_t n)                                                                           \
-    {                                                                                                               \
-        if (sa && sb) {                                                                                             \
-            FOR_EACH(i, n, const T x = a[i]; const T y = b[i]; o[i] = (T)(EXPR););                                  \
-        } else if (sa) {                                                                                            \
-            const T y = b[0];                                                                                       \
-            FOR_EACH(i, n, const T x = a[i]; o[i] = (T)(EXPR););                                                    \
-        } else if (sb) {                                                                                            \
-            const T x = a[0];                                                                                       \
-            FOR_EACH(i, n, const T y = b[i]; o[i] = (T)(EXPR););                                                    \
-        } else {                                                                                                    \
-            const T x = a[0], y = b[0];                                                                             \
-            const T v = (T)(EXPR);                                                                                  \
-            FOR_EACH(i, n, o[i] = v;);                                                                              \
-        }                                                                                                           \
+#define BINARY_ROW(T, name, EXPR)                                                                                  \
+    HG_SIMD_CLONES static void name##_row_##T(T *restrict o, const T *restrict a, int64_t sa, const T *restrict b, \
+                                              int64_t sb, int64_t n)                                               \
+    {                                                                                                              \
+        if (sa && sb) {                                                                                            \
+            FOR_EACH(i, n, const T x = a[i]; const T y = b[i]; o[i] = (T)(EXPR););                                 \
+        } else if (sa) {                                                                                           \
+            const T y = b[0];                                                                                      \
+            FOR_EACH(i, n, const T x = a[i]; o[i] = (T)(EXPR););                                                   \
+        } else if (sb) {                                                                                           \
+            const T x = a[0];                                                                                      \
+            FOR_EACH(i, n, const T y = b[i]; o[i] = (T)(EXPR););                                                   \
+        } else {                                                                                                   \
+            const T x = a[0], y = b[0];                                                                            \
+            const T v = (T)(EXPR);                                                                                 \
+            FOR_EACH(i, n, o[i] = v;);                                                                             \
+        }                                                                                                          \
     }
 
-#define DEFINE_BINARY(name, EXPR)                                                                                   \
-    BINARY_ROW(float, name, EXPR)                                                                                   \
-    BINARY_ROW(double, name, EXPR)                                                                                  \
+#define DEFINE_BINARY(name, EXPR)  \
+    BINARY_ROW(float, name, EXPR)  \
+    BINARY_ROW(double, name, EXPR) \
     const hg_binary_kernel hg_binary_##name = {name##_row_float, name##_row_double};
 
 DEFINE_BINARY(add, x + y)
 DEFINE_BINARY(sub, x - y)
-DEFINE_BINARY(mul, x * y)
+DEFINE_BINARY(mul, x *y)
 DEFINE_BINARY(div, x / y)
 DEFINE_BINARY(maximum, x >= y || x != x ? x : y)
 DEFINE_BINARY(minimum, x <= y || x != x ? x : y)
@@ -154,15 +153,15 @@ typedef struct binary_job {
 static void binary_row_float(void *user, const int64_t *off, const int64_t *st, int64_t n)
 {
     const binary_job *j = user;
-    j->kernel->f32((float *)j->out + off[0], (const float *)j->a + off[1], st[1], (const float *)j->b + off[2],
-                   st[2], n);
+    j->kernel->f32((float *)j->out + off[0], (const float *)j->a + off[1], st[1], (const float *)j->b + off[2], st[2],
+                   n);
 }
 
 static void binary_row_double(void *user, const int64_t *off, const int64_t *st, int64_t n)
 {
     const binary_job *j = user;
-    j->kernel->f64((double *)j->out + off[0], (const double *)j->a + off[1], st[1],
-                   (const double *)j->b + off[2], st[2], n);
+    j->kernel->f64((double *)j->out + off[0], (const double *)j->a + off[1], st[1], (const double *)j->b + off[2],
+                   st[2], n);
 }
 
 void hg_kernel_binary(const hg_binary_kernel *kernel, hg_tensor *out, const hg_tensor *a, const hg_tensor *b)
@@ -189,29 +188,28 @@ void hg_kernel_binary(const hg_binary_kernel *kernel, hg_tensor *out, const hg_t
 
 /* A row of o = m != 0 ? a : b; the common stride cases get their own loop.
  * Both values are loaded before the select so that it is branch-free. */
-#define WHERE_ROW(T)                                                                                                \
-    HG_SIMD_CLONES static void where_row_##T(T *restrict o, const T *restrict m, int64_t sm, const T *restrict a,   \
-                                             int64_t sa,                                                           \
-                              const T *restrict b, int64_t sb, int64_t n)                                           \
-    {                                                                                                               \
-        if (sm && sa && sb) {                                                                                       \
-            FOR_EACH(i, n, const T x = a[i]; const T y = b[i]; o[i] = m[i] != 0 ? x : y;);                          \
-        } else if (sm && sa) {                                                                                      \
-            const T y = b[0];                                                                                       \
-            FOR_EACH(i, n, const T x = a[i]; o[i] = m[i] != 0 ? x : y;);                                            \
-        } else if (sm && sb) {                                                                                      \
-            const T x = a[0];                                                                                       \
-            FOR_EACH(i, n, const T y = b[i]; o[i] = m[i] != 0 ? x : y;);                                            \
-        } else {                                                                                                    \
-            for (int64_t i = 0; i < n; i++)                                                                         \
-                o[i] = m[i * sm] != 0 ? a[i * sa] : b[i * sb];                                                      \
-        }                                                                                                           \
-    }                                                                                                               \
-    static void where_iter_row_##T(void *user, const int64_t *off, const int64_t *st, int64_t n)                   \
-    {                                                                                                               \
-        const where_job *j = user;                                                                                  \
-        where_row_##T((T *)j->out + off[0], (const T *)j->m + off[1], st[1], (const T *)j->a + off[2], st[2],      \
-                      (const T *)j->b + off[3], st[3], n);                                                          \
+#define WHERE_ROW(T)                                                                                              \
+    HG_SIMD_CLONES static void where_row_##T(T *restrict o, const T *restrict m, int64_t sm, const T *restrict a, \
+                                             int64_t sa, const T *restrict b, int64_t sb, int64_t n)              \
+    {                                                                                                             \
+        if (sm && sa && sb) {                                                                                     \
+            FOR_EACH(i, n, const T x = a[i]; const T y = b[i]; o[i] = m[i] != 0 ? x : y;);                        \
+        } else if (sm && sa) {                                                                                    \
+            const T y = b[0];                                                                                     \
+            FOR_EACH(i, n, const T x = a[i]; o[i] = m[i] != 0 ? x : y;);                                          \
+        } else if (sm && sb) {                                                                                    \
+            const T x = a[0];                                                                                     \
+            FOR_EACH(i, n, const T y = b[i]; o[i] = m[i] != 0 ? x : y;);                                          \
+        } else {                                                                                                  \
+            for (int64_t i = 0; i < n; i++)                                                                       \
+                o[i] = m[i * sm] != 0 ? a[i * sa] : b[i * sb];                                                    \
+        }                                                                                                         \
+    }                                                                                                             \
+    static void where_iter_row_##T(void *user, const int64_t *off, const int64_t *st, int64_t n)                  \
+    {                                                                                                             \
+        const where_job *j = user;                                                                                \
+        where_row_##T((T *)j->out + off[0], (const T *)j->m + off[1], st[1], (const T *)j->a + off[2], st[2],     \
+                      (const T *)j->b + off[3], st[3], n);                                                        \
     }
 
 typedef struct where_job {
@@ -318,20 +316,20 @@ static inline float tanh_f32(float x)
 
 /* y[i] = EXPR(v) with v = x[i] (and the parameter p), for both dtypes:
  * F32 and F64 are the same formula with float and double math. */
-#define UNARY_LOOP(T, name, EXPR)                                                                                   \
-    HG_SIMD_CLONES static void name##_##T(T *restrict y, const T *restrict x, int64_t n, T p)                       \
-    {                                                                                                               \
-        (void)p;                                                                                                    \
-        FOR_EACH(i, n, const T v = x[i]; y[i] = (T)(EXPR););                                                        \
+#define UNARY_LOOP(T, name, EXPR)                                                             \
+    HG_SIMD_CLONES static void name##_##T(T *restrict y, const T *restrict x, int64_t n, T p) \
+    {                                                                                         \
+        (void)p;                                                                              \
+        FOR_EACH(i, n, const T v = x[i]; y[i] = (T)(EXPR););                                  \
     }
 
-#define DEFINE_UNARY(name, F32, F64)                                                                                \
-    UNARY_LOOP(float, name, F32)                                                                                    \
-    UNARY_LOOP(double, name, F64)                                                                                   \
+#define DEFINE_UNARY(name, F32, F64) \
+    UNARY_LOOP(float, name, F32)     \
+    UNARY_LOOP(double, name, F64)    \
     const hg_unary_kernel hg_unary_##name = {name##_float, name##_double};
 
 DEFINE_UNARY(neg, -v, -v)
-DEFINE_UNARY(scale, p * v, p * v)
+DEFINE_UNARY(scale, p *v, p *v)
 DEFINE_UNARY(add, v + p, v + p)
 DEFINE_UNARY(exp, exp_f32(v), exp(v))
 DEFINE_UNARY(log, logf(v), log(v))
@@ -344,12 +342,12 @@ DEFINE_UNARY(sign, v != v ? v : (float)((v > 0) - (v < 0)), v != v ? v : (double
 
 /* Loops that need more than one expression. */
 #define SELECT_F64(cond, a, b) ((cond) ? (a) : (b))
-#define SPECIAL_UNARY(T, EXP, FABS, POW, SELECT)                                                                            \
+#define SPECIAL_UNARY(T, EXP, FABS, POW, SELECT)                                                                    \
     HG_SIMD_CLONES static void sigmoid_##T(T *restrict y, const T *restrict x, int64_t n, T p)                      \
     {                                                                                                               \
         (void)p;                                                                                                    \
         /* e = exp(-|x|) <= 1: stable on both tails */                                                              \
-        FOR_EACH(i, n, const T e = EXP(-FABS(x[i])); const T r = 1 / (1 + e); y[i] = SELECT(x[i] >= 0, r, e * r););       \
+        FOR_EACH(i, n, const T e = EXP(-FABS(x[i])); const T r = 1 / (1 + e); y[i] = SELECT(x[i] >= 0, r, e * r);); \
     }                                                                                                               \
     static void pow_##T(T *restrict y, const T *restrict x, int64_t n, T p)                                         \
     {                                                                                                               \

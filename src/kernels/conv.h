@@ -11,12 +11,12 @@
 #include "../internal.h"
 
 typedef struct hg_conv_geom {
-    int64_t c, h, w;    /* input channels and extents */
-    int64_t kh, kw;     /* kernel */
-    int64_t oh, ow;     /* output extents */
-    int64_t sh, sw;     /* strides */
-    int64_t ph, pw;     /* padding */
-    int64_t dh, dw;     /* dilation */
+    int64_t c, h, w; /* input channels and extents */
+    int64_t kh, kw;  /* kernel */
+    int64_t oh, ow;  /* output extents */
+    int64_t sh, sw;  /* strides */
+    int64_t ph, pw;  /* padding */
+    int64_t dh, dw;  /* dilation */
 } hg_conv_geom;
 
 /* cols = im2col(x) for one sample; dtype f32 or f64. */

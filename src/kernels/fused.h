@@ -26,8 +26,8 @@ void hg_fused_adam_dg(hg_tensor *y, const hg_tensor *u, const hg_tensor *w, cons
 /* y = k g / (sqrt(v c2) + eps) */
 void hg_fused_adam_dm(hg_tensor *y, const hg_tensor *g, const hg_tensor *v, double k, double c2, double eps);
 /* s = sqrt(v c2), D = s + eps: y = s > 0 ? k (g m) / ((D D) s) : 0 */
-void hg_fused_adam_dv(hg_tensor *y, const hg_tensor *g, const hg_tensor *m, const hg_tensor *v, double k,
-                      double c2, double eps);
+void hg_fused_adam_dv(hg_tensor *y, const hg_tensor *g, const hg_tensor *m, const hg_tensor *v, double k, double c2,
+                      double eps);
 
 /* y = y + x in place (the sweep's unrecorded accumulation; same IEEE
  * operation as hg_add(y, x)); same shape and dtype. */

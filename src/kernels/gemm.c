@@ -41,11 +41,10 @@ static void cblas_gemm(hg_dtype dtype, bool trans_a, bool trans_b, int64_t m, in
 {
     enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
     if (dtype == HG_F32)
-        cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, (float)alpha, a, (int)lda, b, (int)ldb,
-                    (float)beta, c, (int)ldc);
+        cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, (float)alpha, a, (int)lda, b, (int)ldb, (float)beta,
+                    c, (int)ldc);
     else
-        cblas_dgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c,
-                    (int)ldc);
+        cblas_dgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 
 /* ---- libxsmm ------------------------------------------------------------- */
@@ -59,12 +58,12 @@ static void cblas_gemm(hg_dtype dtype, bool trans_a, bool trans_b, int64_t m, in
  * column-major TransA); done on the stack up to this many elements. */
 #define XSMM_TRANSPOSE_MAX 4096
 
-#define DEFINE_TRANSPOSE(T)                                                                                        \
-    static void transpose_##T(T *restrict dst, const T *restrict src, int64_t rows, int64_t cols, int64_t ld)      \
-    {                                                                                                              \
-        for (int64_t i = 0; i < rows; i++)                                                                         \
-            for (int64_t j = 0; j < cols; j++)                                                                     \
-                dst[j * rows + i] = src[i * ld + j];                                                               \
+#define DEFINE_TRANSPOSE(T)                                                                                   \
+    static void transpose_##T(T *restrict dst, const T *restrict src, int64_t rows, int64_t cols, int64_t ld) \
+    {                                                                                                         \
+        for (int64_t i = 0; i < rows; i++)                                                                    \
+            for (int64_t j = 0; j < cols; j++)                                                                \
+                dst[j * rows + i] = src[i * ld + j];                                                          \
     }
 DEFINE_TRANSPOSE(float)
 DEFINE_TRANSPOSE(double)
@@ -115,8 +114,8 @@ const char *hg_matmul_backend(void)
 #ifdef HG_HAVE_XSMM
     static char name[96];
     if (!name[0])
-        snprintf(name, sizeof name, "libxsmm %d.%d (m*n*k <= %d) + CBLAS", LIBXSMM_VERSION_MAJOR,
-                 LIBXSMM_VERSION_MINOR, XSMM_MAX_MNK);
+        snprintf(name, sizeof name, "libxsmm %d.%d (m*n*k <= %d) + CBLAS", LIBXSMM_VERSION_MAJOR, LIBXSMM_VERSION_MINOR,
+                 XSMM_MAX_MNK);
     return name;
 #else
     return "CBLAS";
@@ -143,8 +142,8 @@ static void gemm(hg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t 
     }
 }
 
-void hg_kernel_gemm(hg_tensor *c, const hg_tensor *a, const hg_tensor *b, bool trans_a, bool trans_b,
-                    int64_t m, int64_t n, int64_t k)
+void hg_kernel_gemm(hg_tensor *c, const hg_tensor *a, const hg_tensor *b, bool trans_a, bool trans_b, int64_t m,
+                    int64_t n, int64_t k)
 {
     if (m == 0 || n == 0)
         return;
@@ -153,17 +152,15 @@ void hg_kernel_gemm(hg_tensor *c, const hg_tensor *a, const hg_tensor *b, bool t
         return;
     }
     /* Leading dimensions of the stored (untransposed) row-major matrices. */
-    gemm(c->dtype, trans_a, trans_b, m, n, k, 1.0, a->data, trans_a ? m : k, b->data, trans_b ? k : n, 0.0, c->data,
-         n);
+    gemm(c->dtype, trans_a, trans_b, m, n, k, 1.0, a->data, trans_a ? m : k, b->data, trans_b ? k : n, 0.0, c->data, n);
 }
 
-void hg_kernel_gemm_acc(hg_tensor *c, const hg_tensor *a, const hg_tensor *b, bool trans_a, bool trans_b,
-                        int64_t m, int64_t n, int64_t k)
+void hg_kernel_gemm_acc(hg_tensor *c, const hg_tensor *a, const hg_tensor *b, bool trans_a, bool trans_b, int64_t m,
+                        int64_t n, int64_t k)
 {
     if (m == 0 || n == 0 || k == 0)
         return;
-    gemm(c->dtype, trans_a, trans_b, m, n, k, 1.0, a->data, trans_a ? m : k, b->data, trans_b ? k : n, 1.0, c->data,
-         n);
+    gemm(c->dtype, trans_a, trans_b, m, n, k, 1.0, a->data, trans_a ? m : k, b->data, trans_b ? k : n, 1.0, c->data, n);
 }
 
 void hg_kernel_gemm_raw(hg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,

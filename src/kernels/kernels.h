@@ -41,13 +41,13 @@ typedef struct hg_binary_kernel {
     void (*f64)(double *o, const double *a, int64_t sa, const double *b, int64_t sb, int64_t n);
 } hg_binary_kernel;
 
-extern const hg_binary_kernel hg_binary_add;     /* a + b */
-extern const hg_binary_kernel hg_binary_sub;     /* a - b */
-extern const hg_binary_kernel hg_binary_mul;     /* a * b */
-extern const hg_binary_kernel hg_binary_div;     /* a / b */
-extern const hg_binary_kernel hg_binary_maximum; /* a >= b ? a : b (NaN in a wins) */
-extern const hg_binary_kernel hg_binary_minimum; /* a <= b ? a : b (NaN in a wins) */
-extern const hg_binary_kernel hg_binary_greater; /* a > b ? 1 : 0 */
+extern const hg_binary_kernel hg_binary_add;           /* a + b */
+extern const hg_binary_kernel hg_binary_sub;           /* a - b */
+extern const hg_binary_kernel hg_binary_mul;           /* a * b */
+extern const hg_binary_kernel hg_binary_div;           /* a / b */
+extern const hg_binary_kernel hg_binary_maximum;       /* a >= b ? a : b (NaN in a wins) */
+extern const hg_binary_kernel hg_binary_minimum;       /* a <= b ? a : b (NaN in a wins) */
+extern const hg_binary_kernel hg_binary_greater;       /* a > b ? 1 : 0 */
 extern const hg_binary_kernel hg_binary_greater_equal; /* a >= b ? 1 : 0 */
 
 /* Runs kernel over out's shape: one call when a and b are each out-shaped or
@@ -66,18 +66,18 @@ typedef struct hg_unary_kernel {
     void (*f64)(double *restrict y, const double *restrict x, int64_t n, double p);
 } hg_unary_kernel;
 
-extern const hg_unary_kernel hg_unary_neg;       /* -x */
-extern const hg_unary_kernel hg_unary_scale;     /* p x */
-extern const hg_unary_kernel hg_unary_add;       /* x + p */
-extern const hg_unary_kernel hg_unary_pow;       /* x^p (p = 2: x x) */
+extern const hg_unary_kernel hg_unary_neg;   /* -x */
+extern const hg_unary_kernel hg_unary_scale; /* p x */
+extern const hg_unary_kernel hg_unary_add;   /* x + p */
+extern const hg_unary_kernel hg_unary_pow;   /* x^p (p = 2: x x) */
 extern const hg_unary_kernel hg_unary_exp;
 extern const hg_unary_kernel hg_unary_log;
 extern const hg_unary_kernel hg_unary_sqrt;
 extern const hg_unary_kernel hg_unary_tanh;
-extern const hg_unary_kernel hg_unary_sigmoid;  /* stable on both tails */
-extern const hg_unary_kernel hg_unary_relu;     /* x < 0 ? 0 : x (NaN stays NaN) */
+extern const hg_unary_kernel hg_unary_sigmoid; /* stable on both tails */
+extern const hg_unary_kernel hg_unary_relu;    /* x < 0 ? 0 : x (NaN stays NaN) */
 extern const hg_unary_kernel hg_unary_abs;
-extern const hg_unary_kernel hg_unary_sign;     /* -1, 0, 1 (NaN -> 0) */
+extern const hg_unary_kernel hg_unary_sign; /* -1, 0, 1 (NaN -> 0) */
 extern const hg_unary_kernel hg_unary_copy;
 
 void hg_kernel_unary(const hg_unary_kernel *kernel, double p, hg_tensor *out, const hg_tensor *x);

@@ -97,85 +97,85 @@ static void odo_subset(odo *o, const pair_axes *a, int n, bool keep)
  * streamed once, in order. */
 #define SUM_BLOCK 2048
 
-#define DEFINE_SUM_TO(T)                                                                                           \
-    static double sum_row_##T(const T *x, int64_t n)                                                               \
-    {                                                                                                              \
-        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                                                     \
-        int64_t i = 0;                                                                                             \
-        for (; i + 4 <= n; i += 4) {                                                                               \
-            s0 += x[i];                                                                                            \
-            s1 += x[i + 1];                                                                                        \
-            s2 += x[i + 2];                                                                                        \
-            s3 += x[i + 3];                                                                                        \
-        }                                                                                                          \
-        for (; i < n; i++)                                                                                         \
-            s0 += x[i];                                                                                            \
-        return (s0 + s1) + (s2 + s3);                                                                              \
-    }                                                                                                              \
-    /* acc[j] += sum of the nr (1..4) rows, one load-store of acc per 4 rows. */                                  \
-    static void add_rows_##T(double *restrict acc, const T *const *rows, int nr, int64_t nb)                       \
-    {                                                                                                              \
-        const T *restrict r0 = rows[0], *restrict r1 = rows[nr > 1], *restrict r2 = rows[nr > 2 ? 2 : 0],          \
-                          *restrict r3 = rows[nr > 3 ? 3 : 0];                                                     \
-        switch (nr) {                                                                                              \
-        case 4:                                                                                                    \
-            for (int64_t j = 0; j < nb; j++)                                                                       \
-                acc[j] += ((double)r0[j] + (double)r1[j]) + ((double)r2[j] + (double)r3[j]);                       \
-            break;                                                                                                 \
-        case 3:                                                                                                    \
-            for (int64_t j = 0; j < nb; j++)                                                                       \
-                acc[j] += ((double)r0[j] + (double)r1[j]) + (double)r2[j];                                         \
-            break;                                                                                                 \
-        case 2:                                                                                                    \
-            for (int64_t j = 0; j < nb; j++)                                                                       \
-                acc[j] += (double)r0[j] + (double)r1[j];                                                           \
-            break;                                                                                                 \
-        default:                                                                                                   \
-            for (int64_t j = 0; j < nb; j++)                                                                       \
-                acc[j] += r0[j];                                                                                   \
-        }                                                                                                          \
-    }                                                                                                              \
-    static void sum_to_##T(T *out, const T *x, const pair_axes *a)                                                 \
-    {                                                                                                              \
-        int last = a->n - 1;                                                                                       \
-        odo kept, spread;                                                                                          \
-        odo_subset(&kept, a, last, true);                                                                          \
-        odo_subset(&spread, a, last, false);                                                                       \
-        int64_t len = a->ext[last];                                                                                \
-        if (a->keep[last]) {                                                                                       \
-            /* out rows of len += x rows, accumulated in double per block. */                                      \
-            double acc[SUM_BLOCK];                                                                                 \
-            do {                                                                                                   \
-                for (int64_t j0 = 0; j0 < len; j0 += SUM_BLOCK) {                                                  \
-                    int64_t nb = len - j0 < SUM_BLOCK ? len - j0 : SUM_BLOCK;                                      \
-                    for (int64_t j = 0; j < nb; j++)                                                               \
-                        acc[j] = 0;                                                                                \
-                    const T *rows[4];                                                                              \
-                    int nr = 0;                                                                                    \
-                    bool more;                                                                                     \
-                    do {                                                                                           \
-                        rows[nr++] = x + kept.ox + spread.ox + j0;                                                 \
-                        more = odo_next(&spread);                                                                  \
-                        if (nr == 4 || !more) {                                                                    \
-                            add_rows_##T(acc, rows, nr, nb);                                                       \
-                            nr = 0;                                                                                \
-                        }                                                                                          \
-                    } while (more);                                                                                \
-                    T *o = out + kept.oo + j0;                                                                     \
-                    for (int64_t j = 0; j < nb; j++)                                                               \
-                        o[j] = (T)acc[j];                                                                          \
-                }                                                                                                  \
-            } while (odo_next(&kept));                                                                             \
-        } else {                                                                                                   \
-            /* one out element per kept position: sums of contiguous rows. */                                     \
-            do {                                                                                                   \
-                double acc = 0;                                                                                    \
-                do                                                                                                 \
-                    acc += sum_row_##T(x + kept.ox + spread.ox, len);                                              \
-                while (odo_next(&spread));                                                                         \
-                out[kept.oo] = (T)acc;                                                                             \
-            } while (odo_next(&kept));                                                                             \
-        }                                                                                                          \
+#define DEFINE_SUM_TO(T)                                                                                  \
+    static double sum_row_##T(const T *x, int64_t n)                                                      \
+    {                                                                                                     \
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                                            \
+        int64_t i = 0;                                                                                    \
+        for (; i + 4 <= n; i += 4) {                                                                      \
+            s0 += x[i];                                                                                   \
+            s1 += x[i + 1];                                                                               \
+            s2 += x[i + 2];                                                                               \
+            s3 += x[i + 3];                                                                               \
+        }                                                                                                 \
+        for (; i < n; i++)                                                                                \
+            s0 += x[i];                                                                                   \
+        return (s0 + s1) + (s2 + s3);                                                                     \
+    }                                                                                                     \
+    /* acc[j] += sum of the nr (1..4) rows, one load-store of acc per 4 rows. */                          \
+    static void add_rows_##T(double *restrict acc, const T *const *rows, int nr, int64_t nb)              \
+    {                                                                                                     \
+        const T *restrict r0 = rows[0], *restrict r1 = rows[nr > 1], *restrict r2 = rows[nr > 2 ? 2 : 0], \
+                          *restrict r3 = rows[nr > 3 ? 3 : 0];                                            \
+        switch (nr) {                                                                                     \
+        case 4:                                                                                           \
+            for (int64_t j = 0; j < nb; j++)                                                              \
+                acc[j] += ((double)r0[j] + (double)r1[j]) + ((double)r2[j] + (double)r3[j]);              \
+            break;                                                                                        \
+        case 3:                                                                                           \
+            for (int64_t j = 0; j < nb; j++)                                                              \
+                acc[j] += ((double)r0[j] + (double)r1[j]) + (double)r2[j];                                \
+            break;                                                                                        \
+        case 2:                                                                                           \
+            for (int64_t j = 0; j < nb; j++)                                                              \
+                acc[j] += (double)r0[j] + (double)r1[j];                                                  \
+            break;                                                                                        \
+        default:                                                                                          \
+            for (int64_t j = 0; j < nb; j++)                                                              \
+                acc[j] += r0[j];                                                                          \
+        }                                                                                                 \
+    }                                                                                                     \
+    static void sum_to_##T(T *out, const T *x, const pair_axes *a)                                        \
+    {                                                                                                     \
+        int last = a->n - 1;                                                                              \
+        odo kept, spread;                                                                                 \
+        odo_subset(&kept, a, last, true);                                                                 \
+        odo_subset(&spread, a, last, false);                                                              \
+        int64_t len = a->ext[last];                                                                       \
+        if (a->keep[last]) {                                                                              \
+            /* out rows of len += x rows, accumulated in double per block. */                             \
+            double acc[SUM_BLOCK];                                                                        \
+            do {                                                                                          \
+                for (int64_t j0 = 0; j0 < len; j0 += SUM_BLOCK) {                                         \
+                    int64_t nb = len - j0 < SUM_BLOCK ? len - j0 : SUM_BLOCK;                             \
+                    for (int64_t j = 0; j < nb; j++)                                                      \
+                        acc[j] = 0;                                                                       \
+                    const T *rows[4];                                                                     \
+                    int nr = 0;                                                                           \
+                    bool more;                                                                            \
+                    do {                                                                                  \
+                        rows[nr++] = x + kept.ox + spread.ox + j0;                                        \
+                        more = odo_next(&spread);                                                         \
+                        if (nr == 4 || !more) {                                                           \
+                            add_rows_##T(acc, rows, nr, nb);                                              \
+                            nr = 0;                                                                       \
+                        }                                                                                 \
+                    } while (more);                                                                       \
+                    T *o = out + kept.oo + j0;                                                            \
+                    for (int64_t j = 0; j < nb; j++)                                                      \
+                        o[j] = (T)acc[j];                                                                 \
+                }                                                                                         \
+            } while (odo_next(&kept));                                                                    \
+        } else {                                                                                          \
+            /* one out element per kept position: sums of contiguous rows. */                             \
+            do {                                                                                          \
+                double acc = 0;                                                                           \
+                do                                                                                        \
+                    acc += sum_row_##T(x + kept.ox + spread.ox, len);                                     \
+                while (odo_next(&spread));                                                                \
+                out[kept.oo] = (T)acc;                                                                    \
+            } while (odo_next(&kept));                                                                    \
+        }                                                                                                 \
     }
 
 DEFINE_SUM_TO(float)
@@ -203,11 +203,11 @@ void hg_layout_sum_to(hg_tensor *out, const hg_tensor *x)
 
 /* ---- broadcast ---------------------------------------------------------- */
 
-#define DEFINE_FILL(T)                                                                                             \
-    static void fill_##T(T *o, T v, int64_t n)                                                                     \
-    {                                                                                                              \
-        for (int64_t i = 0; i < n; i++)                                                                            \
-            o[i] = v;                                                                                              \
+#define DEFINE_FILL(T)                         \
+    static void fill_##T(T *o, T v, int64_t n) \
+    {                                          \
+        for (int64_t i = 0; i < n; i++)        \
+            o[i] = v;                          \
     }
 DEFINE_FILL(uint32_t)
 DEFINE_FILL(uint64_t)
@@ -257,17 +257,16 @@ void hg_layout_broadcast(hg_tensor *out, const hg_tensor *x)
 
 /* out (contiguous [.., r, .., c]) with out stride os_r on axis r and 1 on c;
  * x stride 1 on r and xs_c on c: a tiled transpose of one [nr, nc] block. */
-#define DEFINE_TRANSPOSE(T)                                                                                        \
-    static void transpose_##T(T *restrict o, const T *restrict x, int64_t nr, int64_t nc, int64_t os_r,            \
-                              int64_t xs_c)                                                                        \
-    {                                                                                                              \
-        for (int64_t r0 = 0; r0 < nr; r0 += TILE)                                                                  \
-            for (int64_t c0 = 0; c0 < nc; c0 += TILE) {                                                            \
-                int64_t r1 = r0 + TILE < nr ? r0 + TILE : nr, c1 = c0 + TILE < nc ? c0 + TILE : nc;                \
-                for (int64_t r = r0; r < r1; r++)                                                                  \
-                    for (int64_t c = c0; c < c1; c++)                                                              \
-                        o[r * os_r + c] = x[r + c * xs_c];                                                         \
-            }                                                                                                      \
+#define DEFINE_TRANSPOSE(T)                                                                                           \
+    static void transpose_##T(T *restrict o, const T *restrict x, int64_t nr, int64_t nc, int64_t os_r, int64_t xs_c) \
+    {                                                                                                                 \
+        for (int64_t r0 = 0; r0 < nr; r0 += TILE)                                                                     \
+            for (int64_t c0 = 0; c0 < nc; c0 += TILE) {                                                               \
+                int64_t r1 = r0 + TILE < nr ? r0 + TILE : nr, c1 = c0 + TILE < nc ? c0 + TILE : nc;                   \
+                for (int64_t r = r0; r < r1; r++)                                                                     \
+                    for (int64_t c = c0; c < c1; c++)                                                                 \
+                        o[r * os_r + c] = x[r + c * xs_c];                                                            \
+            }                                                                                                         \
     }
 DEFINE_TRANSPOSE(uint32_t)
 DEFINE_TRANSPOSE(uint64_t)
@@ -351,10 +350,10 @@ void hg_layout_permute(hg_tensor *out, const hg_tensor *x, const int *perm)
     odo_reset(&o);
     do {
         if (es == 4)
-            transpose_uint32_t((uint32_t *)out->data + o.oo, (const uint32_t *)x->data + o.ox, ext[r], ext[last],
-                               so[r], sx[last]);
+            transpose_uint32_t((uint32_t *)out->data + o.oo, (const uint32_t *)x->data + o.ox, ext[r], ext[last], so[r],
+                               sx[last]);
         else
-            transpose_uint64_t((uint64_t *)out->data + o.oo, (const uint64_t *)x->data + o.ox, ext[r], ext[last],
-                               so[r], sx[last]);
+            transpose_uint64_t((uint64_t *)out->data + o.oo, (const uint64_t *)x->data + o.ox, ext[r], ext[last], so[r],
+                               sx[last]);
     } while (odo_next(&o));
 }

@@ -25,7 +25,7 @@ struct hg_mpi_comm {
     int *counts, *displs, *rcounts, *rdispls; /* size entries each */
     int64_t *start, *count;                   /* size entries each: blocks */
     struct header *headers;                   /* size entries */
-    unsigned char *buf;                        /* in-place forms' buffer */
+    unsigned char *buf;                       /* in-place forms' buffer */
     size_t buf_size;
 };
 
@@ -178,8 +178,8 @@ static hg_status first_failure(hg_ctx *ctx, const hg_mpi_comm *c, const char *wh
     for (int r = 0; r < c->size; r++)
         if (c->headers[r].status != HG_OK) {
             if (c->headers[c->rank].status == HG_OK)
-                return hg_op_error(ctx, HG_ERR_REMOTE, "%s: rank %d of %d failed (%s); see that rank's error", who,
-                                   r, c->size, hg_status_name((hg_status)c->headers[r].status));
+                return hg_op_error(ctx, HG_ERR_REMOTE, "%s: rank %d of %d failed (%s); see that rank's error", who, r,
+                                   c->size, hg_status_name((hg_status)c->headers[r].status));
             return (hg_status)c->headers[c->rank].status;
         }
     return HG_OK;
@@ -353,10 +353,8 @@ static int64_t scratch_elems(const hg_mpi_comm *c, coll_kind kind, int64_t n_in,
     case REDUCE:
         hg_mpi_shard(n_in, c->size, c->rank, &start, &count);
         return (int64_t)c->size * count + (kind == REDUCE ? count : 0);
-    case REDUCE_SCATTER:
-        return (int64_t)c->size * rows[c->rank] * row;
-    default:
-        return 0;
+    case REDUCE_SCATTER: return (int64_t)c->size * rows[c->rank] * row;
+    default: return 0;
     }
 }
 
@@ -387,9 +385,7 @@ static hg_status coll_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *cons
     int64_t *start = c->start, *count = c->count;
     void *sbuf = scratch ? hg_tensor_data(scratch) : NULL;
     switch (at->kind) {
-    case ALLREDUCE:
-        rc = allreduce_data(c, dt, hg_tensor_cdata(x), hg_tensor_data(y), n, sbuf, start, count);
-        break;
+    case ALLREDUCE: rc = allreduce_data(c, dt, hg_tensor_cdata(x), hg_tensor_data(y), n, sbuf, start, count); break;
     case BROADCAST:
         if (c->rank == at->root)
             memcpy(hg_tensor_data(y), hg_tensor_cdata(x), (size_t)n * (size_t)esize);
@@ -535,8 +531,8 @@ static hg_status local_checks(hg_ctx *ctx, const hg_mpi_comm *c, coll_kind kind,
             else
                 hg_mpi_shard(h->shape[0], c->size, q, NULL, &k);
             if (k < 0 || k > INT32_MAX)
-                return hg_op_error(ctx, HG_ERR_RANGE, "%s: row count %lld for rank %d out of range", who,
-                                   (long long)k, q);
+                return hg_op_error(ctx, HG_ERR_RANGE, "%s: row count %lld for rank %d out of range", who, (long long)k,
+                                   q);
             total += k;
         }
         if (total != h->shape[0])

@@ -177,8 +177,8 @@ static hg_status conv2d_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *
     return HG_OK;
 }
 
-static const hg_opdef conv2d_def = {"hg_conv2d", 2, 1, sizeof(conv_attr), conv2d_shape, conv2d_forward, conv2d_vjp,
-                                    NULL};
+static const hg_opdef conv2d_def = {"hg_conv2d",    2,          1,   sizeof(conv_attr), conv2d_shape,
+                                    conv2d_forward, conv2d_vjp, NULL};
 
 /* ---- conv2d_transpose: (g [N,O,OH,OW], w [O,C,KH,KW]) -> [N,C,size] ---- */
 
@@ -253,8 +253,9 @@ static hg_status conv2d_transpose_vjp(hg_ctx *ctx, const hg_node *node, hg_tenso
     return HG_OK;
 }
 
-static const hg_opdef conv2d_transpose_def = {"hg_conv2d_transpose", 2, 1, sizeof(conv_attr), conv2d_transpose_shape,
-                                              conv2d_transpose_forward, conv2d_transpose_vjp, NULL};
+static const hg_opdef conv2d_transpose_def = {
+    "hg_conv2d_transpose", 2,   1, sizeof(conv_attr), conv2d_transpose_shape, conv2d_transpose_forward,
+    conv2d_transpose_vjp,  NULL};
 
 /* ---- conv2d_weight_grad: (x [N,C,H,W], g [N,O,OH,OW]) -> [O,C,size] ---- */
 
@@ -327,8 +328,9 @@ static hg_status conv2d_weight_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *
     return HG_OK;
 }
 
-static const hg_opdef conv2d_weight_def = {"hg_conv2d_weight_grad", 2, 1, sizeof(conv_attr), conv2d_weight_shape,
-                                           conv2d_weight_forward, conv2d_weight_vjp, NULL};
+static const hg_opdef conv2d_weight_def = {
+    "hg_conv2d_weight_grad", 2,   1, sizeof(conv_attr), conv2d_weight_shape, conv2d_weight_forward,
+    conv2d_weight_vjp,       NULL};
 
 /* ---- public calls ------------------------------------------------------- */
 
@@ -454,31 +456,31 @@ static hg_status argmax_shape(hg_ctx *ctx, hg_tensor *const *in, const void *att
     return HG_OK;
 }
 
-#define ARGMAX_LOOP(T)                                                                                             \
-    for (int64_t p = 0; p < planes; p++) {                                                                         \
-        const T *xp = (const T *)x->data + p * h * w;                                                              \
-        int32_t *ip = idx + p * oh * ow;                                                                           \
-        for (int64_t i = 0; i < oh; i++)                                                                           \
-            for (int64_t j = 0; j < ow; j++) {                                                                     \
-                int64_t best = -1;                                                                                 \
-                T bv = 0;                                                                                          \
-                for (int64_t ki = 0; ki < a->kernel[0]; ki++) {                                                    \
-                    int64_t ih = i * a->stride[0] - a->pad[0] + ki;                                                \
-                    if (ih < 0 || ih >= h)                                                                         \
-                        continue;                                                                                  \
-                    for (int64_t kj = 0; kj < a->kernel[1]; kj++) {                                                \
-                        int64_t iw = j * a->stride[1] - a->pad[1] + kj;                                            \
-                        if (iw < 0 || iw >= w)                                                                     \
-                            continue;                                                                              \
-                        T v = xp[ih * w + iw];                                                                     \
-                        if (best < 0 || (!isnan(bv) && (v > bv || isnan(v)))) {                                    \
-                            best = ih * w + iw;                                                                    \
-                            bv = v;                                                                                \
-                        }                                                                                          \
-                    }                                                                                              \
-                }                                                                                                  \
-                ip[i * ow + j] = (int32_t)best;                                                                    \
-            }                                                                                                      \
+#define ARGMAX_LOOP(T)                                                          \
+    for (int64_t p = 0; p < planes; p++) {                                      \
+        const T *xp = (const T *)x->data + p * h * w;                           \
+        int32_t *ip = idx + p * oh * ow;                                        \
+        for (int64_t i = 0; i < oh; i++)                                        \
+            for (int64_t j = 0; j < ow; j++) {                                  \
+                int64_t best = -1;                                              \
+                T bv = 0;                                                       \
+                for (int64_t ki = 0; ki < a->kernel[0]; ki++) {                 \
+                    int64_t ih = i * a->stride[0] - a->pad[0] + ki;             \
+                    if (ih < 0 || ih >= h)                                      \
+                        continue;                                               \
+                    for (int64_t kj = 0; kj < a->kernel[1]; kj++) {             \
+                        int64_t iw = j * a->stride[1] - a->pad[1] + kj;         \
+                        if (iw < 0 || iw >= w)                                  \
+                            continue;                                           \
+                        T v = xp[ih * w + iw];                                  \
+                        if (best < 0 || (!isnan(bv) && (v > bv || isnan(v)))) { \
+                            best = ih * w + iw;                                 \
+                            bv = v;                                             \
+                        }                                                       \
+                    }                                                           \
+                }                                                               \
+                ip[i * ow + j] = (int32_t)best;                                 \
+            }                                                                   \
     }
 
 static hg_status argmax_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)
@@ -498,8 +500,8 @@ static hg_status argmax_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *co
     return HG_OK;
 }
 
-static const hg_opdef max_pool_argmax_def = {"hg_max_pool2d_argmax", 1, 1, sizeof(pool_attr), argmax_shape,
-                                             argmax_forward, NULL, NULL};
+static const hg_opdef max_pool_argmax_def = {"hg_max_pool2d_argmax", 1,    1,   sizeof(pool_attr), argmax_shape,
+                                             argmax_forward,         NULL, NULL};
 
 hg_tensor *hg_max_pool2d(hg_ctx *ctx, hg_tensor *x, const hg_pool2d_params *params)
 {

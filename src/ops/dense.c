@@ -59,8 +59,7 @@ static hg_status dense_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *g
     return HG_OK;
 }
 
-static const hg_opdef dense_def = {"hg_dense", 3, 1, sizeof(dense_attr), dense_shape, dense_forward, dense_vjp,
-                                   NULL};
+static const hg_opdef dense_def = {"hg_dense", 3, 1, sizeof(dense_attr), dense_shape, dense_forward, dense_vjp, NULL};
 
 hg_tensor *hg_dense_op(hg_ctx *ctx, hg_tensor *x, hg_tensor *W, hg_tensor *b, bool relu)
 {

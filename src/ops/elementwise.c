@@ -105,24 +105,24 @@ static hg_status minimum_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const 
 }
 
 /* One hg_opdef and public call per binary op; vjp NULL makes it a constant. */
-#define DEFINE_BINARY_OP(op, vjp_fn)                                                                               \
-    static hg_status op##_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)             \
-    {                                                                                                              \
-        (void)attr;                                                                                                \
-        return binary_shape(ctx, "hg_" #op, in, out);                                                              \
-    }                                                                                                              \
-    static hg_status op##_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)      \
-    {                                                                                                              \
-        (void)ctx;                                                                                                 \
-        (void)attr;                                                                                                \
-        hg_kernel_binary(&hg_binary_##op, out[0], in[0], in[1]);                                                   \
-        return HG_OK;                                                                                              \
-    }                                                                                                              \
-    static const hg_opdef op##_def = {"hg_" #op, 2, 1, 0, op##_shape, op##_forward, vjp_fn, NULL};                 \
-    hg_tensor *hg_##op(hg_ctx *ctx, hg_tensor *a, hg_tensor *b)                                                    \
-    {                                                                                                              \
-        hg_tensor *in[2] = {a, b};                                                                                 \
-        return ctx ? hg_apply(ctx, &op##_def, in, NULL) : NULL;                                                    \
+#define DEFINE_BINARY_OP(op, vjp_fn)                                                                          \
+    static hg_status op##_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)        \
+    {                                                                                                         \
+        (void)attr;                                                                                           \
+        return binary_shape(ctx, "hg_" #op, in, out);                                                         \
+    }                                                                                                         \
+    static hg_status op##_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr) \
+    {                                                                                                         \
+        (void)ctx;                                                                                            \
+        (void)attr;                                                                                           \
+        hg_kernel_binary(&hg_binary_##op, out[0], in[0], in[1]);                                              \
+        return HG_OK;                                                                                         \
+    }                                                                                                         \
+    static const hg_opdef op##_def = {"hg_" #op, 2, 1, 0, op##_shape, op##_forward, vjp_fn, NULL};            \
+    hg_tensor *hg_##op(hg_ctx *ctx, hg_tensor *a, hg_tensor *b)                                               \
+    {                                                                                                         \
+        hg_tensor *in[2] = {a, b};                                                                            \
+        return ctx ? hg_apply(ctx, &op##_def, in, NULL) : NULL;                                               \
     }
 
 DEFINE_BINARY_OP(add, add_vjp)

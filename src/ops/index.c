@@ -59,8 +59,8 @@ static hg_status one_hot_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *c
     return HG_OK;
 }
 
-static const hg_opdef one_hot_def = {"hg_one_hot", 1, 1, sizeof(one_hot_attr), one_hot_shape, one_hot_forward, NULL,
-                                     NULL};
+static const hg_opdef one_hot_def = {"hg_one_hot",    1,    1,   sizeof(one_hot_attr), one_hot_shape,
+                                     one_hot_forward, NULL, NULL};
 
 hg_tensor *hg_one_hot(hg_ctx *ctx, hg_tensor *labels, int64_t classes, hg_dtype dtype)
 {
@@ -136,8 +136,8 @@ static hg_status cast_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr,
     return HG_OK;
 }
 
-#define CAST_LOOP(TO, FROM, y, x, n)                                                                               \
-    for (int64_t i = 0; i < (n); i++)                                                                              \
+#define CAST_LOOP(TO, FROM, y, x, n)  \
+    for (int64_t i = 0; i < (n); i++) \
     ((TO *)(y))[i] = (TO)((const FROM *)(x))[i]
 
 static hg_status cast_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)
@@ -219,7 +219,8 @@ static hg_status index_select_shape(hg_ctx *ctx, hg_tensor *const *in, const voi
     if (s != HG_OK)
         return s;
     if (in[1]->dtype != HG_I32)
-        return hg_op_error(ctx, HG_ERR_DTYPE, "hg_index_select: index is %s, expected i32", hg_dtype_name(in[1]->dtype));
+        return hg_op_error(ctx, HG_ERR_DTYPE, "hg_index_select: index is %s, expected i32",
+                           hg_dtype_name(in[1]->dtype));
     if (in[1]->rank != 1)
         return hg_op_error(ctx, HG_ERR_SHAPE, "hg_index_select: index must be 1-D, got %s (x %s)", HG_SHAPE(in[1], b),
                            HG_SHAPE(in[0], a));
@@ -274,13 +275,13 @@ static hg_status index_add_shape(hg_ctx *ctx, hg_tensor *const *in, const void *
     return HG_OK;
 }
 
-#define INDEX_ADD_LOOP(T)                                                                                          \
-    for (int64_t o = 0; o < outer; o++)                                                                            \
-        for (int64_t j = 0; j < k; j++) {                                                                          \
-            T *d = (T *)y + (o * n + idx[j]) * inner;                                                              \
-            const T *from = (const T *)src + (o * k + j) * inner;                                                  \
-            for (int64_t i = 0; i < inner; i++)                                                                    \
-                d[i] += from[i];                                                                                   \
+#define INDEX_ADD_LOOP(T)                                         \
+    for (int64_t o = 0; o < outer; o++)                           \
+        for (int64_t j = 0; j < k; j++) {                         \
+            T *d = (T *)y + (o * n + idx[j]) * inner;             \
+            const T *from = (const T *)src + (o * k + j) * inner; \
+            for (int64_t i = 0; i < inner; i++)                   \
+                d[i] += from[i];                                  \
         }
 
 static hg_status index_add_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)
@@ -327,10 +328,10 @@ static hg_status index_add_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *cons
     return HG_OK;
 }
 
-static const hg_opdef index_select_def = {"hg_index_select", 2, 1, sizeof(axis_attr), index_select_shape,
-                                          index_select_forward, index_select_vjp, NULL};
-static const hg_opdef index_add_def = {"hg_index_add", 3, 1, sizeof(axis_attr), index_add_shape, index_add_forward,
-                                       index_add_vjp, NULL};
+static const hg_opdef index_select_def = {
+    "hg_index_select", 2, 1, sizeof(axis_attr), index_select_shape, index_select_forward, index_select_vjp, NULL};
+static const hg_opdef index_add_def = {"hg_index_add", 3,   1, sizeof(axis_attr), index_add_shape, index_add_forward,
+                                       index_add_vjp,  NULL};
 
 /* in: x, index (i32, x's rank; the extents of x except along axis) */
 static hg_status gather_axis_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)
@@ -401,12 +402,12 @@ static hg_status scatter_add_shape(hg_ctx *ctx, hg_tensor *const *in, const void
     return HG_OK;
 }
 
-#define SCATTER_ADD_LOOP(T)                                                                                        \
-    for (int64_t o = 0; o < outer; o++)                                                                            \
-        for (int64_t j = 0; j < k; j++)                                                                            \
-            for (int64_t i = 0; i < inner; i++) {                                                                  \
-                int64_t p = (o * k + j) * inner + i;                                                               \
-                ((T *)y)[(o * n + idx[p]) * inner + i] += ((const T *)src)[p];                                     \
+#define SCATTER_ADD_LOOP(T)                                                    \
+    for (int64_t o = 0; o < outer; o++)                                        \
+        for (int64_t j = 0; j < k; j++)                                        \
+            for (int64_t i = 0; i < inner; i++) {                              \
+                int64_t p = (o * k + j) * inner + i;                           \
+                ((T *)y)[(o * n + idx[p]) * inner + i] += ((const T *)src)[p]; \
             }
 
 static hg_status scatter_add_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)
@@ -453,10 +454,10 @@ static hg_status scatter_add_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *co
     return HG_OK;
 }
 
-static const hg_opdef gather_axis_def = {"hg_gather_axis", 2, 1, sizeof(axis_attr), gather_axis_shape,
-                                         gather_axis_forward, gather_axis_vjp, NULL};
-static const hg_opdef scatter_add_def = {"hg_scatter_add", 3, 1, sizeof(axis_attr), scatter_add_shape,
-                                         scatter_add_forward, scatter_add_vjp, NULL};
+static const hg_opdef gather_axis_def = {
+    "hg_gather_axis", 2, 1, sizeof(axis_attr), gather_axis_shape, gather_axis_forward, gather_axis_vjp, NULL};
+static const hg_opdef scatter_add_def = {
+    "hg_scatter_add", 3, 1, sizeof(axis_attr), scatter_add_shape, scatter_add_forward, scatter_add_vjp, NULL};
 
 /* Normalise a possibly negative axis against x (x may be NULL or stale:
  * then hg_apply reports it). */

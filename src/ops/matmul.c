@@ -21,8 +21,8 @@ static hg_status matmul_shape(hg_ctx *ctx, hg_tensor *const *in, const void *att
     int64_t m = in[0]->shape[t->trans_a ? 1 : 0], ka = in[0]->shape[t->trans_a ? 0 : 1];
     int64_t kb = in[1]->shape[t->trans_b ? 1 : 0], n = in[1]->shape[t->trans_b ? 0 : 1];
     if (ka != kb)
-        return hg_op_error(ctx, HG_ERR_SHAPE, "hg_matmul: inner dimensions differ: %s%s @ %s%s",
-                           HG_SHAPE(in[0], a), t->trans_a ? "^T" : "", HG_SHAPE(in[1], b), t->trans_b ? "^T" : "");
+        return hg_op_error(ctx, HG_ERR_SHAPE, "hg_matmul: inner dimensions differ: %s%s @ %s%s", HG_SHAPE(in[0], a),
+                           t->trans_a ? "^T" : "", HG_SHAPE(in[1], b), t->trans_b ? "^T" : "");
     if (m > INT32_MAX || n > INT32_MAX || ka > INT32_MAX)
         return hg_op_error(ctx, HG_ERR_OVERFLOW, "hg_matmul: dimensions %s and %s exceed the BLAS int range",
                            HG_SHAPE(in[0], a), HG_SHAPE(in[1], b));
@@ -45,8 +45,7 @@ static hg_status matmul_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *co
 /* Input i's cotangent op(x) op(y), accumulated onto the cotangent the
  * sweep holds for that input when there is one (hg_sweep_take): then one
  * product with beta = 1, written in place when the sweep owns it. */
-hg_tensor *hg_product_cotangent(hg_ctx *ctx, const hg_node *node, int i, hg_tensor *x, hg_tensor *y, int tx,
-                                int ty)
+hg_tensor *hg_product_cotangent(hg_ctx *ctx, const hg_node *node, int i, hg_tensor *x, hg_tensor *y, int tx, int ty)
 {
     bool owned;
     hg_tensor *acc = hg_sweep_take(ctx, node, i, &owned);
@@ -121,7 +120,8 @@ static hg_status matmul_acc_shape(hg_ctx *ctx, hg_tensor *const *in, const void 
     char a[160];
     if (in[0]->dtype != out->dtype || in[0]->rank != 2 || in[0]->shape[0] != out->shape[0] ||
         in[0]->shape[1] != out->shape[1])
-        return hg_op_error(ctx, HG_ERR_SHAPE, "hg_matmul_acc: accumulator %s %s does not match the product [%lld,%lld] %s",
+        return hg_op_error(ctx, HG_ERR_SHAPE,
+                           "hg_matmul_acc: accumulator %s %s does not match the product [%lld,%lld] %s",
                            HG_SHAPE(in[0], a), hg_dtype_name(in[0]->dtype), (long long)out->shape[0],
                            (long long)out->shape[1], hg_dtype_name(out->dtype));
     return HG_OK;
@@ -159,8 +159,7 @@ static const hg_opdef matmul_acc_def = {
     .vjp = matmul_acc_vjp,
 };
 
-hg_tensor *hg_matmul_acc(hg_ctx *ctx, hg_tensor *c, hg_tensor *a, hg_tensor *b, int trans_a, int trans_b,
-                         bool in_place)
+hg_tensor *hg_matmul_acc(hg_ctx *ctx, hg_tensor *c, hg_tensor *a, hg_tensor *b, int trans_a, int trans_b, bool in_place)
 {
     matmul_attr t = {trans_a != 0, trans_b != 0};
     hg_tensor *in[3] = {c, a, b};
@@ -196,8 +195,8 @@ static hg_status bmm_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, 
     int64_t m = A->shape[ra - (t->trans_a ? 1 : 2)], ka = A->shape[ra - (t->trans_a ? 2 : 1)];
     int64_t kb = B->shape[rb - (t->trans_b ? 1 : 2)], n = B->shape[rb - (t->trans_b ? 2 : 1)];
     if (ka != kb)
-        return hg_op_error(ctx, HG_ERR_SHAPE, "hg_matmul_batched: inner dimensions differ: %s%s @ %s%s",
-                           HG_SHAPE(A, a), t->trans_a ? "^T" : "", HG_SHAPE(B, b), t->trans_b ? "^T" : "");
+        return hg_op_error(ctx, HG_ERR_SHAPE, "hg_matmul_batched: inner dimensions differ: %s%s @ %s%s", HG_SHAPE(A, a),
+                           t->trans_a ? "^T" : "", HG_SHAPE(B, b), t->trans_b ? "^T" : "");
     if (!hg_broadcast_shapes(ra - 2, A->shape, rb - 2, B->shape, &r, out->shape) || r + 2 > HG_MAX_RANK)
         return hg_op_error(ctx, HG_ERR_SHAPE, "hg_matmul_batched: batch axes of %s and %s do not broadcast",
                            HG_SHAPE(A, a), HG_SHAPE(B, b));
@@ -281,8 +280,7 @@ static hg_status bmm_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gou
     return HG_OK;
 }
 
-static const hg_opdef bmm_def = {"hg_matmul_batched", 2, 1, sizeof(matmul_attr), bmm_shape, bmm_forward, bmm_vjp,
-                                 NULL};
+static const hg_opdef bmm_def = {"hg_matmul_batched", 2, 1, sizeof(matmul_attr), bmm_shape, bmm_forward, bmm_vjp, NULL};
 
 hg_tensor *hg_matmul_batched(hg_ctx *ctx, hg_tensor *a, hg_tensor *b, int trans_a, int trans_b)
 {

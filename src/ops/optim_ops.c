@@ -22,8 +22,8 @@ static hg_status same_shape_rule(hg_ctx *ctx, const char *name, int n, hg_tensor
     for (int i = 1; i < n; i++)
         if (!hg_same_shape(in[i], in[0])) {
             char a[160], b[160];
-            return hg_op_error(ctx, HG_ERR_SHAPE, "%s: input %d has shape %s, input 0 has %s (no broadcasting)",
-                               name, i, HG_SHAPE(in[i], a), HG_SHAPE(in[0], b));
+            return hg_op_error(ctx, HG_ERR_SHAPE, "%s: input %d has shape %s, input 0 has %s (no broadcasting)", name,
+                               i, HG_SHAPE(in[i], a), HG_SHAPE(in[0], b));
         }
     out->dtype = in[0]->dtype;
     out->rank = in[0]->rank;
@@ -66,11 +66,11 @@ static hg_tensor *apply(hg_ctx *ctx, const hg_opdef *def, hg_tensor *const *in, 
     return ctx ? hg_apply(ctx, def, in, &attr) : NULL;
 }
 
-#define SHAPE_RULE(op, n)                                                                                          \
-    static hg_status op##_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)             \
-    {                                                                                                              \
-        (void)attr;                                                                                                \
-        return same_shape_rule(ctx, "hg_opt_" #op, n, in, out);                                                    \
+#define SHAPE_RULE(op, n)                                                                              \
+    static hg_status op##_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out) \
+    {                                                                                                  \
+        (void)attr;                                                                                    \
+        return same_shape_rule(ctx, "hg_opt_" #op, n, in, out);                                        \
     }
 
 /* ---- lincomb: y = a x + b z -------------------------------------------- */
@@ -96,8 +96,8 @@ static hg_status lincomb_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const 
     return vjp_status(ctx, node, 2, gin, NULL);
 }
 
-static const hg_opdef lincomb_def = {"hg_opt_lincomb", 2, 1, sizeof(coef_attr), lincomb_shape, lincomb_forward,
-                                     lincomb_vjp, NULL};
+static const hg_opdef lincomb_def = {"hg_opt_lincomb", 2,           1,   sizeof(coef_attr), lincomb_shape,
+                                     lincomb_forward,  lincomb_vjp, NULL};
 
 hg_tensor *hg_opt_lincomb(hg_ctx *ctx, hg_tensor *x, hg_tensor *z, double a, double b)
 {
@@ -118,8 +118,8 @@ static hg_status prod_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *cons
 
 /* Cotangents of c (z w) for inputs iz, iw with coefficient c: dz = c g w,
  * dw = c g z; when z and w are one tensor, dz = 2c g z and dw is merged. */
-static void prod_cotangents(hg_ctx *ctx, const hg_node *node, hg_tensor *g, int iz, int iw, double c,
-                            hg_tensor **gin, bool *skip)
+static void prod_cotangents(hg_ctx *ctx, const hg_node *node, hg_tensor *g, int iz, int iw, double c, hg_tensor **gin,
+                            bool *skip)
 {
     hg_tensor *z = hg_node_input(node, iz), *w = hg_node_input(node, iw);
     if (z == w) {
@@ -142,8 +142,7 @@ static hg_status prod_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *go
     return vjp_status(ctx, node, 2, gin, skip);
 }
 
-static const hg_opdef prod_def = {"hg_opt_prod", 2, 1, sizeof(coef_attr), prod_shape, prod_forward, prod_vjp,
-                                  NULL};
+static const hg_opdef prod_def = {"hg_opt_prod", 2, 1, sizeof(coef_attr), prod_shape, prod_forward, prod_vjp, NULL};
 
 hg_tensor *hg_opt_prod(hg_ctx *ctx, hg_tensor *z, hg_tensor *w, double c)
 {
@@ -174,13 +173,8 @@ static hg_status lincomb_prod_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *c
     return vjp_status(ctx, node, 3, gin, skip);
 }
 
-static const hg_opdef lincomb_prod_def = {"hg_opt_lincomb_prod", 3,
-                                          1,
-                                          sizeof(coef_attr),
-                                          lincomb_prod_shape,
-                                          lincomb_prod_forward,
-                                          lincomb_prod_vjp,
-                                          NULL};
+static const hg_opdef lincomb_prod_def = {
+    "hg_opt_lincomb_prod", 3, 1, sizeof(coef_attr), lincomb_prod_shape, lincomb_prod_forward, lincomb_prod_vjp, NULL};
 
 hg_tensor *hg_opt_lincomb_prod(hg_ctx *ctx, hg_tensor *x, hg_tensor *z, hg_tensor *w, double a, double b)
 {
@@ -247,10 +241,10 @@ static hg_status adam_step_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *cons
     return vjp_status(ctx, node, n, gin, skip);
 }
 
-static const hg_opdef adam_step_def = {"hg_opt_adam_step", 6, 1, sizeof(coef_attr), adam_step_shape,
-                                       adam_step_forward6, adam_step_vjp, NULL};
-static const hg_opdef adam_step1_def = {"hg_opt_adam_step", 4, 1, sizeof(coef_attr), adam_step1_shape,
-                                        adam_step_forward4, adam_step_vjp, NULL};
+static const hg_opdef adam_step_def = {
+    "hg_opt_adam_step", 6, 1, sizeof(coef_attr), adam_step_shape, adam_step_forward6, adam_step_vjp, NULL};
+static const hg_opdef adam_step1_def = {
+    "hg_opt_adam_step", 4, 1, sizeof(coef_attr), adam_step1_shape, adam_step_forward4, adam_step_vjp, NULL};
 
 hg_tensor *hg_opt_adam_step(hg_ctx *ctx, hg_tensor *p, hg_tensor *g, hg_tensor *m, hg_tensor *v, hg_tensor *m1,
                             hg_tensor *v1, const double coef[8])
@@ -310,11 +304,11 @@ static hg_status adam_dg_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const 
     return vjp_status(ctx, node, 4, gin, NULL);
 }
 
-static const hg_opdef adam_dg_def = {"hg_opt_adam_dg", 4, 1, sizeof(coef_attr), adam_dg_shape, adam_dg_forward,
-                                     adam_dg_vjp, NULL};
+static const hg_opdef adam_dg_def = {"hg_opt_adam_dg", 4,           1,   sizeof(coef_attr), adam_dg_shape,
+                                     adam_dg_forward,  adam_dg_vjp, NULL};
 
-hg_tensor *hg_opt_adam_dg(hg_ctx *ctx, hg_tensor *u, hg_tensor *w, hg_tensor *m, hg_tensor *v, double ka,
-                          double kb, double c2, double eps)
+hg_tensor *hg_opt_adam_dg(hg_ctx *ctx, hg_tensor *u, hg_tensor *w, hg_tensor *m, hg_tensor *v, double ka, double kb,
+                          double c2, double eps)
 {
     hg_tensor *in[4] = {u, w, m, v};
     return apply(ctx, &adam_dg_def, in, ka, kb, c2, eps);
@@ -345,8 +339,8 @@ static hg_status adam_dm_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const 
     return vjp_status(ctx, node, 2, gin, NULL);
 }
 
-static const hg_opdef adam_dm_def = {"hg_opt_adam_dm", 2, 1, sizeof(coef_attr), adam_dm_shape, adam_dm_forward,
-                                     adam_dm_vjp, NULL};
+static const hg_opdef adam_dm_def = {"hg_opt_adam_dm", 2,           1,   sizeof(coef_attr), adam_dm_shape,
+                                     adam_dm_forward,  adam_dm_vjp, NULL};
 
 hg_tensor *hg_opt_adam_dm(hg_ctx *ctx, hg_tensor *u, hg_tensor *v, double k, double c2, double eps)
 {
@@ -396,8 +390,8 @@ static hg_status adam_dv_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const 
     return vjp_status(ctx, node, 3, gin, NULL);
 }
 
-static const hg_opdef adam_dv_def = {"hg_opt_adam_dv", 3, 1, sizeof(coef_attr), adam_dv_shape, adam_dv_forward,
-                                     adam_dv_vjp, NULL};
+static const hg_opdef adam_dv_def = {"hg_opt_adam_dv", 3,           1,   sizeof(coef_attr), adam_dv_shape,
+                                     adam_dv_forward,  adam_dv_vjp, NULL};
 
 hg_tensor *hg_opt_adam_dv(hg_ctx *ctx, hg_tensor *u, hg_tensor *m, hg_tensor *v, double k, double c2, double eps)
 {

@@ -25,8 +25,8 @@ hg_tensor *hg_opt_adam_step(hg_ctx *ctx, hg_tensor *p, hg_tensor *g, hg_tensor *
                             hg_tensor *v1, const double coef[8]);
 /* ka u / D + kb w u m / (D^2 s), the second term 0 where s = 0 (the update's
  * cotangent for g; D and s as below). */
-hg_tensor *hg_opt_adam_dg(hg_ctx *ctx, hg_tensor *u, hg_tensor *w, hg_tensor *m, hg_tensor *v, double ka,
-                          double kb, double c2, double eps);
+hg_tensor *hg_opt_adam_dg(hg_ctx *ctx, hg_tensor *u, hg_tensor *w, hg_tensor *m, hg_tensor *v, double ka, double kb,
+                          double c2, double eps);
 /* k u / D with D = sqrt(v c2) + eps (the update's cotangent for m). */
 hg_tensor *hg_opt_adam_dm(hg_ctx *ctx, hg_tensor *u, hg_tensor *v, double k, double c2, double eps);
 /* k u m / (D^2 s) where s = sqrt(v c2) > 0, else 0 (the update's cotangent for

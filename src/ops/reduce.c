@@ -275,8 +275,8 @@ static hg_status axis_shape(hg_ctx *ctx, const char *who, hg_tensor *const *in, 
         return s;
     if (nonempty && in[0]->rank && in[0]->shape[a->axis] == 0) {
         char x[160];
-        return hg_op_error(ctx, HG_ERR_SHAPE, "%s: axis %d of shape %s is empty (no identity element)", who,
-                           a->axis, HG_SHAPE(in[0], x));
+        return hg_op_error(ctx, HG_ERR_SHAPE, "%s: axis %d of shape %s is empty (no identity element)", who, a->axis,
+                           HG_SHAPE(in[0], x));
     }
     out->dtype = out_dtype == HG_I32 ? HG_I32 : in[0]->dtype;
     axis_out_shape(in[0], a, out);
@@ -297,7 +297,68 @@ static hg_tensor *g_keepdim(hg_ctx *ctx, hg_tensor *g, const hg_tensor *x, const
 
 /* The constant 0/1 mask (x's shape and dtype) of the first extreme along
  * the axis: the derivative of max/min, and nothing else (never recorded). */
-#define EXTREME_OPS(kind, is_min)                                                                                      static hg_status kind##_mask_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)          {                                                                                                                      (void)attr;                                                                                                        hg_status s = hg_check_float_same(ctx, "hg_" #kind "_axis_mask", 1, in);                                          if (s != HG_OK)                                                                                                        return s;                                                                                                      out->dtype = in[0]->dtype;                                                                                         out->rank = in[0]->rank;                                                                                           for (int i = 0; i < in[0]->rank; i++)                                                                                  out->shape[i] = in[0]->shape[i];                                                                               return HG_OK;                                                                                                  }                                                                                                                  static hg_status kind##_mask_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out,                                                          const void *attr)                                                             {                                                                                                                      (void)ctx;                                                                                                         int64_t outer, n, inner;                                                                                           split_at(in[0], ((const axis_attr *)attr)->axis, &outer, &n, &inner);                                              if (n > 0)                                                                                                             hg_kernel_axis_extreme(in[0], outer, n, inner, is_min, NULL, NULL, out[0]);                                    return HG_OK;                                                                                                  }                                                                                                                  static const hg_opdef kind##_mask_def = {"hg_" #kind "_axis_mask", 1, 1, sizeof(axis_attr),                                                                 kind##_mask_shape, kind##_mask_forward, NULL, NULL};                      static hg_status kind##_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)               {                                                                                                                      return axis_shape(ctx, "hg_" #kind "_axis", in, attr, true, HG_F64, out);                                      }                                                                                                                  static hg_status kind##_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)        {                                                                                                                      (void)ctx;                                                                                                         int64_t outer, n, inner;                                                                                           split_at(in[0], ((const axis_attr *)attr)->axis, &outer, &n, &inner);                                              hg_kernel_axis_extreme(in[0], outer, n, inner, is_min, out[0]->data, NULL, NULL);                                  return HG_OK;                                                                                                  }                                                                                                                  /* dx = mask(x) * g (g with the axis kept); mask: 1 at the first extreme along the axis, a constant */            static hg_status kind##_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)             {                                                                                                                      const axis_attr *a = hg_node_attr(node);                                                                           hg_tensor *x = hg_node_input(node, 0);                                                                             if (!hg_node_needs_grad(node, 0))                                                                                      return HG_OK;                                                                                                  hg_tensor *mask = hg_apply(ctx, &kind##_mask_def, &x, a);                                                          gin[0] = hg_mul(ctx, mask, g_keepdim(ctx, gout[0], x, a));                                                         return HG_OK;                                                                                                  }                                                                                                                  static const hg_opdef kind##_def = {"hg_" #kind "_axis", 1, 1, sizeof(axis_attr), kind##_shape,                                                        kind##_forward, kind##_vjp, NULL};                                             static hg_status arg##kind##_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)          {                                                                                                                      return axis_shape(ctx, "hg_arg" #kind, in, attr, true, HG_I32, out);                                           }                                                                                                                  static hg_status arg##kind##_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out,                                                          const void *attr)                                                             {                                                                                                                      (void)ctx;                                                                                                         int64_t outer, n, inner;                                                                                           split_at(in[0], ((const axis_attr *)attr)->axis, &outer, &n, &inner);                                              hg_kernel_axis_extreme(in[0], outer, n, inner, is_min, NULL, out[0]->data, NULL);                                  return HG_OK;                                                                                                  }                                                                                                                  static const hg_opdef arg##kind##_def = {"hg_arg" #kind, 1, 1, sizeof(axis_attr), arg##kind##_shape,                                                        arg##kind##_forward, NULL, NULL};
+#define EXTREME_OPS(kind, is_min)                                                                                    \
+    static hg_status kind##_mask_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)        \
+    {                                                                                                                \
+        (void)attr;                                                                                                  \
+        hg_status s = hg_check_float_same(ctx, "hg_" #kind "_axis_mask", 1, in);                                     \
+        if (s != HG_OK)                                                                                              \
+            return s;                                                                                                \
+        out->dtype = in[0]->dtype;                                                                                   \
+        out->rank = in[0]->rank;                                                                                     \
+        for (int i = 0; i < in[0]->rank; i++)                                                                        \
+            out->shape[i] = in[0]->shape[i];                                                                         \
+        return HG_OK;                                                                                                \
+    }                                                                                                                \
+    static hg_status kind##_mask_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr) \
+    {                                                                                                                \
+        (void)ctx;                                                                                                   \
+        int64_t outer, n, inner;                                                                                     \
+        split_at(in[0], ((const axis_attr *)attr)->axis, &outer, &n, &inner);                                        \
+        if (n > 0)                                                                                                   \
+            hg_kernel_axis_extreme(in[0], outer, n, inner, is_min, NULL, NULL, out[0]);                              \
+        return HG_OK;                                                                                                \
+    }                                                                                                                \
+    static const hg_opdef kind##_mask_def = {                                                                        \
+        "hg_" #kind "_axis_mask", 1, 1, sizeof(axis_attr), kind##_mask_shape, kind##_mask_forward, NULL, NULL};      \
+    static hg_status kind##_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)             \
+    {                                                                                                                \
+        return axis_shape(ctx, "hg_" #kind "_axis", in, attr, true, HG_F64, out);                                    \
+    }                                                                                                                \
+    static hg_status kind##_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)      \
+    {                                                                                                                \
+        (void)ctx;                                                                                                   \
+        int64_t outer, n, inner;                                                                                     \
+        split_at(in[0], ((const axis_attr *)attr)->axis, &outer, &n, &inner);                                        \
+        hg_kernel_axis_extreme(in[0], outer, n, inner, is_min, out[0]->data, NULL, NULL);                            \
+        return HG_OK;                                                                                                \
+    } /* dx = mask(x) * g (g with the axis kept); mask: 1 at the first extreme along the axis, a constant */         \
+    static hg_status kind##_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)           \
+    {                                                                                                                \
+        const axis_attr *a = hg_node_attr(node);                                                                     \
+        hg_tensor *x = hg_node_input(node, 0);                                                                       \
+        if (!hg_node_needs_grad(node, 0))                                                                            \
+            return HG_OK;                                                                                            \
+        hg_tensor *mask = hg_apply(ctx, &kind##_mask_def, &x, a);                                                    \
+        gin[0] = hg_mul(ctx, mask, g_keepdim(ctx, gout[0], x, a));                                                   \
+        return HG_OK;                                                                                                \
+    }                                                                                                                \
+    static const hg_opdef kind##_def = {"hg_" #kind "_axis", 1,          1,   sizeof(axis_attr), kind##_shape,       \
+                                        kind##_forward,      kind##_vjp, NULL};                                      \
+    static hg_status arg##kind##_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)        \
+    {                                                                                                                \
+        return axis_shape(ctx, "hg_arg" #kind, in, attr, true, HG_I32, out);                                         \
+    }                                                                                                                \
+    static hg_status arg##kind##_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr) \
+    {                                                                                                                \
+        (void)ctx;                                                                                                   \
+        int64_t outer, n, inner;                                                                                     \
+        split_at(in[0], ((const axis_attr *)attr)->axis, &outer, &n, &inner);                                        \
+        hg_kernel_axis_extreme(in[0], outer, n, inner, is_min, NULL, out[0]->data, NULL);                            \
+        return HG_OK;                                                                                                \
+    }                                                                                                                \
+    static const hg_opdef arg##kind##_def = {"hg_arg" #kind,      1,    1,   sizeof(axis_attr), arg##kind##_shape,   \
+                                             arg##kind##_forward, NULL, NULL};
 
 EXTREME_OPS(max, 0)
 EXTREME_OPS(min, 1)

@@ -65,8 +65,8 @@ static hg_status broadcast_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *cons
     return HG_OK;
 }
 
-static const hg_opdef broadcast_def = {"hg_broadcast_to", 1, 1, sizeof(shape_attr), broadcast_shape,
-                                       broadcast_forward, broadcast_vjp, NULL};
+static const hg_opdef broadcast_def = {
+    "hg_broadcast_to", 1, 1, sizeof(shape_attr), broadcast_shape, broadcast_forward, broadcast_vjp, NULL};
 
 hg_tensor *hg_broadcast_to(hg_ctx *ctx, hg_tensor *x, int rank, const int64_t *shape)
 {
@@ -106,8 +106,8 @@ static hg_status reshape_shape(hg_ctx *ctx, hg_tensor *const *in, const void *at
         known = in[0]->numel;
     }
     if (known != in[0]->numel)
-        return hg_op_error(ctx, HG_ERR_SHAPE, "hg_reshape: cannot reshape %s (%lld elements) to %s",
-                           HG_SHAPE(in[0], x), (long long)in[0]->numel, hg_shape_str(a->rank, a->shape, t, sizeof t));
+        return hg_op_error(ctx, HG_ERR_SHAPE, "hg_reshape: cannot reshape %s (%lld elements) to %s", HG_SHAPE(in[0], x),
+                           (long long)in[0]->numel, hg_shape_str(a->rank, a->shape, t, sizeof t));
     out->dtype = in[0]->dtype;
     return HG_OK;
 }
@@ -131,8 +131,8 @@ static hg_status reshape_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const 
     return HG_OK;
 }
 
-static const hg_opdef reshape_def = {"hg_reshape", 1, 1, sizeof(shape_attr), reshape_shape, reshape_forward,
-                                     reshape_vjp, NULL};
+static const hg_opdef reshape_def = {"hg_reshape",    1,           1,   sizeof(shape_attr), reshape_shape,
+                                     reshape_forward, reshape_vjp, NULL};
 
 hg_tensor *hg_reshape(hg_ctx *ctx, hg_tensor *x, int rank, const int64_t *shape)
 {
@@ -194,8 +194,8 @@ static hg_status permute_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const 
     return HG_OK;
 }
 
-static const hg_opdef permute_def = {"hg_permute", 1, 1, sizeof(perm_attr), permute_shape, permute_forward,
-                                     permute_vjp, NULL};
+static const hg_opdef permute_def = {"hg_permute",    1,           1,   sizeof(perm_attr), permute_shape,
+                                     permute_forward, permute_vjp, NULL};
 
 hg_tensor *hg_permute(hg_ctx *ctx, hg_tensor *x, const int *perm)
 {
@@ -243,7 +243,8 @@ static hg_status concat_shape(hg_ctx *ctx, hg_tensor *const *in, const void *att
                                hg_dtype_name(in[0]->dtype), hg_dtype_name(in[i]->dtype), i);
     int r = in[0]->rank;
     if (a->axis < 0 || a->axis >= r)
-        return hg_op_error(ctx, HG_ERR_RANGE, "hg_concat: axis %d outside the rank of %s", a->axis, HG_SHAPE(in[0], s0));
+        return hg_op_error(ctx, HG_ERR_RANGE, "hg_concat: axis %d outside the rank of %s", a->axis,
+                           HG_SHAPE(in[0], s0));
     out->dtype = in[0]->dtype;
     out->rank = r;
     memcpy(out->shape, in[0]->shape, sizeof(int64_t) * (size_t)r);
@@ -315,7 +316,10 @@ static hg_status concat_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *
     return HG_OK;
 }
 
-#define CONCAT_DEF(n) {"hg_concat", n, 1, sizeof(concat_attr), concat_shape, concat_forward, concat_vjp, NULL}
+#define CONCAT_DEF(n)                                                                          \
+    {                                                                                          \
+        "hg_concat", n, 1, sizeof(concat_attr), concat_shape, concat_forward, concat_vjp, NULL \
+    }
 static const hg_opdef concat_defs[HG_MAX_OP_INPUTS] = {CONCAT_DEF(1), CONCAT_DEF(2), CONCAT_DEF(3), CONCAT_DEF(4),
                                                        CONCAT_DEF(5), CONCAT_DEF(6), CONCAT_DEF(7), CONCAT_DEF(8)};
 #undef CONCAT_DEF
@@ -387,8 +391,7 @@ hg_tensor *hg_stack(hg_ctx *ctx, int n, hg_tensor *const *xs, int axis)
     char s[160], t[160];
     if (ax < 0 || ax > r || r + 1 > HG_MAX_RANK) {
         hg_op_error(ctx, r + 1 > HG_MAX_RANK ? HG_ERR_SHAPE : HG_ERR_RANGE,
-                    "hg_stack: cannot insert axis %d into %s (rank at most %d)", axis, HG_SHAPE(xs[0], s),
-                    HG_MAX_RANK);
+                    "hg_stack: cannot insert axis %d into %s (rank at most %d)", axis, HG_SHAPE(xs[0], s), HG_MAX_RANK);
         return NULL;
     }
     for (int i = 1; i < n; i++)
@@ -529,7 +532,8 @@ static hg_status slice_pad_shape(hg_ctx *ctx, hg_tensor *const *in, const void *
     for (int d = 0; ok && d < a->rank; d++)
         ok = a->count[d] == in[0]->shape[d];
     if (!ok)
-        return hg_op_error(ctx, HG_ERR_SHAPE, "hg_slice_pad: cotangent %s does not match the slice", HG_SHAPE(in[0], s));
+        return hg_op_error(ctx, HG_ERR_SHAPE, "hg_slice_pad: cotangent %s does not match the slice",
+                           HG_SHAPE(in[0], s));
     if (!hg_is_float(in[0]->dtype))
         return hg_op_error(ctx, HG_ERR_DTYPE, "hg_slice_pad: input is %s, expected f32 or f64",
                            hg_dtype_name(in[0]->dtype));
@@ -557,8 +561,8 @@ static hg_status slice_pad_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *cons
     return HG_OK;
 }
 
-static const hg_opdef slice_pad_def = {"hg_slice_pad", 1, 1, sizeof(slice_attr), slice_pad_shape, slice_pad_forward,
-                                       slice_pad_vjp, NULL};
+static const hg_opdef slice_pad_def = {"hg_slice_pad", 1,   1, sizeof(slice_attr), slice_pad_shape, slice_pad_forward,
+                                       slice_pad_vjp,  NULL};
 
 static hg_tensor *slice_pad(hg_ctx *ctx, hg_tensor *g, const slice_attr *a)
 {

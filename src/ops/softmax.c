@@ -39,64 +39,64 @@ static hg_status softmax_shape(hg_ctx *ctx, hg_tensor *const *in, const void *at
 /* x viewed as [outer, n, inner], reduced over n. With inner == 1 each row is
  * contiguous; otherwise blocks of up to SM_BLOCK columns are swept row by
  * row, so every loop runs over contiguous memory. */
-#define DEFINE_SOFTMAX(T, EXP)                                                                                     \
-    static void softmax_rows_##T(const T *x, T *y, int64_t outer, int64_t n, bool log_out)                         \
-    {                                                                                                              \
-        for (int64_t o = 0; o < outer; o++, x += n, y += n) {                                                      \
-            T mx = x[0];                                                                                           \
-            for (int64_t i = 1; i < n; i++)                                                                        \
-                mx = x[i] > mx ? x[i] : mx;                                                                        \
-            double total = 0;                                                                                      \
-            if (log_out) {                                                                                         \
-                for (int64_t i = 0; i < n; i++)                                                                    \
-                    total += EXP(x[i] - mx);                                                                       \
-                T lse = (T)(mx + log(total));                                                                      \
-                for (int64_t i = 0; i < n; i++)                                                                    \
-                    y[i] = x[i] - lse;                                                                             \
-            } else {                                                                                               \
-                for (int64_t i = 0; i < n; i++) {                                                                  \
-                    y[i] = EXP(x[i] - mx);                                                                         \
-                    total += y[i];                                                                                 \
-                }                                                                                                  \
-                T inv = (T)(1.0 / total);                                                                          \
-                for (int64_t i = 0; i < n; i++)                                                                    \
-                    y[i] *= inv;                                                                                   \
-            }                                                                                                      \
-        }                                                                                                          \
-    }                                                                                                              \
-    static void softmax_cols_##T(const T *x, T *y, int64_t outer, int64_t n, int64_t inner, bool log_out)          \
-    {                                                                                                              \
-        T mx[SM_BLOCK];                                                                                            \
-        double total[SM_BLOCK];                                                                                    \
-        for (int64_t o = 0; o < outer; o++)                                                                        \
-            for (int64_t j0 = 0; j0 < inner; j0 += SM_BLOCK) {                                                     \
-                int64_t nb = inner - j0 < SM_BLOCK ? inner - j0 : SM_BLOCK;                                        \
-                const T *xb = x + o * n * inner + j0;                                                              \
-                T *yb = y + o * n * inner + j0;                                                                    \
-                for (int64_t j = 0; j < nb; j++) {                                                                 \
-                    mx[j] = xb[j];                                                                                 \
-                    total[j] = 0;                                                                                  \
-                }                                                                                                  \
-                for (int64_t i = 1; i < n; i++)                                                                    \
-                    for (int64_t j = 0; j < nb; j++)                                                               \
-                        mx[j] = xb[i * inner + j] > mx[j] ? xb[i * inner + j] : mx[j];                             \
-                for (int64_t i = 0; i < n; i++)                                                                    \
-                    for (int64_t j = 0; j < nb; j++) {                                                             \
-                        T e = EXP(xb[i * inner + j] - mx[j]);                                                      \
-                        total[j] += e;                                                                             \
-                        if (!log_out)                                                                              \
-                            yb[i * inner + j] = e;                                                                 \
-                    }                                                                                              \
-                for (int64_t j = 0; j < nb; j++)                                                                   \
-                    total[j] = log_out ? mx[j] + log(total[j]) : 1.0 / total[j];                                   \
-                for (int64_t i = 0; i < n; i++)                                                                    \
-                    for (int64_t j = 0; j < nb; j++) {                                                             \
-                        if (log_out)                                                                               \
-                            yb[i * inner + j] = xb[i * inner + j] - (T)total[j];                                   \
-                        else                                                                                       \
-                            yb[i * inner + j] *= (T)total[j];                                                      \
-                    }                                                                                              \
-            }                                                                                                      \
+#define DEFINE_SOFTMAX(T, EXP)                                                                            \
+    static void softmax_rows_##T(const T *x, T *y, int64_t outer, int64_t n, bool log_out)                \
+    {                                                                                                     \
+        for (int64_t o = 0; o < outer; o++, x += n, y += n) {                                             \
+            T mx = x[0];                                                                                  \
+            for (int64_t i = 1; i < n; i++)                                                               \
+                mx = x[i] > mx ? x[i] : mx;                                                               \
+            double total = 0;                                                                             \
+            if (log_out) {                                                                                \
+                for (int64_t i = 0; i < n; i++)                                                           \
+                    total += EXP(x[i] - mx);                                                              \
+                T lse = (T)(mx + log(total));                                                             \
+                for (int64_t i = 0; i < n; i++)                                                           \
+                    y[i] = x[i] - lse;                                                                    \
+            } else {                                                                                      \
+                for (int64_t i = 0; i < n; i++) {                                                         \
+                    y[i] = EXP(x[i] - mx);                                                                \
+                    total += y[i];                                                                        \
+                }                                                                                         \
+                T inv = (T)(1.0 / total);                                                                 \
+                for (int64_t i = 0; i < n; i++)                                                           \
+                    y[i] *= inv;                                                                          \
+            }                                                                                             \
+        }                                                                                                 \
+    }                                                                                                     \
+    static void softmax_cols_##T(const T *x, T *y, int64_t outer, int64_t n, int64_t inner, bool log_out) \
+    {                                                                                                     \
+        T mx[SM_BLOCK];                                                                                   \
+        double total[SM_BLOCK];                                                                           \
+        for (int64_t o = 0; o < outer; o++)                                                               \
+            for (int64_t j0 = 0; j0 < inner; j0 += SM_BLOCK) {                                            \
+                int64_t nb = inner - j0 < SM_BLOCK ? inner - j0 : SM_BLOCK;                               \
+                const T *xb = x + o * n * inner + j0;                                                     \
+                T *yb = y + o * n * inner + j0;                                                           \
+                for (int64_t j = 0; j < nb; j++) {                                                        \
+                    mx[j] = xb[j];                                                                        \
+                    total[j] = 0;                                                                         \
+                }                                                                                         \
+                for (int64_t i = 1; i < n; i++)                                                           \
+                    for (int64_t j = 0; j < nb; j++)                                                      \
+                        mx[j] = xb[i * inner + j] > mx[j] ? xb[i * inner + j] : mx[j];                    \
+                for (int64_t i = 0; i < n; i++)                                                           \
+                    for (int64_t j = 0; j < nb; j++) {                                                    \
+                        T e = EXP(xb[i * inner + j] - mx[j]);                                             \
+                        total[j] += e;                                                                    \
+                        if (!log_out)                                                                     \
+                            yb[i * inner + j] = e;                                                        \
+                    }                                                                                     \
+                for (int64_t j = 0; j < nb; j++)                                                          \
+                    total[j] = log_out ? mx[j] + log(total[j]) : 1.0 / total[j];                          \
+                for (int64_t i = 0; i < n; i++)                                                           \
+                    for (int64_t j = 0; j < nb; j++) {                                                    \
+                        if (log_out)                                                                      \
+                            yb[i * inner + j] = xb[i * inner + j] - (T)total[j];                          \
+                        else                                                                              \
+                            yb[i * inner + j] *= (T)total[j];                                             \
+                    }                                                                                     \
+            }                                                                                             \
     }
 
 DEFINE_SOFTMAX(float, expf)

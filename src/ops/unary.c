@@ -234,34 +234,34 @@ static hg_tensor *silu_dx(hg_ctx *ctx, const hg_node *node, hg_tensor *g)
 /* ---- op definitions ----------------------------------------------------- */
 
 /* Shape rule and forward of op, running `kernel`. */
-#define UNARY_FORWARD(op, kernel)                                                                                  \
-    static hg_status op##_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)             \
-    {                                                                                                              \
-        (void)attr;                                                                                                \
-        return unary_shape(ctx, "hg_" #op, in, out);                                                               \
-    }                                                                                                              \
-    static hg_status op##_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)      \
-    {                                                                                                              \
-        (void)ctx;                                                                                                 \
-        hg_kernel_unary(&kernel, *(const double *)attr, out[0], in[0]);                                            \
-        return HG_OK;                                                                                              \
+#define UNARY_FORWARD(op, kernel)                                                                             \
+    static hg_status op##_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)        \
+    {                                                                                                         \
+        (void)attr;                                                                                           \
+        return unary_shape(ctx, "hg_" #op, in, out);                                                          \
+    }                                                                                                         \
+    static hg_status op##_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr) \
+    {                                                                                                         \
+        (void)ctx;                                                                                            \
+        hg_kernel_unary(&kernel, *(const double *)attr, out[0], in[0]);                                       \
+        return HG_OK;                                                                                         \
     }
 
 /* An op differentiated by op##_dx. */
-#define DIFFERENTIABLE_UNARY(op, kernel)                                                                           \
-    UNARY_FORWARD(op, kernel)                                                                                      \
-    static hg_status op##_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)           \
-    {                                                                                                              \
-        if (!hg_node_needs_grad(node, 0))                                                                          \
-            return HG_OK;                                                                                          \
-        gin[0] = op##_dx(ctx, node, gout[0]);                                                                      \
-        return HG_OK;                                                                                              \
-    }                                                                                                              \
+#define DIFFERENTIABLE_UNARY(op, kernel)                                                                 \
+    UNARY_FORWARD(op, kernel)                                                                            \
+    static hg_status op##_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin) \
+    {                                                                                                    \
+        if (!hg_node_needs_grad(node, 0))                                                                \
+            return HG_OK;                                                                                \
+        gin[0] = op##_dx(ctx, node, gout[0]);                                                            \
+        return HG_OK;                                                                                    \
+    }                                                                                                    \
     static const hg_opdef op##_def = {"hg_" #op, 1, 1, sizeof(double), op##_shape, op##_forward, op##_vjp, NULL};
 
 /* An op whose output is a constant (no vjp, never recorded). */
-#define CONSTANT_UNARY(op, kernel)                                                                                 \
-    UNARY_FORWARD(op, kernel)                                                                                      \
+#define CONSTANT_UNARY(op, kernel) \
+    UNARY_FORWARD(op, kernel)      \
     static const hg_opdef op##_def = {"hg_" #op, 1, 1, sizeof(double), op##_shape, op##_forward, NULL, NULL};
 
 DIFFERENTIABLE_UNARY(neg, hg_unary_neg)
@@ -323,8 +323,8 @@ static hg_status relu_mask_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *cons
     return HG_OK;
 }
 
-static const hg_opdef relu_mask_def = {"hg_relu_mask", 2, 1, 0, relu_mask_shape, relu_mask_forward, relu_mask_vjp,
-                                       NULL};
+static const hg_opdef relu_mask_def = {"hg_relu_mask", 2,   1, 0, relu_mask_shape, relu_mask_forward,
+                                       relu_mask_vjp,  NULL};
 
 hg_tensor *hg_relu_mask(hg_ctx *ctx, hg_tensor *x, hg_tensor *g)
 {
@@ -383,28 +383,94 @@ static hg_tensor *apply_unary(hg_ctx *ctx, const hg_opdef *def, hg_tensor *x, do
     return ctx ? hg_apply(ctx, def, &x, &p) : NULL;
 }
 
-hg_tensor *hg_neg(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &neg_def, x, 0); }
-hg_tensor *hg_scale(hg_ctx *ctx, hg_tensor *x, double s) { return apply_unary(ctx, &scale_def, x, s); }
-hg_tensor *hg_add_scalar(hg_ctx *ctx, hg_tensor *x, double s) { return apply_unary(ctx, &add_scalar_def, x, s); }
-hg_tensor *hg_pow_scalar(hg_ctx *ctx, hg_tensor *x, double p) { return apply_unary(ctx, &pow_scalar_def, x, p); }
-hg_tensor *hg_exp(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &exp_def, x, 0); }
-hg_tensor *hg_log(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &log_def, x, 0); }
-hg_tensor *hg_sqrt(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &sqrt_def, x, 0); }
-hg_tensor *hg_tanh(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &tanh_def, x, 0); }
-hg_tensor *hg_sigmoid(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &sigmoid_def, x, 0); }
-hg_tensor *hg_relu(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &relu_def, x, 0); }
-hg_tensor *hg_abs(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &abs_def, x, 0); }
-hg_tensor *hg_sign(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &sign_def, x, 0); }
-hg_tensor *hg_identity(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &identity_def, x, 0); }
-hg_tensor *hg_sin(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &sin_def, x, 0); }
-hg_tensor *hg_cos(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &cos_def, x, 0); }
-hg_tensor *hg_log1p(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &log1p_def, x, 0); }
-hg_tensor *hg_expm1(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &expm1_def, x, 0); }
-hg_tensor *hg_erf(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &erf_def, x, 0); }
-hg_tensor *hg_softplus(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &softplus_def, x, 0); }
-hg_tensor *hg_gelu(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &gelu_def, x, 0); }
-hg_tensor *hg_gelu_tanh(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &gelu_tanh_def, x, 0); }
-hg_tensor *hg_silu(hg_ctx *ctx, hg_tensor *x) { return apply_unary(ctx, &silu_def, x, 0); }
+hg_tensor *hg_neg(hg_ctx *ctx, hg_tensor *x)
+{
+    return apply_unary(ctx, &neg_def, x, 0);
+}
+hg_tensor *hg_scale(hg_ctx *ctx, hg_tensor *x, double s)
+{
+    return apply_unary(ctx, &scale_def, x, s);
+}
+hg_tensor *hg_add_scalar(hg_ctx *ctx, hg_tensor *x, double s)
+{
+    return apply_unary(ctx, &add_scalar_def, x, s);
+}
+hg_tensor *hg_pow_scalar(hg_ctx *ctx, hg_tensor *x, double p)
+{
+    return apply_unary(ctx, &pow_scalar_def, x, p);
+}
+hg_tensor *hg_exp(hg_ctx *ctx, hg_tensor *x)
+{
+    return apply_unary(ctx, &exp_def, x, 0);
+}
+hg_tensor *hg_log(hg_ctx *ctx, hg_tensor *x)
+{
+    return apply_unary(ctx, &log_def, x, 0);
+}
+hg_tensor *hg_sqrt(hg_ctx *ctx, hg_tensor *x)
+{
+    return apply_unary(ctx, &sqrt_def, x, 0);
+}
+hg_tensor *hg_tanh(hg_ctx *ctx, hg_tensor *x)
+{
+    return apply_unary(ctx, &tanh_def, x, 0);
+}
+hg_tensor *hg_sigmoid(hg_ctx *ctx, hg_tensor *x)
+{
+    return apply_unary(ctx, &sigmoid_def, x, 0);
+}
+hg_tensor *hg_relu(hg_ctx *ctx, hg_tensor *x)
+{
+    return apply_unary(ctx, &relu_def, x, 0);
+}
+hg_tensor *hg_abs(hg_ctx *ctx, hg_tensor *x)
+{
+    return apply_unary(ctx, &abs_def, x, 0);
+}
+hg_tensor *hg_sign(hg_ctx *ctx, hg_tensor *x)
+{
+    return apply_unary(ctx, &sign_def, x, 0);
+}
+hg_tensor *hg_identity(hg_ctx *ctx, hg_tensor *x)
+{
+    return apply_unary(ctx, &identity_def, x, 0);
+}
+hg_tensor *hg_sin(hg_ctx *ctx, hg_tensor *x)
+{
+    return apply_unary(ctx, &sin_def, x, 0);
+}
+hg_tensor *hg_cos(hg_ctx *ctx, hg_tensor *x)
+{
+    return apply_unary(ctx, &cos_def, x, 0);
+}
+hg_tensor *hg_log1p(hg_ctx *ctx, hg_tensor *x)
+{
+    return apply_unary(ctx, &log1p_def, x, 0);
+}
+hg_tensor *hg_expm1(hg_ctx *ctx, hg_tensor *x)
+{
+    return apply_unary(ctx, &expm1_def, x, 0);
+}
+hg_tensor *hg_erf(hg_ctx *ctx, hg_tensor *x)
+{
+    return apply_unary(ctx, &erf_def, x, 0);
+}
+hg_tensor *hg_softplus(hg_ctx *ctx, hg_tensor *x)
+{
+    return apply_unary(ctx, &softplus_def, x, 0);
+}
+hg_tensor *hg_gelu(hg_ctx *ctx, hg_tensor *x)
+{
+    return apply_unary(ctx, &gelu_def, x, 0);
+}
+hg_tensor *hg_gelu_tanh(hg_ctx *ctx, hg_tensor *x)
+{
+    return apply_unary(ctx, &gelu_tanh_def, x, 0);
+}
+hg_tensor *hg_silu(hg_ctx *ctx, hg_tensor *x)
+{
+    return apply_unary(ctx, &silu_def, x, 0);
+}
 
 /* A slope that is not finite is refused (after a NULL x, which keeps the
  * earlier error). */
@@ -419,8 +485,14 @@ static hg_tensor *apply_sloped(hg_ctx *ctx, const hg_opdef *def, hg_tensor *x, d
     return hg_apply(ctx, def, &x, &alpha);
 }
 
-hg_tensor *hg_leaky_relu(hg_ctx *ctx, hg_tensor *x, double alpha) { return apply_sloped(ctx, &leaky_relu_def, x, alpha); }
-hg_tensor *hg_elu(hg_ctx *ctx, hg_tensor *x, double alpha) { return apply_sloped(ctx, &elu_def, x, alpha); }
+hg_tensor *hg_leaky_relu(hg_ctx *ctx, hg_tensor *x, double alpha)
+{
+    return apply_sloped(ctx, &leaky_relu_def, x, alpha);
+}
+hg_tensor *hg_elu(hg_ctx *ctx, hg_tensor *x, double alpha)
+{
+    return apply_sloped(ctx, &elu_def, x, alpha);
+}
 
 hg_tensor *hg_clamp(hg_ctx *ctx, hg_tensor *x, double lo, double hi)
 {

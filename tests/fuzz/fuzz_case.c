@@ -17,8 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const names[] = {"W1",  "b1",  "W2",  "b2",  "W3",  "b3",  "x_train", "y_train", "x_val",
-                                    "y_val", "t", "uW1", "ub1", "mW1", "mb1", "vW1", "vb1",  "dx"};
+static const char *const names[] = {"W1",    "b1", "W2",  "b2",  "W3",  "b3",  "x_train", "y_train", "x_val",
+                                    "y_val", "t",  "uW1", "ub1", "mW1", "mb1", "vW1",     "vb1",     "dx"};
 #define N_NAMES (sizeof names / sizeof names[0])
 
 static char dir[] = "/tmp/hgrad_fuzz_case_XXXXXX";

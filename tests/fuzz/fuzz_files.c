@@ -41,8 +41,8 @@ static void same_tensor(hg_ctx *ctx, hg_tensor *a, hg_tensor *b, const char *wha
 {
     if (hg_tensor_dtype(a) != hg_tensor_dtype(b) || hg_tensor_rank(a) != hg_tensor_rank(b) ||
         memcmp(hg_tensor_shape(a), hg_tensor_shape(b), sizeof(int64_t) * (size_t)hg_tensor_rank(a)) != 0 ||
-        memcmp(hg_tensor_data(a), hg_tensor_data(b),
-               (size_t)hg_tensor_numel(a) * hg_dtype_size(hg_tensor_dtype(a))) != 0)
+        memcmp(hg_tensor_data(a), hg_tensor_data(b), (size_t)hg_tensor_numel(a) * hg_dtype_size(hg_tensor_dtype(a))) !=
+            0)
         fail(ctx, what);
 }
 

@@ -242,9 +242,13 @@ static int64_t extent(uint8_t b)
 static hg_dtype dtype_of(uint8_t b)
 {
     switch (b % 8) {
-    case 0: case 1: case 2: return HG_F64;
-    case 3: case 4: return HG_F32;
-    case 5: case 6: return HG_I32;
+    case 0:
+    case 1:
+    case 2: return HG_F64;
+    case 3:
+    case 4: return HG_F32;
+    case 5:
+    case 6: return HG_I32;
     default: return (hg_dtype)7; /* invalid */
     }
 }
@@ -350,9 +354,31 @@ static const hg_fn fns[3] = {fn_sum_tanh, fn_elementwise, fn_fail};
 /* ---- the interpreter -------------------------------------------------------- */
 
 enum {
-    OP_NEW, OP_CREATE, OP_BINARY, OP_UNARY, OP_REDUCE, OP_SHAPE, OP_SOFTMAX, OP_INDEX, OP_NN,
-    OP_TAPE_BEGIN, OP_TAPE_END, OP_WATCH, OP_PAUSE, OP_GRADIENT, OP_MARK, OP_REWIND, OP_CLEAR,
-    OP_QUERY, OP_OPT_STEP, OP_OPTIMIZER, OP_FUNC, OP_CUSTOM, OP_LAYOUT, OP_CONV, OP_COUNT
+    OP_NEW,
+    OP_CREATE,
+    OP_BINARY,
+    OP_UNARY,
+    OP_REDUCE,
+    OP_SHAPE,
+    OP_SOFTMAX,
+    OP_INDEX,
+    OP_NN,
+    OP_TAPE_BEGIN,
+    OP_TAPE_END,
+    OP_WATCH,
+    OP_PAUSE,
+    OP_GRADIENT,
+    OP_MARK,
+    OP_REWIND,
+    OP_CLEAR,
+    OP_QUERY,
+    OP_OPT_STEP,
+    OP_OPTIMIZER,
+    OP_FUNC,
+    OP_CUSTOM,
+    OP_LAYOUT,
+    OP_CONV,
+    OP_COUNT
 };
 
 static void op_new(state *s, reader *r)
@@ -546,10 +572,20 @@ static void op_shape(state *s, reader *r)
         for (int i = 0; i < HG_MAX_RANK; i++)
             perm[i] = i;
         uint8_t m = u8(r);
-        if (m & 1) { int tmp = perm[0]; perm[0] = perm[1]; perm[1] = tmp; }
-        if (m & 2) { int tmp = perm[1]; perm[1] = perm[2]; perm[2] = tmp; }
-        if (m & 4) perm[0] = perm[1];                 /* repeated axis */
-        if (m & 8) perm[(m >> 5) % HG_MAX_RANK] = (int)(m >> 4) - 8; /* out of range, maybe */
+        if (m & 1) {
+            int tmp = perm[0];
+            perm[0] = perm[1];
+            perm[1] = tmp;
+        }
+        if (m & 2) {
+            int tmp = perm[1];
+            perm[1] = perm[2];
+            perm[2] = tmp;
+        }
+        if (m & 4)
+            perm[0] = perm[1]; /* repeated axis */
+        if (m & 8)
+            perm[(m >> 5) % HG_MAX_RANK] = (int)(m >> 4) - 8; /* out of range, maybe */
         t = hg_permute(s->ctx, x, (m & 16) ? NULL : perm);
         break;
     }
@@ -594,7 +630,9 @@ static void op_layout(state *s, reader *r)
     switch (k % 9) {
     case 0: put(s, hg_concat(s->ctx, n, xs, axis), "hg_concat"); break;
     case 1: put(s, hg_stack(s->ctx, n, xs, axis), "hg_stack"); break;
-    case 2: put(s, hg_slice(s->ctx, x, (k & 16) ? NULL : b, (k & 32) ? NULL : e, (k & 64) ? NULL : st), "hg_slice"); break;
+    case 2:
+        put(s, hg_slice(s->ctx, x, (k & 16) ? NULL : b, (k & 32) ? NULL : e, (k & 64) ? NULL : st), "hg_slice");
+        break;
     case 3: put(s, hg_slice_axis(s->ctx, x, axis, b[0], e[0], st[0]), "hg_slice_axis"); break;
     case 4: put(s, hg_narrow(s->ctx, x, axis, b[0], e[0]), "hg_narrow"); break;
     case 5: put(s, hg_index_select(s->ctx, x, axis, y), "hg_index_select"); break;

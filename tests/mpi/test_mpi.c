@@ -19,16 +19,16 @@
 static int rank_, size_;
 static int passed, failed;
 
-#define CHECK(cond, ...)                                                                                             \
-    do {                                                                                                             \
-        if (cond) {                                                                                                  \
-            passed++;                                                                                                \
-        } else {                                                                                                     \
-            failed++;                                                                                                \
-            printf("rank %d: FAIL %s:%d: ", rank_, __FILE__, __LINE__);                                             \
-            printf(__VA_ARGS__);                                                                                     \
-            printf("\n");                                                                                            \
-        }                                                                                                            \
+#define CHECK(cond, ...)                                                \
+    do {                                                                \
+        if (cond) {                                                     \
+            passed++;                                                   \
+        } else {                                                        \
+            failed++;                                                   \
+            printf("rank %d: FAIL %s:%d: ", rank_, __FILE__, __LINE__); \
+            printf(__VA_ARGS__);                                        \
+            printf("\n");                                               \
+        }                                                               \
     } while (0)
 
 /* A deterministic value for (rank, index, salt), the same on every process. */
@@ -256,9 +256,9 @@ static void shard_grads(hg_ctx *ctx, hg_tensor **params, int k, int64_t start, i
     hg_tape *tape = hg_tape_begin(ctx, 0);
     hg_watch_n(tape, 4, params);
     hg_tensor *logits = hg_mlp_forward(ctx, &spec, params, batch_x(ctx, k, start, count));
-    hg_tensor *loss =
-        hg_scale(ctx, hg_sum(ctx, hg_softmax_cross_entropy_each(ctx, logits, batch_y(ctx, k, start, count))),
-                 1.0 / BATCH);
+    hg_tensor *loss = hg_scale(ctx,
+                               hg_sum(ctx, hg_softmax_cross_entropy_each(ctx, logits, batch_y(ctx, k, start, count))),
+                               1.0 / BATCH);
     hg_tape_end(tape);
     hg_gradient(tape, loss, 4, params, NULL, grads);
 }
@@ -362,10 +362,10 @@ static double hyper(hg_ctx *ctx, hg_mpi_comm *comm, hg_opt_kind kind, hg_tensor 
         memcpy(p, next, sizeof p);
     }
     hg_tensor *vx = batch_x(ctx, 99, vstart, vcount);
-    hg_tensor *E = hg_scale(
-        ctx, hg_sum(ctx, hg_softmax_cross_entropy_each(ctx, hg_mlp_forward(ctx, &spec, p, vx),
-                                                        batch_y(ctx, 99, vstart, vcount))),
-        1.0 / VAL);
+    hg_tensor *E = hg_scale(ctx,
+                            hg_sum(ctx, hg_softmax_cross_entropy_each(ctx, hg_mlp_forward(ctx, &spec, p, vx),
+                                                                      batch_y(ctx, 99, vstart, vcount))),
+                            1.0 / VAL);
     hg_tape_end(outer);
     hg_tensor *sources[K + 1], *grads[K + 1];
     memcpy(sources, xs, sizeof xs);
@@ -405,8 +405,8 @@ static void test_sharded_hypergradient(hg_mpi_comm *comm)
                 }
             CHECK(worst <= 1e-12 * scale, "%s: sharded dx differs from single-process by %.3g (scale %.3g)",
                   hg_opt_name((hg_opt_kind)kind), worst, scale);
-            CHECK(fabs(E_s - E_1) <= 1e-13 * fabs(E_1), "%s: E %.17g vs %.17g", hg_opt_name((hg_opt_kind)kind),
-                  E_s, E_1);
+            CHECK(fabs(E_s - E_1) <= 1e-13 * fabs(E_1), "%s: E %.17g vs %.17g", hg_opt_name((hg_opt_kind)kind), E_s,
+                  E_1);
             CHECK(fabs(dlr_s - dlr_1) <= 1e-12 * fabs(dlr_1), "%s: dE/dlr %.17g vs %.17g",
                   hg_opt_name((hg_opt_kind)kind), dlr_s, dlr_1);
             if (rank_ == 0)
@@ -416,7 +416,6 @@ static void test_sharded_hypergradient(hg_mpi_comm *comm)
         hg_ctx_free(ctx);
     }
 }
-
 
 /* ---- the same, through the checkpointed unroll -------------------------------- */
 
@@ -465,7 +464,7 @@ static hg_tensor *u_loss(hg_ctx *ctx, hg_tensor *const *s, hg_tensor *const *glo
     hg_tensor *vx = batch_x(ctx, 99, u->vstart, u->vcount);
     return hg_scale(ctx,
                     hg_sum(ctx, hg_softmax_cross_entropy_each(ctx, hg_mlp_forward(ctx, &spec, s, vx),
-                                                                batch_y(ctx, 99, u->vstart, u->vcount))),
+                                                              batch_y(ctx, 99, u->vstart, u->vcount))),
                     1.0 / VAL);
 }
 
@@ -502,9 +501,18 @@ static void test_sharded_unroll(hg_mpi_comm *comm)
         for (int i = 0; i < ns; i++)
             s0[4 + i] = hg_zeros_like(ctx, p0[i % 4]);
         hg_tensor *lr = hg_scalar(ctx, HG_F64, 0.05), *E = NULL, *dlr = NULL;
-        hg_unroll_spec us = {.steps = K, .n_state = 4 + ns, .state0 = s0, .n_inputs = 2, .n_globals = 1,
-                             .globals = &lr, .snapshots = 1, .inputs = u_inputs, .step = u_step, .loss = u_loss,
-                             .on_grad = u_grad, .user = &u};
+        hg_unroll_spec us = {.steps = K,
+                             .n_state = 4 + ns,
+                             .state0 = s0,
+                             .n_inputs = 2,
+                             .n_globals = 1,
+                             .globals = &lr,
+                             .snapshots = 1,
+                             .inputs = u_inputs,
+                             .step = u_step,
+                             .loss = u_loss,
+                             .on_grad = u_grad,
+                             .user = &u};
         hg_unroll_stats st;
         hg_status s = hg_unroll(ctx, &us, &E, NULL, &dlr, &st);
         CHECK(s == HG_OK, "%s: hg_unroll under MPI failed: %s", hg_opt_name((hg_opt_kind)kind), hg_ctx_error(ctx));

@@ -13,11 +13,11 @@
 #include <unistd.h>
 
 #undef tcase_add_test
-#define tcase_add_test(tc, tf)                                                                                   \
-    do {                                                                                                         \
-        const char *only_ = getenv("ONLY");                                                                      \
-        if (!only_ || strcmp(only_, (tf)->name) == 0)                                                            \
-            tcase_add_test_raise_signal((tc), (tf), 0);                                                          \
+#define tcase_add_test(tc, tf)                          \
+    do {                                                \
+        const char *only_ = getenv("ONLY");             \
+        if (!only_ || strcmp(only_, (tf)->name) == 0)   \
+            tcase_add_test_raise_signal((tc), (tf), 0); \
     } while (0)
 
 #define KG_LINES 4096
@@ -68,6 +68,6 @@ static void kg_fail(const char *file, int line, const char *expr, ...)
 }
 
 #undef ck_assert_msg
-#define ck_assert_msg(expr, ...)                                                                                 \
+#define ck_assert_msg(expr, ...) \
     ((expr) ? kg_note(__LINE__, 1) : kg_fail(__FILE__, __LINE__, "Assertion '" #expr "' failed", ##__VA_ARGS__, NULL))
 #endif

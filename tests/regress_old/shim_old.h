@@ -31,20 +31,53 @@ static inline hg_atomic_file *hg_atomic_open(hg_ctx *ctx, const char *path)
     shim_missing("hg_atomic_open");
     return NULL;
 }
-static inline FILE *hg_atomic_stream(hg_atomic_file *f) { (void)f; shim_missing("hg_atomic_stream"); return NULL; }
-static inline hg_status hg_atomic_commit(hg_atomic_file *f) { (void)f; shim_missing("hg_atomic_commit"); return HG_ERR_MISSING; }
-static inline void hg_atomic_abort(hg_atomic_file *f) { (void)f; shim_missing("hg_atomic_abort"); }
+static inline FILE *hg_atomic_stream(hg_atomic_file *f)
+{
+    (void)f;
+    shim_missing("hg_atomic_stream");
+    return NULL;
+}
+static inline hg_status hg_atomic_commit(hg_atomic_file *f)
+{
+    (void)f;
+    shim_missing("hg_atomic_commit");
+    return HG_ERR_MISSING;
+}
+static inline void hg_atomic_abort(hg_atomic_file *f)
+{
+    (void)f;
+    shim_missing("hg_atomic_abort");
+}
 
 /* thread ownership: missing (no owner, so a hand-off is a no-op) */
-static inline void hg_ctx_set_owner(hg_ctx *ctx) { (void)ctx; shim_missing("hg_ctx_set_owner"); }
+static inline void hg_ctx_set_owner(hg_ctx *ctx)
+{
+    (void)ctx;
+    shim_missing("hg_ctx_set_owner");
+}
 
 /* BLAS thread control: missing */
 #ifdef SHIM_BLAS_NOOP /* as if the pin existed but did nothing */
-static inline hg_status hg_blas_set_threads(int n) { return n < 1 ? HG_ERR_RANGE : HG_OK; }
-static inline int hg_blas_threads(void) { return 1; }
+static inline hg_status hg_blas_set_threads(int n)
+{
+    return n < 1 ? HG_ERR_RANGE : HG_OK;
+}
+static inline int hg_blas_threads(void)
+{
+    return 1;
+}
 #else
-static inline hg_status hg_blas_set_threads(int n) { (void)n; shim_missing("hg_blas_set_threads"); return HG_ERR_MISSING; }
-static inline int hg_blas_threads(void) { shim_missing("hg_blas_threads"); return -1; }
+static inline hg_status hg_blas_set_threads(int n)
+{
+    (void)n;
+    shim_missing("hg_blas_set_threads");
+    return HG_ERR_MISSING;
+}
+static inline int hg_blas_threads(void)
+{
+    shim_missing("hg_blas_threads");
+    return -1;
+}
 #endif
 #ifdef KEEP_GOING
 #include "keep_going.h"
