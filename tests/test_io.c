@@ -175,16 +175,22 @@ START_TEST(numpy_reads_our_files)
 }
 END_TEST
 
-/* Header template with a given dict, for malformed cases. */
-static size_t npy_bytes(unsigned char *out, const char *dict, size_t data_bytes)
+/* Header template with a dict of n bytes (which may hold NULs), for
+ * malformed cases. */
+static size_t npy_bytes_n(unsigned char *out, const char *dict, size_t n, size_t data_bytes)
 {
-    size_t n = strlen(dict);
     memcpy(out, "\x93NUMPY\x01\x00", 8);
     out[8] = (unsigned char)(n & 0xff);
     out[9] = (unsigned char)(n >> 8);
     memcpy(out + 10, dict, n);
     memset(out + 10 + n, 0, data_bytes);
     return 10 + n + data_bytes;
+}
+
+/* The same with a NUL-terminated dict. */
+static size_t npy_bytes(unsigned char *out, const char *dict, size_t data_bytes)
+{
+    return npy_bytes_n(out, dict, strlen(dict), data_bytes);
 }
 
 START_TEST(malformed_npy)
@@ -717,16 +723,6 @@ START_TEST(loads_refuse_fifos_and_devices)
         }
 }
 END_TEST
-
-static size_t npy_bytes_n(unsigned char *out, const char *dict, size_t n, size_t data_bytes)
-{
-    memcpy(out, "\x93NUMPY\x01\x00", 8);
-    out[8] = (unsigned char)(n & 0xff);
-    out[9] = (unsigned char)(n >> 8);
-    memcpy(out + 10, dict, n);
-    memset(out + 10 + n, 0, data_bytes);
-    return 10 + n + data_bytes;
-}
 
 /* Regression (finding 8): NUL bytes inside the header dict were accepted. */
 START_TEST(npy_header_nul_bytes)
