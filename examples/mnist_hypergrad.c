@@ -96,8 +96,8 @@ static int run(options *o, const dist *dd)
     int mine = drc == 0 ? 0 : drc == -2 ? 2 : 1;
     drc = dist_max(dd, mine); /* every rank loads the data */
     if (drc != 0) {
-        if (mine == 0)
-            fprintf(stderr, "error: another MPI rank could not load the data (see its message)\n");
+        if (mine == 0 && dd->rank == 0)
+            fprintf(stderr, "error: another MPI rank could not load the data (its message follows)\n");
         rc = drc;
         goto done;
     }

@@ -22,10 +22,34 @@ uint64_t dist_hash(uint64_t h, const void *bytes, size_t n)
 
 /* ---- stderr of ranks other than 0: "rank N: " before every line --------- */
 
+/* The prefixer also keeps the last TAIL_BYTES of what the rank wrote, so
+ * that rank 0 can repeat a failing rank's messages (dist_finish). */
+#define TAIL_BYTES 2048
+
 typedef struct prefixer {
     char prefix[32];
     bool at_line_start;
+    char tail[TAIL_BYTES]; /* not NUL-terminated; tail_len bytes */
+    size_t tail_len;
 } prefixer;
+
+static void keep_tail(prefixer *p, const char *buf, size_t size)
+{
+    if (size >= TAIL_BYTES) {
+        memcpy(p->tail, buf + size - TAIL_BYTES, TAIL_BYTES);
+        p->tail_len = TAIL_BYTES;
+        return;
+    }
+    if (p->tail_len + size > TAIL_BYTES) {
+        size_t drop = p->tail_len + size - TAIL_BYTES;
+        memmove(p->tail, p->tail + drop, p->tail_len - drop);
+        p->tail_len -= drop;
+    }
+    memcpy(p->tail + p->tail_len, buf, size);
+    p->tail_len += size;
+}
+
+static void write_kept(prefixer *p, const char *buf, size_t size);
 
 static void write_all(const char *buf, size_t size)
 {
@@ -38,16 +62,22 @@ static void write_all(const char *buf, size_t size)
     }
 }
 
+static void write_kept(prefixer *p, const char *buf, size_t size)
+{
+    write_all(buf, size);
+    keep_tail(p, buf, size);
+}
+
 static ssize_t prefixed_write(void *cookie, const char *buf, size_t size)
 {
     prefixer *p = cookie;
     size_t done = 0;
     while (done < size) {
         if (p->at_line_start)
-            write_all(p->prefix, strlen(p->prefix));
+            write_kept(p, p->prefix, strlen(p->prefix));
         const char *nl = memchr(buf + done, '\n', size - done);
         size_t len = nl ? (size_t)(nl - (buf + done)) + 1 : size - done;
-        write_all(buf + done, len);
+        write_kept(p, buf + done, len);
         p->at_line_start = nl != NULL;
         done += len;
     }
@@ -122,18 +152,59 @@ bool dist_same(const dist *d, uint64_t v)
     return dist_max(d, rc != MPI_SUCCESS || root != v) == 0;
 }
 
+/* Rank 0 prints the messages of every other rank that failed. Open MPI ends
+ * the job at the first non-zero exit and can drop what the other ranks wrote
+ * but mpirun had not yet read, so a rank's own stderr is not enough. */
+static void repeat_failed_ranks(const dist *d, int mine)
+{
+    enum { TAG_STATUS = 7301, TAG_TAIL };
+    if (d->rank != 0) {
+        char text[TAIL_BYTES + 1] = {0};
+        memcpy(text, err_prefix.tail, err_prefix.tail_len);
+        if (MPI_Send(&mine, 1, MPI_INT, 0, TAG_STATUS, MPI_COMM_WORLD) == MPI_SUCCESS)
+            MPI_Send(text, TAIL_BYTES + 1, MPI_CHAR, 0, TAG_TAIL, MPI_COMM_WORLD);
+        return;
+    }
+    int told = 0;
+    for (int r = 1; r < d->size; r++) {
+        int status = 0;
+        char text[TAIL_BYTES + 1];
+        if (MPI_Recv(&status, 1, MPI_INT, r, TAG_STATUS, MPI_COMM_WORLD, MPI_STATUS_IGNORE) != MPI_SUCCESS ||
+            MPI_Recv(text, TAIL_BYTES + 1, MPI_CHAR, r, TAG_TAIL, MPI_COMM_WORLD, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+            break;
+        text[TAIL_BYTES] = '\0';
+        if (status == 0 || !text[0])
+            continue;
+        if (told++ == 0)
+            fprintf(stderr, "error: what the other MPI ranks wrote to stderr:\n");
+        /* line by line, indented; the rank's own "rank N: " prefix stays */
+        for (char *line = text; *line;) {
+            char *end = strchr(line, '\n');
+            int len = end ? (int)(end - line) : (int)strlen(line);
+            fprintf(stderr, "  %.*s\n", len, line);
+            line += len + (end != NULL);
+        }
+    }
+}
+
 int dist_finish(dist *d, int status)
 {
     if (!d->mpi)
         return status;
+    int mine = status;
     status = dist_max(d, status);
+    if (status != 0 && d->size > 1)
+        repeat_failed_ranks(d, mine);
     hg_mpi_comm_free(d->comm);
     d->comm = NULL;
     fflush(stdout);
     fflush(stderr);
     MPI_Finalize();
     d->mpi = false;
-    return status;
+    /* Only rank 0 exits with the status, for the same reason: a non-zero
+     * exit of another rank could end the job before rank 0's report is out.
+     * mpirun's exit status is then rank 0's. */
+    return d->rank == 0 ? status : 0;
 }
 
 void dist_rows(const dist *d, int64_t n, int64_t *start, int64_t *count)

@@ -36,7 +36,12 @@ typedef struct dist {
 int dist_init(int *argc, char ***argv, dist *d);
 
 /* The largest of every rank's status (the exit status all ranks agree on),
- * then frees the communicator and finalizes MPI. Returns that status. */
+ * then frees the communicator and finalizes MPI. When it is not 0, rank 0
+ * first repeats on its stderr what every other failing rank wrote to its
+ * stderr (the last 2 KB, indented): Open MPI ends the job at the first
+ * non-zero exit and can drop output that mpirun had not yet read. For the
+ * same reason only rank 0 returns the status and the other ranks return 0,
+ * so mpirun's exit status is rank 0's and its report always gets out. */
 int dist_finish(dist *d, int status);
 
 /* The largest of every rank's v (a plain agreement, e.g. on the command
