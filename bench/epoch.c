@@ -344,12 +344,11 @@ int bench_epoch(const epoch_options *o)
     r.influence = calloc((size_t)n, sizeof(double));
     r.dx_norm2 = calloc((size_t)n, sizeof(double));
     hg_tensor *lr = hg_scalar(ctx, HG_F64, r.opt.lr);
-    /* Default budget: as many snapshots as fit in 48 MB (as mnist_hypergrad
-     * does), so that snapshots plus one recorded step stay under 100 MB. */
-    size_t state_bytes = 0;
-    for (int i = 0; i < NP + r.n_opt; i++)
-        state_bytes += (size_t)hg_tensor_numel(state0[i]) * sizeof(double);
-    int snaps = o->snapshots >= 0 ? o->snapshots : (int)(48000000 / state_bytes);
+    /* Default budget: as many snapshots as fit in 48 MB (mnist_hypergrad's
+     * HYPERGRAD_SNAPSHOT_BYTES), so that snapshots plus one recorded step
+     * stay under 100 MB. */
+    int snaps = o->snapshots >= 0 ? o->snapshots
+                                  : (int)hg_unroll_snapshots_within(K, NP + r.n_opt, state0, 48 * 1000 * 1000);
     hg_unroll_spec sp = {.steps = K,
                          .n_state = NP + r.n_opt,
                          .state0 = state0,

@@ -78,6 +78,22 @@ int64_t hg_unroll_snapshots_for(int64_t steps, int64_t max_recomputed)
     return lo;
 }
 
+int64_t hg_unroll_snapshots_within(int64_t steps, int n_state, hg_tensor *const *state, size_t max_bytes)
+{
+    if (steps < 0 || steps > HG_UNROLL_MAX_STEPS || n_state < 1 || !state)
+        return -1;
+    size_t bytes = 0;
+    for (int i = 0; i < n_state; i++) {
+        if (!state[i])
+            return -1;
+        bytes += (size_t)hg_tensor_numel(state[i]) * hg_dtype_size(hg_tensor_dtype(state[i]));
+    }
+    if (bytes == 0) /* empty tensors: any number fits */
+        return steps;
+    size_t fit = max_bytes / bytes;
+    return fit >= (size_t)steps ? steps : (int64_t)fit;
+}
+
 /* ---- the run ------------------------------------------------------------ */
 
 typedef struct unroll {

@@ -60,6 +60,32 @@ START_TEST(cost_matches_brute_force)
 }
 END_TEST
 
+/* The snapshot budget by memory: max_bytes over the state's data bytes. */
+START_TEST(snapshots_within_bytes)
+{
+    hg_ctx *ctx = hg_ctx_new(NULL);
+    ck_assert_ptr_nonnull(ctx);
+    /* 784x64 f64 (401,408 bytes) and 10 f32 (40 bytes): 401,448 per snapshot */
+    hg_tensor *state[2] = {hg_zeros(ctx, HG_F64, 2, (int64_t[]){784, 64}), hg_zeros(ctx, HG_F32, 1, (int64_t[]){10})};
+    ck_assert_ptr_nonnull(state[0]);
+    ck_assert_ptr_nonnull(state[1]);
+    ck_assert_int_eq(hg_unroll_snapshots_within(1875, 2, state, 48 * 1000 * 1000), 48000000 / 401448);
+    ck_assert_int_eq(hg_unroll_snapshots_within(1875, 2, state, 401448 * 3 - 1), 2);
+    ck_assert_int_eq(hg_unroll_snapshots_within(1875, 2, state, 401447), 0);
+    ck_assert_int_eq(hg_unroll_snapshots_within(1875, 1, state, 401408), 1);
+    ck_assert_int_eq(hg_unroll_snapshots_within(10, 2, state, SIZE_MAX), 10); /* never more than the steps */
+    ck_assert_int_eq(hg_unroll_snapshots_within(0, 2, state, SIZE_MAX), 0);
+    /* bad arguments */
+    hg_tensor *with_null[2] = {state[0], NULL};
+    ck_assert_int_eq(hg_unroll_snapshots_within(-1, 2, state, 1000), -1);
+    ck_assert_int_eq(hg_unroll_snapshots_within(HG_UNROLL_MAX_STEPS + 1, 2, state, 1000), -1);
+    ck_assert_int_eq(hg_unroll_snapshots_within(10, 0, state, 1000), -1);
+    ck_assert_int_eq(hg_unroll_snapshots_within(10, 2, NULL, 1000), -1);
+    ck_assert_int_eq(hg_unroll_snapshots_within(10, 2, with_null, 1000), -1);
+    hg_ctx_free(ctx);
+}
+END_TEST
+
 /* ---- a scalar chain: x' = x + tanh(c_k x) lr; E = x_K^2 ------------------ */
 
 typedef struct chain {
@@ -599,6 +625,7 @@ static Suite *unroll_suite(void)
     TCase *tc = tcase_create("unroll");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, cost_matches_brute_force);
+    tcase_add_test(tc, snapshots_within_bytes);
     tcase_add_test(tc, counts_and_values_every_budget);
     tcase_add_test(tc, equals_full_tape_f64);
     tcase_add_test(tc, equals_full_tape_f32);

@@ -138,11 +138,8 @@ static hg_status differentiate(hg_ctx *ctx, run *u, hg_tensor *const *state0)
     }
     int nst = u->np + u->ns, snapshots = p->snapshots;
     if (snapshots <= 0) {
-        size_t state_bytes = 0;
-        for (int i = 0; i < nst; i++)
-            state_bytes += (size_t)hg_tensor_numel(state0[i]) * hg_dtype_size(p->dtype);
-        snapshots = (int)(HYPERGRAD_SNAPSHOT_BYTES / state_bytes);
-        snapshots = snapshots < 1 ? 1 : (int64_t)snapshots > K ? (int)K : snapshots;
+        snapshots = (int)hg_unroll_snapshots_within(K, nst, state0, HYPERGRAD_SNAPSHOT_BYTES);
+        snapshots = snapshots < 1 ? 1 : snapshots;
     }
     hg_unroll_spec spec = {.steps = (int)K,
                            .n_state = nst,

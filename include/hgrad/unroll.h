@@ -174,6 +174,17 @@ HG_API int64_t hg_unroll_cost(int64_t steps, int64_t snapshots);
  * step. */
 HG_API int64_t hg_unroll_snapshots_for(int64_t steps, int64_t max_recomputed);
 
+/* The largest snapshot budget whose snapshots fit in max_bytes: one
+ * snapshot holds a copy of every state tensor, so this is max_bytes divided
+ * by the data bytes of state[0 .. n_state) (numel x dtype size, summed; each
+ * copy also has a header of under 200 bytes), at most steps (more are never
+ * used). 0 when not even one fits (hg_unroll then recomputes from state0).
+ * Pass it as hg_unroll_spec.snapshots to bound the sweep's memory rather
+ * than its time. state is borrowed, only its shapes and dtypes are read.
+ * -1 on bad arguments: steps < 0 or > HG_UNROLL_MAX_STEPS, n_state < 1,
+ * state or an entry NULL. */
+HG_API int64_t hg_unroll_snapshots_within(int64_t steps, int n_state, hg_tensor *const *state, size_t max_bytes);
+
 #ifdef __cplusplus
 }
 #endif
