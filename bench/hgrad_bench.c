@@ -22,7 +22,7 @@
  * Inputs: by default the weights are He-initialised (seed 42) and the data
  * are real Fashion-MNIST images from Debian's dataset-fashion-mnist
  * (/usr/share/datasets/fashion-mnist; t10k files: training rows from 0,
- * validation rows from 5000; --data DIR or $HGRAD_MNIST for another IDX
+ * validation rows from 5000; --data DIR or $HGRAD_DATA for another IDX
  * directory), or uniform random images if the files are absent.
  * --export DIR writes these inputs as .npy files (W1,b1,W2,b2,
  * W3,b3 f64 with W [in,out]; x_train, x_val f64 [n,784]; y_train, y_val
@@ -136,8 +136,10 @@ static bool file_exists(const char *path)
 /* Directory holding t10k-images-idx3-ubyte(.gz), or NULL. */
 static const char *find_mnist(const char *option, char *buf, size_t size)
 {
-    const char *candidates[3] = {option, getenv("HGRAD_MNIST"), "/usr/share/datasets/fashion-mnist"};
-    for (int i = 0; i < 3; i++) {
+    /* $HGRAD_DATA as for the examples; $HGRAD_MNIST is its older name here */
+    const char *candidates[4] = {option, getenv("HGRAD_DATA"), getenv("HGRAD_MNIST"),
+                                 "/usr/share/datasets/fashion-mnist"};
+    for (int i = 0; i < 4; i++) {
         if (!candidates[i])
             continue;
         snprintf(buf, size, "%s/t10k-images-idx3-ubyte.gz", candidates[i]);
@@ -593,7 +595,7 @@ static void usage(FILE *f)
                "  --dir DIR         read W1..b3, x_train, y_train, x_val, y_val .npy from DIR and\n"
                "                    write DIR/dx_<dtype>.npy and DIR/dx.npy (one case at a time)\n"
                "  --export DIR      write the default inputs of the selected case to DIR and exit\n"
-               "  --data DIR        IDX directory (default $HGRAD_MNIST, then /usr/share/datasets/fashion-mnist,\n"
+               "  --data DIR        IDX directory (default $HGRAD_DATA, then /usr/share/datasets/fashion-mnist,\n"
                "                    then random data)\n"
                "  --train-steps N   timed steps per training repeat (default 200)\n"
                "  --batch N         training batch size (default 32)\n"
