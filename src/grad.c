@@ -4,6 +4,7 @@
  * on the tapes still active, which is what gives higher derivatives. */
 #include "internal.h"
 #include "kernels/fused.h"
+#include "ops/optim_ops.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,10 @@ typedef struct sweep {
     bool reuse;
     int n_sources;
     hg_tensor *const *sources;
+    /* hg_gradient_axpy: each source's cotangent starts at init[i] and
+     * receives scale times every contribution (NULL: plain gradient). */
+    hg_tensor *const *init;
+    double scale;
 } sweep;
 
 /* ---- cotangent reuse ------------------------------------------------------
@@ -97,6 +102,12 @@ static bool is_source(const sweep *sw, const hg_tensor *t)
     return false;
 }
 
+/* A source whose cotangent is an axpy accumulator (hg_gradient_axpy)? */
+static bool scaled_slot(const sweep *sw, const hg_tensor *t)
+{
+    return sw->init && is_source(sw, t);
+}
+
 /* May the sweep write t in place? Only when nothing records it, the sweep
  * made t, and exactly one cotangent slot refers to it (so no other
  * cotangent, result or vjp operand shares it). */
@@ -105,9 +116,10 @@ static bool owned(const sweep *sw, const hg_tensor *t)
     return sw->reuse && t && t->born == sw->ctx->reuse_id && t->refs == 1 && t->obj.magic == HG_TENSOR_MAGIC;
 }
 
-hg_tensor *hg_sweep_take(hg_ctx *ctx, const hg_node *node, int i, bool *owned_out)
+hg_tensor *hg_sweep_take(hg_ctx *ctx, const hg_node *node, int i, bool *owned_out, double *scale)
 {
     *owned_out = false;
+    *scale = 1;
     sweep *sw = ctx ? ctx->sweep : NULL;
     if (!sw || ctx->vjp_node != node || i < 0 || i >= node->n_in || i >= 32 || !node->needs_grad[i])
         return NULL;
@@ -119,6 +131,8 @@ hg_tensor *hg_sweep_take(hg_ctx *ctx, const hg_node *node, int i, bool *owned_ou
         return NULL;
     ctx->taken |= 1u << i;
     *owned_out = owned(sw, sw->cot[t->slot]);
+    if (scaled_slot(sw, t))
+        *scale = sw->scale;
     return sw->cot[t->slot];
 }
 
@@ -215,18 +229,23 @@ static hg_status accumulate(sweep *sw, hg_tensor *t, hg_tensor *g, const hg_node
         }
         return HG_OK;
     }
+    bool axpy = scaled_slot(sw, t); /* *slot is init + scale (earlier contributions) */
     if (!*slot) {
         *slot = g;
         ref(g);
         return HG_OK;
     }
     if (owned(sw, *slot) && g != *slot) {
-        /* Unrecorded: add in place (the IEEE operations of hg_add). */
-        hg_fused_accumulate(*slot, g);
+        /* Unrecorded: add in place (the IEEE operations of hg_add, or of
+         * hg_opt_lincomb(slot, g; 1, scale)). */
+        if (axpy)
+            hg_fused_axpy(*slot, g, sw->scale);
+        else
+            hg_fused_accumulate(*slot, g);
         *dropped = g;
         return HG_OK;
     }
-    hg_tensor *sum = hg_add(sw->ctx, *slot, g);
+    hg_tensor *sum = axpy ? hg_opt_lincomb(sw->ctx, *slot, g, 1.0, sw->scale) : hg_add(sw->ctx, *slot, g);
     if (!sum)
         return hg_ctx_status(sw->ctx);
     unref(*slot);
@@ -470,6 +489,13 @@ static hg_status run_sweep(sweep *sw, hg_tensor *target, int n, hg_tensor *const
             return hg_ctx_status(ctx);
         sw->cot[target->slot] = g;
         ref(g);
+        /* hg_gradient_axpy: the sources' accumulators start at init (never
+         * written in place: the sweep did not make them). */
+        for (int i = 0; sw->init && i < n; i++)
+            if (relevant(sw, sources[i])) {
+                sw->cot[sources[i]->slot] = sw->init[i];
+                ref(sw->init[i]);
+            }
         for (size_t j = sw->n_nodes; j-- > 0;)
             if ((s = backprop_node(sw, sw->nodes[j])) != HG_OK)
                 return s;
@@ -477,6 +503,13 @@ static hg_status run_sweep(sweep *sw, hg_tensor *target, int n, hg_tensor *const
     for (int i = 0; i < n; i++) {
         hg_tensor *src = sources[i];
         hg_tensor *g = relevant(sw, src) ? sw->cot[src->slot] : NULL;
+        if (sw->init) { /* init[i] itself when nothing was added: a copy */
+            g = g ? g : sw->init[i];
+            if ((g == sw->init[i] || aliases(g, i, target, n, sources, seed, grads)) && !(g = hg_identity(ctx, g)))
+                return hg_ctx_status(ctx);
+            grads[i] = g;
+            continue;
+        }
         if (!g && !(sw->tape->flags & HG_TAPE_UNCONNECTED_NULL) && !(g = hg_zeros_like(ctx, src)))
             return hg_ctx_status(ctx);
         /* Distinct results: a copy (recorded, so still differentiable) where
@@ -488,8 +521,9 @@ static hg_status run_sweep(sweep *sw, hg_tensor *target, int n, hg_tensor *const
     return HG_OK;
 }
 
-hg_status hg_gradient(hg_tape *tape, hg_tensor *target, int n, hg_tensor *const *sources, hg_tensor *seed,
-                      hg_tensor **grads)
+/* hg_gradient, or hg_gradient_axpy's sweep when init is given. */
+static hg_status gradient(hg_tape *tape, hg_tensor *target, int n, hg_tensor *const *sources, hg_tensor *seed,
+                          hg_tensor **grads, hg_tensor *const *init, double scale)
 {
     if (!tape) {
         for (int i = 0; i < n && grads; i++)
@@ -517,6 +551,8 @@ hg_status hg_gradient(hg_tape *tape, hg_tensor *target, int n, hg_tensor *const 
     sw.reuse = !any_tape_recording(ctx);
     sw.n_sources = n;
     sw.sources = sources;
+    sw.init = init;
+    sw.scale = scale;
     if (sw.reuse) {
         if (++ctx->next_reuse_id == 0)
             ctx->next_reuse_id = 1;
@@ -535,4 +571,68 @@ hg_status hg_gradient(hg_tape *tape, hg_tensor *target, int n, hg_tensor *const 
         for (int i = 0; i < n; i++)
             grads[i] = NULL;
     return s;
+}
+
+hg_status hg_gradient(hg_tape *tape, hg_tensor *target, int n, hg_tensor *const *sources, hg_tensor *seed,
+                      hg_tensor **grads)
+{
+    return gradient(tape, target, n, sources, seed, grads, NULL, 1.0);
+}
+
+/* Can the axpy sweep run (else: a gradient, then lincomb)? Each source a
+ * leaf of the tape (its cotangent is a result, never consumed by a vjp),
+ * distinct, and not the target (whose slot holds the seed). */
+static bool axpy_sweep_applies(const hg_tape *tape, const hg_tensor *target, int n, hg_tensor *const *sources)
+{
+    for (int i = 0; i < n; i++) {
+        if (sources[i] == target || (sources[i]->creator && hg_tape_recorded(tape, sources[i]->creator)))
+            return false;
+        for (int j = 0; j < i; j++)
+            if (sources[j] == sources[i])
+                return false;
+    }
+    return true;
+}
+
+hg_status hg_gradient_axpy(hg_tape *tape, hg_tensor *target, int n, hg_tensor *const *sources, hg_tensor *const *init,
+                           double scale, hg_tensor **out)
+{
+    if (!tape || tape->obj.magic != HG_TAPE_MAGIC || !out || !init || n < 0 || (n > 0 && !sources)) {
+        for (int i = 0; i < n && out; i++)
+            out[i] = NULL;
+        if (tape && tape->obj.magic == HG_TAPE_MAGIC)
+            return hg_set_error(tape->ctx, HG_ERR_NULL, "hg_gradient_axpy: %s",
+                                !out    ? "out is NULL"
+                                : !init ? "init is NULL"
+                                : n < 0 ? "negative count"
+                                        : "sources is NULL");
+        return tape && tape->obj.magic != HG_TAPE_MAGIC ? HG_ERR_STALE : HG_ERR_NULL;
+    }
+    hg_ctx *ctx = tape->ctx;
+    hg_status s = check_args(tape, target, n, sources, NULL, out);
+    if (s != HG_OK)
+        return s;
+    for (int i = 0; i < n; i++) {
+        char a[160], b[160];
+        if ((s = hg_tensor_validate(ctx, init[i], "hg_gradient_axpy (init)")) != HG_OK)
+            return s;
+        if (!hg_same_shape(init[i], sources[i]) || init[i]->dtype != sources[i]->dtype || !hg_is_float(init[i]->dtype))
+            return hg_set_error(ctx, HG_ERR_SHAPE, "hg_gradient_axpy: init %d is %s %s, source is %s %s", i,
+                                HG_SHAPE(init[i], a), hg_dtype_name(init[i]->dtype), HG_SHAPE(sources[i], b),
+                                hg_dtype_name(sources[i]->dtype));
+    }
+    if (axpy_sweep_applies(tape, target, n, sources))
+        return gradient(tape, target, n, sources, NULL, out, init, scale);
+    hg_tensor **g = n > 0 ? hg_arena_alloc(ctx, (size_t)n * sizeof *g) : NULL;
+    if (n > 0 && !g)
+        return hg_set_error(ctx, HG_ERR_OOM, "hg_gradient_axpy: out of memory");
+    if ((s = gradient(tape, target, n, sources, NULL, g, NULL, 1.0)) != HG_OK)
+        return s;
+    for (int i = 0; i < n; i++)
+        if (!(out[i] = g[i] ? hg_opt_lincomb(ctx, init[i], g[i], 1.0, scale) : hg_identity(ctx, init[i]))) {
+            for (int j = 0; j < i; j++)
+                out[j] = NULL;
+            return hg_ctx_status(ctx);
+        }
+    return HG_OK;
 }

@@ -178,21 +178,44 @@ bool hg_tape_has(const hg_tape *tape, const hg_tensor *t);
 /* grad.c: accumulating products. During the vjp of `node` in a sweep, the
  * cotangent accumulated so far for input i (NULL if none yet, or if input i
  * appears twice among the node's inputs). A non-NULL result is "taken": the
- * vjp must return gin[i] = that cotangent + its own contribution (built with
- * recorded ops, e.g. hg_matmul_acc), which replaces it instead of being
- * added to it. *owned is set when the taken tensor may be written in place
- * (no tape records the sweep, the sweep made it, and only this slot refers
- * to it). Either way the result has the same bits. */
-hg_tensor *hg_sweep_take(hg_ctx *ctx, const hg_node *node, int i, bool *owned);
+ * vjp must return gin[i] = that cotangent + *scale times its own
+ * contribution (built with recorded ops, e.g. hg_matmul_acc with alpha =
+ * *scale), which replaces it instead of being added to it. *scale is 1 but
+ * for the sources of hg_gradient_axpy. *owned is set when the taken tensor
+ * may be written in place (no tape records the sweep, the sweep made it, and
+ * only this slot refers to it). Either way the result has the same bits. */
+hg_tensor *hg_sweep_take(hg_ctx *ctx, const hg_node *node, int i, bool *owned, double *scale);
 
-/* ops/matmul.c: c + op(a) op(b) (2-D, one float dtype), recorded like any op;
- * with in_place the product is added onto c itself and c is returned, which
- * only a sweep that no tape records may ask for (hg_sweep_take's *owned). */
-hg_tensor *hg_matmul_acc(hg_ctx *ctx, hg_tensor *c, hg_tensor *a, hg_tensor *b, int trans_a, int trans_b,
+/* grad.c: out[i] = init[i] + scale * d target / d sources[i] for a scalar
+ * target, as recorded ops (on the tapes still active, like hg_gradient's
+ * results), without making the gradients: the sweep starts each source's
+ * cotangent at init[i] and adds every contribution times scale, a product
+ * contribution as one gemm (alpha = scale, beta = 1) onto a copy of init[i]
+ * (hg_matmul_acc), any other one as hg_opt_lincomb(acc, c; 1, scale). With
+ * init = the parameters and scale = -lr that is an SGD step whose product
+ * gradients (x^T G of a dense layer) are never stored. init[i] has
+ * sources[i]'s shape and float dtype. Sources that are not leaves of the
+ * tape (computed by a node it recorded), repeated sources, a source that is
+ * the target: hg_gradient, then hg_opt_lincomb(init, g; 1,
+ * scale). A source the target does not depend on gets a copy of init[i].
+ * Errors as hg_gradient (out[i] NULL on error). */
+hg_status hg_gradient_axpy(hg_tape *tape, hg_tensor *target, int n, hg_tensor *const *sources, hg_tensor *const *init,
+                           double scale, hg_tensor **out);
+
+/* ops/matmul.c: c + alpha op(a) op(b) (2-D, one float dtype), recorded like
+ * any op; with in_place the product is added onto c itself and c is
+ * returned, which only a sweep that no tape records may ask for
+ * (hg_sweep_take's *owned). */
+hg_tensor *hg_matmul_acc(hg_ctx *ctx, hg_tensor *c, hg_tensor *a, hg_tensor *b, int trans_a, int trans_b, double alpha,
                          bool in_place);
-/* In a vjp: input i's cotangent op(x) op(y), as hg_matmul_t, or accumulated
- * onto the cotangent the sweep holds for input i (hg_sweep_take). */
-hg_tensor *hg_product_cotangent(hg_ctx *ctx, const hg_node *node, int i, hg_tensor *x, hg_tensor *y, int tx, int ty);
+/* ops/matmul.c: alpha op(a) op(b) as one op (hg_matmul_t for alpha = 1);
+ * its vjp is products with the same alpha. */
+hg_tensor *hg_matmul_scaled(hg_ctx *ctx, hg_tensor *a, hg_tensor *b, int trans_a, int trans_b, double alpha);
+/* In a vjp: input i's cotangent alpha op(x) op(y), as hg_matmul_scaled, or
+ * accumulated onto the cotangent the sweep holds for input i
+ * (hg_sweep_take). */
+hg_tensor *hg_product_cotangent(hg_ctx *ctx, const hg_node *node, int i, hg_tensor *x, hg_tensor *y, int tx, int ty,
+                                double alpha);
 
 /* ops/unary.c: where(x > 0, g, 0) as one op (relu's vjp); x and g of one
  * float dtype and shape. */

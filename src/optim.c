@@ -412,3 +412,35 @@ hg_status hg_opt_step(hg_ctx *ctx, const hg_opt_config *cfg, hg_tensor *lr, int 
         new_params[i] = out[i];
     return HG_OK;
 }
+
+hg_status hg_opt_gradient_step(hg_tape *tape, hg_tensor *target, const hg_opt_config *cfg, hg_tensor *lr, int t, int n,
+                               hg_tensor *const *params, hg_tensor **state, hg_tensor **new_params)
+{
+    if (new_params)
+        for (int i = 0; i < n; i++)
+            new_params[i] = NULL;
+    if (!tape)
+        return HG_ERR_NULL;
+    if (tape->obj.magic != HG_TAPE_MAGIC)
+        return HG_ERR_STALE;
+    hg_ctx *ctx = tape->ctx;
+    const char *who = "hg_opt_gradient_step";
+    hg_status s = check_config(ctx, who, cfg, n);
+    if (s != HG_OK)
+        return s;
+    if (n > 0 && (!params || !new_params || (cfg->kind != HG_OPT_SGD && !state)))
+        return hg_set_error(ctx, HG_ERR_NULL, "%s: params, state or new_params is NULL", who);
+    for (int i = 0; i < n; i++)
+        if ((s = check_pair(ctx, who, i, params[i], params[i], NULL)) != HG_OK)
+            return s;
+    /* SGD with a constant lr: p' = p + (-lr) g accumulated by the sweep
+     * itself, a product gradient as one gemm onto a copy of p. */
+    if (cfg->kind == HG_OPT_SGD && !lr)
+        return hg_gradient_axpy(tape, target, n, params, params, -cfg->lr, new_params);
+    hg_tensor **grads = n > 0 ? hg_arena_alloc(ctx, (size_t)n * sizeof *grads) : NULL;
+    if (n > 0 && !grads)
+        return hg_set_error(ctx, HG_ERR_OOM, "%s: out of memory", who);
+    if ((s = hg_gradient(tape, target, n, params, NULL, grads)) != HG_OK)
+        return s;
+    return hg_opt_step(ctx, cfg, lr, t, n, params, grads, state, new_params);
+}

@@ -15,6 +15,7 @@
  * A small chunk size (4096 bytes) makes the arena call the allocator often. */
 #include "testutil.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -120,8 +121,10 @@ static hg_status prog_train(hg_ctx *ctx, double *out, size_t *n_out)
 }
 
 /* d(validation loss)/d(training inputs, lr) through two recorded optimizer
- * steps (nested tapes: one outer, one inner per step). */
-static hg_status hypergrad(hg_ctx *ctx, hg_opt_kind kind, double *out, size_t *n_out)
+ * steps (nested tapes: one outer, one inner per step); `one_call`: each step
+ * is hg_opt_gradient_step with a constant lr (for SGD the sweep builds the
+ * step itself; d/dlr is then 0). */
+static hg_status hypergrad(hg_ctx *ctx, hg_opt_kind kind, bool one_call, double *out, size_t *n_out)
 {
     hg_rng rng;
     hg_rng_seed(&rng, 11);
@@ -145,12 +148,16 @@ static hg_status hypergrad(hg_ctx *ctx, hg_opt_kind kind, double *out, size_t *n
         hg_watch_n(inner, 4, p);
         hg_tensor *loss = hg_softmax_cross_entropy(ctx, hg_mlp_forward(ctx, &spec, p, xtr), ytr);
         hg_tape_end(inner);
-        if (inner)
-            hg_gradient(inner, loss, 4, p, NULL, g);
-        else
-            memset(g, 0, sizeof g);
         hg_tensor *np[4] = {0};
-        hg_opt_step(ctx, &cfg, lr, t, 4, p, g, state, np);
+        if (one_call) {
+            hg_opt_gradient_step(inner, loss, &cfg, NULL, t, 4, p, state, np);
+        } else {
+            if (inner)
+                hg_gradient(inner, loss, 4, p, NULL, g);
+            else
+                memset(g, 0, sizeof g);
+            hg_opt_step(ctx, &cfg, lr, t, 4, p, g, state, np);
+        }
         memcpy(p, np, sizeof p);
     }
     hg_tensor *E = hg_softmax_cross_entropy(ctx, hg_mlp_forward(ctx, &spec, p, xval), yval);
@@ -169,12 +176,17 @@ static hg_status hypergrad(hg_ctx *ctx, hg_opt_kind kind, double *out, size_t *n
 
 static hg_status prog_hyper_sgd(hg_ctx *ctx, double *out, size_t *n_out)
 {
-    return hypergrad(ctx, HG_OPT_SGD, out, n_out);
+    return hypergrad(ctx, HG_OPT_SGD, false, out, n_out);
+}
+
+static hg_status prog_hyper_sgd_step(hg_ctx *ctx, double *out, size_t *n_out)
+{
+    return hypergrad(ctx, HG_OPT_SGD, true, out, n_out);
 }
 
 static hg_status prog_hyper_adam(hg_ctx *ctx, double *out, size_t *n_out)
 {
-    return hypergrad(ctx, HG_OPT_ADAM, out, n_out);
+    return hypergrad(ctx, HG_OPT_ADAM, false, out, n_out);
 }
 
 /* hg_unroll: 6 Adam steps of a small MLP with 2 snapshots (recomputation),
@@ -453,6 +465,8 @@ START_TEST(hypergradient_sgd)
 {
     sweep(prog_hyper_sgd, "hypergradient (SGD)", 0);
     sweep(prog_hyper_sgd, "hypergradient (SGD)", 1);
+    sweep(prog_hyper_sgd_step, "hypergradient (SGD, hg_opt_gradient_step)", 0);
+    sweep(prog_hyper_sgd_step, "hypergradient (SGD, hg_opt_gradient_step)", 1);
 }
 END_TEST
 

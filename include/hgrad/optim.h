@@ -25,6 +25,7 @@
 #define HGRAD_OPTIM_H
 
 #include "core.h"
+#include "tape.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -106,6 +107,28 @@ HG_API int hg_opt_state_count(hg_opt_kind kind, int n);
 HG_API hg_status hg_opt_step(hg_ctx *ctx, const hg_opt_config *cfg, hg_tensor *lr, int t, int n,
                              hg_tensor *const *params, hg_tensor *const *grads, hg_tensor **state,
                              hg_tensor **new_params);
+
+/* One recorded step from the gradient of target: what
+ *   hg_gradient(tape, target, n, params, NULL, grads);
+ *   hg_opt_step(ctx, cfg, lr, t, n, params, grads, state, new_params);
+ * gives, without handing out the gradients, so the library need not store
+ * them. tape: ended, recorded target (a rank-0 or one-element float
+ * tensor) and params, as for hg_gradient; the other arguments as for
+ * hg_opt_step. For SGD with a constant lr (lr NULL) the sweep builds
+ * p' = p - lr g itself: a gradient that is a matrix product (a dense
+ * layer's weights, x^T G) becomes one product with alpha = -lr onto a copy
+ * of p, so g is never stored (in an unrolled hypergradient that is one
+ * weight-sized tensor fewer per step and layer, and the step's vjp needs no
+ * scale pass). Such entries can differ from hg_opt_step's in the last bit
+ * (the BLAS adds lr (x^T G) to p, possibly with a fused multiply-add,
+ * instead of rounding g first); other gradients (a bias's, or a parameter
+ * that is not a leaf of tape) give hg_opt_step's bits, and every other
+ * optimizer or a tensor lr is exactly hg_gradient + hg_opt_step. A
+ * parameter target does not depend on keeps its value (a copy). Errors: as
+ * hg_gradient and hg_opt_step (HG_ERR_STALE for a stale tape); first error
+ * on ctx; on error state is unchanged and new_params[i] are NULL. */
+HG_API hg_status hg_opt_gradient_step(hg_tape *tape, hg_tensor *target, const hg_opt_config *cfg, hg_tensor *lr, int t,
+                                      int n, hg_tensor *const *params, hg_tensor **state, hg_tensor **new_params);
 
 #ifdef __cplusplus
 }

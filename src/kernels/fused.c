@@ -70,6 +70,11 @@
         for (int64_t i = 0; i < n; i++)                                                                          \
             y[i] = y[i] + x[i];                                                                                  \
     }                                                                                                            \
+    HG_SIMD_CLONES static void axpy_##T(T *restrict y, const T *restrict x, int64_t n, T b)                      \
+    {                                                                                                            \
+        for (int64_t i = 0; i < n; i++)                                                                          \
+            y[i] = (T)1 * y[i] + b * x[i];                                                                       \
+    }                                                                                                            \
     HG_SIMD_CLONES static void relu_mask_##T(T *restrict y, const T *restrict x, const T *restrict g, int64_t n) \
     {                                                                                                            \
         for (int64_t i = 0; i < n; i++)                                                                          \
@@ -164,6 +169,14 @@ void hg_fused_accumulate(hg_tensor *y, const hg_tensor *x)
         accumulate_float(F32(y), F32(x), y->numel);
     else
         accumulate_double(F64(y), F64(x), y->numel);
+}
+
+void hg_fused_axpy(hg_tensor *y, const hg_tensor *x, double b)
+{
+    if (y->dtype == HG_F32)
+        axpy_float(F32(y), F32(x), y->numel, (float)b);
+    else
+        axpy_double(F64(y), F64(x), y->numel, b);
 }
 
 void hg_fused_relu_mask(hg_tensor *y, const hg_tensor *x, const hg_tensor *g)

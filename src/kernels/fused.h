@@ -32,6 +32,9 @@ void hg_fused_adam_dv(hg_tensor *y, const hg_tensor *g, const hg_tensor *m, cons
 /* y = y + x in place (the sweep's unrecorded accumulation; same IEEE
  * operation as hg_add(y, x)); same shape and dtype. */
 void hg_fused_accumulate(hg_tensor *y, const hg_tensor *x);
+/* y = 1 y + b x in place (hg_gradient_axpy's unrecorded accumulation; the
+ * IEEE operations of hg_fused_lincomb(y, y, x, 1, b)); same shape and dtype. */
+void hg_fused_axpy(hg_tensor *y, const hg_tensor *x, double b);
 /* y = x > 0 ? g : 0 (relu's vjp; as where(greater(x, 0), g, 0), NaN x gives 0) */
 void hg_fused_relu_mask(hg_tensor *y, const hg_tensor *x, const hg_tensor *g);
 /* Rows of y [rows, n] in place: y = y + b, then relu (a < 0 ? 0 : a, NaN

@@ -143,7 +143,7 @@ static void gemm(hg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t 
 }
 
 void hg_kernel_gemm(hg_tensor *c, const hg_tensor *a, const hg_tensor *b, bool trans_a, bool trans_b, int64_t m,
-                    int64_t n, int64_t k)
+                    int64_t n, int64_t k, double alpha)
 {
     if (m == 0 || n == 0)
         return;
@@ -152,15 +152,17 @@ void hg_kernel_gemm(hg_tensor *c, const hg_tensor *a, const hg_tensor *b, bool t
         return;
     }
     /* Leading dimensions of the stored (untransposed) row-major matrices. */
-    gemm(c->dtype, trans_a, trans_b, m, n, k, 1.0, a->data, trans_a ? m : k, b->data, trans_b ? k : n, 0.0, c->data, n);
+    gemm(c->dtype, trans_a, trans_b, m, n, k, alpha, a->data, trans_a ? m : k, b->data, trans_b ? k : n, 0.0, c->data,
+         n);
 }
 
 void hg_kernel_gemm_acc(hg_tensor *c, const hg_tensor *a, const hg_tensor *b, bool trans_a, bool trans_b, int64_t m,
-                        int64_t n, int64_t k)
+                        int64_t n, int64_t k, double alpha)
 {
     if (m == 0 || n == 0 || k == 0)
         return;
-    gemm(c->dtype, trans_a, trans_b, m, n, k, 1.0, a->data, trans_a ? m : k, b->data, trans_b ? k : n, 1.0, c->data, n);
+    gemm(c->dtype, trans_a, trans_b, m, n, k, alpha, a->data, trans_a ? m : k, b->data, trans_b ? k : n, 1.0, c->data,
+         n);
 }
 
 void hg_kernel_gemm_raw(hg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,

@@ -36,7 +36,7 @@ static hg_status dense_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *con
 {
     (void)ctx;
     hg_tensor *y = out[0];
-    hg_kernel_gemm(y, in[0], in[1], false, false, y->shape[0], y->shape[1], in[0]->shape[1]);
+    hg_kernel_gemm(y, in[0], in[1], false, false, y->shape[0], y->shape[1], in[0]->shape[1], 1.0);
     hg_fused_bias_act(y, in[2], ((const dense_attr *)attr)->relu != 0);
     return HG_OK;
 }
@@ -52,9 +52,9 @@ static hg_status dense_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *g
         return hg_ctx_status(ctx);
     if (hg_node_needs_grad(node, 2) && !(gin[2] = hg_sum_to_like(ctx, g, b)))
         return hg_ctx_status(ctx);
-    if (hg_node_needs_grad(node, 0) && !(gin[0] = hg_product_cotangent(ctx, node, 0, g, W, 0, 1)))
+    if (hg_node_needs_grad(node, 0) && !(gin[0] = hg_product_cotangent(ctx, node, 0, g, W, 0, 1, 1.0)))
         return hg_ctx_status(ctx);
-    if (hg_node_needs_grad(node, 1) && !(gin[1] = hg_product_cotangent(ctx, node, 1, x, g, 1, 0)))
+    if (hg_node_needs_grad(node, 1) && !(gin[1] = hg_product_cotangent(ctx, node, 1, x, g, 1, 0, 1.0)))
         return hg_ctx_status(ctx);
     return HG_OK;
 }

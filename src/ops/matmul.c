@@ -4,8 +4,11 @@
 
 #include <string.h>
 
+/* alpha scales the product: 1 for hg_matmul_t and hg_matmul_batched; other
+ * values only from the sweep (hg_matmul_scaled, hg_matmul_acc). */
 typedef struct matmul_attr {
     int trans_a, trans_b;
+    double alpha;
 } matmul_attr;
 
 static hg_status matmul_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)
@@ -38,18 +41,22 @@ static hg_status matmul_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *co
     (void)ctx;
     const matmul_attr *t = attr;
     int64_t k = in[0]->shape[t->trans_a ? 0 : 1];
-    hg_kernel_gemm(out[0], in[0], in[1], t->trans_a, t->trans_b, out[0]->shape[0], out[0]->shape[1], k);
+    hg_kernel_gemm(out[0], in[0], in[1], t->trans_a, t->trans_b, out[0]->shape[0], out[0]->shape[1], k, t->alpha);
     return HG_OK;
 }
 
-/* Input i's cotangent op(x) op(y), accumulated onto the cotangent the
- * sweep holds for that input when there is one (hg_sweep_take): then one
- * product with beta = 1, written in place when the sweep owns it. */
-hg_tensor *hg_product_cotangent(hg_ctx *ctx, const hg_node *node, int i, hg_tensor *x, hg_tensor *y, int tx, int ty)
+/* Input i's cotangent alpha op(x) op(y), accumulated onto the cotangent
+ * the sweep holds for that input when there is one (hg_sweep_take): then
+ * one product with beta = 1 (and the sweep's scale for that input folded
+ * into alpha), written in place when the sweep owns it. */
+hg_tensor *hg_product_cotangent(hg_ctx *ctx, const hg_node *node, int i, hg_tensor *x, hg_tensor *y, int tx, int ty,
+                                double alpha)
 {
     bool owned;
-    hg_tensor *acc = hg_sweep_take(ctx, node, i, &owned);
-    return acc ? hg_matmul_acc(ctx, acc, x, y, tx, ty, owned) : hg_matmul_t(ctx, x, y, tx, ty);
+    double scale = 1;
+    hg_tensor *acc = hg_sweep_take(ctx, node, i, &owned, &scale);
+    return acc ? hg_matmul_acc(ctx, acc, x, y, tx, ty, scale * alpha, owned)
+               : hg_matmul_scaled(ctx, x, y, tx, ty, alpha);
 }
 
 /* dA and dB of C = [c +] op(A) op(B) (a, b: inputs ia, ib of the node). */
@@ -57,29 +64,30 @@ static hg_status product_vjp(hg_ctx *ctx, const hg_node *node, const matmul_attr
                              hg_tensor **gin)
 {
     hg_tensor *a = hg_node_input(node, ia), *b = hg_node_input(node, ib);
+    double al = t->alpha;
     if (hg_node_needs_grad(node, ia)) {
         if (!t->trans_a)
-            gin[ia] = hg_product_cotangent(ctx, node, ia, g, b, 0, !t->trans_b);
+            gin[ia] = hg_product_cotangent(ctx, node, ia, g, b, 0, !t->trans_b, al);
         else
-            gin[ia] = hg_product_cotangent(ctx, node, ia, b, g, t->trans_b, 1);
+            gin[ia] = hg_product_cotangent(ctx, node, ia, b, g, t->trans_b, 1, al);
         if (!gin[ia])
             return hg_ctx_status(ctx);
     }
     if (hg_node_needs_grad(node, ib)) {
         if (!t->trans_b)
-            gin[ib] = hg_product_cotangent(ctx, node, ib, a, g, !t->trans_a, 0);
+            gin[ib] = hg_product_cotangent(ctx, node, ib, a, g, !t->trans_a, 0, al);
         else
-            gin[ib] = hg_product_cotangent(ctx, node, ib, g, a, 1, t->trans_a);
+            gin[ib] = hg_product_cotangent(ctx, node, ib, g, a, 1, t->trans_a, al);
         if (!gin[ib])
             return hg_ctx_status(ctx);
     }
     return HG_OK;
 }
 
-/* C = A B:   dA = G B^T,   dB = A^T G
- * C = A^T B: dA = B G^T,   dB = A G
- * C = A B^T: dA = G B,     dB = G^T A
- * C = A^T B^T: dA = B^T G^T, dB = G^T A^T */
+/* C = a A B:   dA = a G B^T,   dB = a A^T G
+ * C = a A^T B: dA = a B G^T,   dB = a A G
+ * C = a A B^T: dA = a G B,     dB = a G^T A
+ * C = a A^T B^T: dA = a B^T G^T, dB = a G^T A^T  (a = 1 but in the sweep) */
 static hg_status matmul_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
 {
     return product_vjp(ctx, node, hg_node_attr(node), 0, 1, gout[0], gin);
@@ -95,11 +103,16 @@ static const hg_opdef matmul_def = {
     .vjp = matmul_vjp,
 };
 
-hg_tensor *hg_matmul_t(hg_ctx *ctx, hg_tensor *a, hg_tensor *b, int trans_a, int trans_b)
+hg_tensor *hg_matmul_scaled(hg_ctx *ctx, hg_tensor *a, hg_tensor *b, int trans_a, int trans_b, double alpha)
 {
-    matmul_attr t = {trans_a != 0, trans_b != 0};
+    matmul_attr t = {trans_a != 0, trans_b != 0, alpha};
     hg_tensor *in[2] = {a, b};
     return hg_apply(ctx, &matmul_def, in, &t);
+}
+
+hg_tensor *hg_matmul_t(hg_ctx *ctx, hg_tensor *a, hg_tensor *b, int trans_a, int trans_b)
+{
+    return hg_matmul_scaled(ctx, a, b, trans_a, trans_b, 1.0);
 }
 
 hg_tensor *hg_matmul(hg_ctx *ctx, hg_tensor *a, hg_tensor *b)
@@ -107,10 +120,12 @@ hg_tensor *hg_matmul(hg_ctx *ctx, hg_tensor *a, hg_tensor *b)
     return hg_matmul_t(ctx, a, b, 0, 0);
 }
 
-/* ---- accumulating product: y = c + op(a) op(b) --------------------------- *
+/* ---- accumulating product: y = c + alpha op(a) op(b) --------------------- *
  * The sweep's accumulation of a product cotangent (hg_sweep_take): one gemm
  * with beta = 1 on a copy of c, or on c itself when the sweep owns it (no
- * tape records it). Both give the same bits. */
+ * tape records it). Both give the same bits. With alpha = -lr and c a
+ * parameter it is also an SGD step whose gradient is the product
+ * (hg_gradient_axpy). */
 
 static hg_status matmul_acc_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)
 {
@@ -130,7 +145,7 @@ static hg_status matmul_acc_shape(hg_ctx *ctx, hg_tensor *const *in, const void 
 static void acc_product(hg_tensor *c, const hg_tensor *a, const hg_tensor *b, const matmul_attr *t)
 {
     int64_t k = a->shape[t->trans_a ? 0 : 1];
-    hg_kernel_gemm_acc(c, a, b, t->trans_a, t->trans_b, c->shape[0], c->shape[1], k);
+    hg_kernel_gemm_acc(c, a, b, t->trans_a, t->trans_b, c->shape[0], c->shape[1], k, t->alpha);
 }
 
 static hg_status matmul_acc_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)
@@ -141,7 +156,7 @@ static hg_status matmul_acc_forward(hg_ctx *ctx, hg_tensor *const *in, hg_tensor
     return HG_OK;
 }
 
-/* dc = g, and dA, dB as for C = op(A) op(B) */
+/* dc = g, and dA, dB as for C = alpha op(A) op(B) (products with alpha) */
 static hg_status matmul_acc_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *const *gout, hg_tensor **gin)
 {
     if (hg_node_needs_grad(node, 0))
@@ -159,9 +174,10 @@ static const hg_opdef matmul_acc_def = {
     .vjp = matmul_acc_vjp,
 };
 
-hg_tensor *hg_matmul_acc(hg_ctx *ctx, hg_tensor *c, hg_tensor *a, hg_tensor *b, int trans_a, int trans_b, bool in_place)
+hg_tensor *hg_matmul_acc(hg_ctx *ctx, hg_tensor *c, hg_tensor *a, hg_tensor *b, int trans_a, int trans_b, double alpha,
+                         bool in_place)
 {
-    matmul_attr t = {trans_a != 0, trans_b != 0};
+    matmul_attr t = {trans_a != 0, trans_b != 0, alpha};
     hg_tensor *in[3] = {c, a, b};
     if (!in_place)
         return hg_apply(ctx, &matmul_acc_def, in, &t);
@@ -284,7 +300,7 @@ static const hg_opdef bmm_def = {"hg_matmul_batched", 2, 1, sizeof(matmul_attr),
 
 hg_tensor *hg_matmul_batched(hg_ctx *ctx, hg_tensor *a, hg_tensor *b, int trans_a, int trans_b)
 {
-    matmul_attr t = {trans_a != 0, trans_b != 0};
+    matmul_attr t = {trans_a != 0, trans_b != 0, 1.0};
     hg_tensor *in[2] = {a, b};
     return hg_apply(ctx, &bmm_def, in, &t);
 }
