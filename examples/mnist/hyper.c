@@ -45,9 +45,10 @@ hg_status hyper_run(hg_ctx *ctx, const hyper_problem *p, bool want_dx, bool want
         hg_tensor *loss = w ? hg_mean(ctx, hg_mul(ctx, w, hg_softmax_cross_entropy_each(ctx, logits, p->y_train)))
                             : hg_softmax_cross_entropy(ctx, logits, p->y_train);
         hg_tape_end(inner);
-        hg_tensor *grads[HYPER_MAX_PARAMS], *next[HYPER_MAX_PARAMS];
-        if (hg_gradient(inner, loss, np, params, NULL, grads) != HG_OK ||
-            hg_opt_step(ctx, &p->opt, NULL, p->t0 + k, np, params, grads, state, next) != HG_OK) {
+        /* hg_gradient + hg_opt_step in one call: the gradients are never
+         * handed out, so SGD's weight gradients need not be stored. */
+        hg_tensor *next[HYPER_MAX_PARAMS];
+        if (hg_opt_gradient_step(inner, loss, &p->opt, NULL, p->t0 + k, np, params, state, next) != HG_OK) {
             hg_tape_end(outer);
             return hg_ctx_status(ctx);
         }
