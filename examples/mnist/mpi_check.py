@@ -14,8 +14,8 @@ without the data).
   errors  a failure on one rank never hangs the others: ranks started with
           different command lines, and one rank whose data folder holds a
           malformed file, both end every rank with an error status (each
-          run under a 120 s timeout) and rank 0's report of the failing
-          rank's message.
+          run under a 120 s timeout, times $HGRAD_TIMEOUT_SCALE) and rank
+          0's report of the failing rank's message.
 
 No NumPy needed: the .npy files are read here."""
 import array
@@ -26,7 +26,9 @@ import subprocess
 import sys
 
 SMALL = ["--epochs", "2", "--train-limit", "320", "--val", "200", "--snapshots", "3"]
-TIMEOUT = 120
+# the hang guard of one mpirun; scaled like meson's --timeout-multiplier
+# (HGRAD_TIMEOUT_SCALE, e.g. 3 for sanitizer builds)
+TIMEOUT = 120 * float(os.environ.get("HGRAD_TIMEOUT_SCALE", "1"))
 
 
 def load_f64(path):
@@ -48,7 +50,7 @@ def run(cmd, expect=0):
     try:
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
-        print("FAILED: no exit within %d s (a hang)" % TIMEOUT)
+        print("FAILED: no exit within %g s (a hang)" % TIMEOUT)
         sys.exit(1)
     out = p.stdout.decode("utf-8", "replace").replace("\r", "\n")
     # progress bars (drawn when mpirun gives the ranks a terminal) end with ESC[K
