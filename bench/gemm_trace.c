@@ -137,18 +137,23 @@ size_t gemm_trace_xsmm_count(void)
 
 #ifdef HG_BENCH_XSMM
 /* One product as src/kernels/gemm.c runs it with libxsmm: row-major C =
- * op(A) op(B) (+ C for beta = 1) as column-major C^T = op(B)^T op(A)^T, a TransB transposed
- * into scratch first (its time counted, as in the library). */
+ * alpha op(A) op(B) (+ C for beta = 1) as column-major C^T = op(B)^T op(A)^T,
+ * a TransB transposed, or alpha != 1 multiplied into, a copy of B in scratch
+ * first (its time counted, as in the library). */
 static void xsmm_replay(const gemm_call *g, const void *a, const void *b, void *c, void *scratch)
 {
     int ta = g->trans_a == 112, tb = g->trans_b == 112;
     libxsmm_blasint ldb = g->ldb;
-    size_t es = g->dtype == 0 ? 4 : 8;
-    if (tb) {
+    if (tb || g->alpha != 1) {
         for (int i = 0; i < g->n; i++)
-            for (int j = 0; j < g->k; j++)
-                memcpy((char *)scratch + ((size_t)j * (size_t)g->n + (size_t)i) * es,
-                       (const char *)b + ((size_t)i * (size_t)g->ldb + (size_t)j) * es, es);
+            for (int j = 0; j < g->k; j++) {
+                size_t from = tb ? (size_t)i * (size_t)g->ldb + (size_t)j : (size_t)j * (size_t)g->ldb + (size_t)i;
+                size_t to = (size_t)j * (size_t)g->n + (size_t)i;
+                if (g->dtype == 0)
+                    ((float *)scratch)[to] = (float)g->alpha * ((const float *)b)[from];
+                else
+                    ((double *)scratch)[to] = g->alpha * ((const double *)b)[from];
+            }
         b = scratch;
         ldb = g->n;
     }

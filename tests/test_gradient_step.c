@@ -51,14 +51,19 @@ START_TEST(scaled_products_third_order)
                 check_gradients(ctx, call_prod, k, in, &c, 3, what);
                 check_f32_first_order(ctx, call_prod, k, in, &c, 1e-4, what);
             }
-    /* Values: alpha op(a) op(b) against alpha times the plain product. */
-    hg_tensor *a = random_f64(ctx, &rng, 2, SHAPE(5, 7), -1, 1), *b = random_f64(ctx, &rng, 2, SHAPE(7, 3), -1, 1);
-    hg_tensor *c = random_f64(ctx, &rng, 2, SHAPE(5, 3), -1, 1);
-    hg_tensor *s = hg_matmul_scaled(ctx, a, b, 0, 0, -0.25), *p = hg_matmul(ctx, a, b);
-    hg_tensor *q = hg_matmul_acc(ctx, c, a, b, 0, 0, -0.25, false);
-    for (int i = 0; i < 15; i++) {
-        ck_assert_close(hg_get(s, i), -0.25 * hg_get(p, i), 1e-15);
-        ck_assert_close(hg_get(q, i), hg_get(c, i) - 0.25 * hg_get(p, i), 1e-15);
+    /* Values: alpha op(a) op(b) against alpha times the plain product, for
+     * a small product (libxsmm when built with it: alpha goes into a copy
+     * of b) and one beyond its threshold (CBLAS alpha), transposed b. */
+    for (int big = 0; big < 2; big++) {
+        int64_t m = big ? 70 : 5, k = big ? 71 : 7, n = big ? 72 : 3;
+        hg_tensor *a = random_f64(ctx, &rng, 2, SHAPE(m, k), -1, 1), *b = random_f64(ctx, &rng, 2, SHAPE(n, k), -1, 1);
+        hg_tensor *c = random_f64(ctx, &rng, 2, SHAPE(m, n), -1, 1);
+        hg_tensor *s = hg_matmul_scaled(ctx, a, b, 0, 1, -0.3), *p = hg_matmul_t(ctx, a, b, 0, 1);
+        hg_tensor *q = hg_matmul_acc(ctx, c, a, b, 0, 1, -0.3, false);
+        for (int64_t i = 0; i < m * n; i++) {
+            ck_assert_close(hg_get(s, i), -0.3 * hg_get(p, i), 1e-14);
+            ck_assert_close(hg_get(q, i), hg_get(c, i) - 0.3 * hg_get(p, i), 1e-14);
+        }
     }
     ck_assert_ctx_ok(ctx);
     hg_ctx_free(ctx);
@@ -295,7 +300,8 @@ START_TEST(hypergradient_third_order)
     hg_rng rng;
     hg_rng_seed(&rng, 45);
     hg_tensor *in[4] = {random_f64(ctx, &rng, 2, SHAPE(3, 4), -1, 1), random_f64(ctx, &rng, 2, SHAPE(4, 3), -0.5, 0.5),
-                        random_f64(ctx, &rng, 2, SHAPE(4, 2), -0.5, 0.5), random_f64(ctx, &rng, 1, SHAPE(3), -0.5, 0.5)};
+                        random_f64(ctx, &rng, 2, SHAPE(4, 2), -0.5, 0.5),
+                        random_f64(ctx, &rng, 1, SHAPE(3), -0.5, 0.5)};
     hyper_case c = {2, true, false};
     check_gradients(ctx, hyper_fn, 4, in, &c, 3, "two fused SGD steps");
     check_f32_first_order(ctx, hyper_fn, 4, in, &c, 1e-4, "two fused SGD steps (f32)");

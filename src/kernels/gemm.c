@@ -55,36 +55,49 @@ static void cblas_gemm(hg_dtype dtype, bool trans_a, bool trans_b, int64_t m, in
  * beat OpenBLAS there and lose on the large layer-1 products. */
 #define XSMM_MAX_MNK (64 * 64 * 64)
 /* A row-major TransB needs an explicit transpose (libxsmm refuses a
- * column-major TransA); done on the stack up to this many elements. */
+ * column-major TransA), and alpha != 1 a scaled copy of B (libxsmm's
+ * kernels take alpha = 1 only); done on the stack up to this many
+ * elements. */
 #define XSMM_TRANSPOSE_MAX 4096
 
-#define DEFINE_TRANSPOSE(T)                                                                                   \
-    static void transpose_##T(T *restrict dst, const T *restrict src, int64_t rows, int64_t cols, int64_t ld) \
-    {                                                                                                         \
-        for (int64_t i = 0; i < rows; i++)                                                                    \
-            for (int64_t j = 0; j < cols; j++)                                                                \
-                dst[j * rows + i] = src[i * ld + j];                                                          \
+/* dst [k, n] (contiguous) = alpha op(src), src stored [k, n] or, with
+ * trans, [n, k], leading dimension ld; alpha rounded to T once. */
+#define DEFINE_TRANSPOSE(T)                                                                                           \
+    static void scaled_copy_##T(T *restrict dst, const T *restrict src, bool trans, int64_t k, int64_t n, int64_t ld, \
+                                T alpha)                                                                              \
+    {                                                                                                                 \
+        if (trans)                                                                                                    \
+            for (int64_t i = 0; i < n; i++)                                                                           \
+                for (int64_t j = 0; j < k; j++)                                                                       \
+                    dst[j * n + i] = alpha * src[i * ld + j];                                                         \
+        else                                                                                                          \
+            for (int64_t j = 0; j < k; j++)                                                                           \
+                for (int64_t i = 0; i < n; i++)                                                                       \
+                    dst[j * n + i] = alpha * src[j * ld + i];                                                         \
     }
 DEFINE_TRANSPOSE(float)
 DEFINE_TRANSPOSE(double)
 
-/* C = op(A) op(B) + beta C (alpha 1, beta 0 or 1) with a libxsmm kernel;
- * false if libxsmm does not take it (then nothing was written). Row-major C [m,n] is
- * column-major C^T = op(B)^T op(A)^T: the operands swap, a row-major TransA
- * becomes libxsmm's TransB, and a row-major TransB is transposed first. */
-static bool xsmm_gemm(hg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
-                      int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc)
+/* C = alpha op(A) op(B) + beta C (beta 0 or 1) with a libxsmm kernel;
+ * false if libxsmm does not take it (then nothing was written). Row-major
+ * C [m,n] is column-major C^T = op(B)^T op(A)^T: the operands swap, a
+ * row-major TransA becomes libxsmm's TransB, and a row-major TransB is
+ * transposed first. alpha != 1 multiplies B's entries into the copy, so the
+ * product is op(A) (alpha op(B)) rounded that way (deterministic: the same
+ * call always takes this path). */
+static bool xsmm_gemm(hg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                      const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc)
 {
     if (m * n * k > XSMM_MAX_MNK)
         return false;
     double scratch[XSMM_TRANSPOSE_MAX];
-    if (trans_b) { /* b is stored [n, k] with leading dimension ldb: make it [k, n] */
+    if (trans_b || alpha != 1) { /* b stored [k, n] or [n, k] (ldb): make alpha op(b) [k, n] */
         if (n * k > XSMM_TRANSPOSE_MAX)
             return false;
         if (dtype == HG_F32)
-            transpose_float((float *)scratch, b, n, k, ldb);
+            scaled_copy_float((float *)scratch, b, trans_b, k, n, ldb, (float)alpha);
         else
-            transpose_double(scratch, b, n, k, ldb);
+            scaled_copy_double(scratch, b, trans_b, k, n, ldb, alpha);
         b = scratch;
         ldb = n;
         trans_b = false;
@@ -130,8 +143,7 @@ static void gemm(hg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t 
     double t0 = obs ? now() : 0;
     int backend = 0;
 #ifdef HG_HAVE_XSMM
-    if (alpha == 1 && (beta == 0 || beta == 1) &&
-        xsmm_gemm(dtype, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc))
+    if ((beta == 0 || beta == 1) && xsmm_gemm(dtype, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
         backend = 1;
 #endif
     if (!backend)
