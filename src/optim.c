@@ -430,6 +430,8 @@ hg_status hg_opt_gradient_step(hg_tape *tape, hg_tensor *target, const hg_opt_co
         return s;
     if (n > 0 && (!params || !new_params || (cfg->kind != HG_OPT_SGD && !state)))
         return hg_set_error(ctx, HG_ERR_NULL, "%s: params, state or new_params is NULL", who);
+    if (cfg->kind == HG_OPT_ADAM && t < 1) /* refused before the tape's gradient is taken */
+        return hg_set_error(ctx, HG_ERR_RANGE, "%s: Adam step number %d must be >= 1", who, t);
     for (int i = 0; i < n; i++)
         if ((s = check_pair(ctx, who, i, params[i], params[i], NULL)) != HG_OK)
             return s;

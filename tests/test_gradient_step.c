@@ -344,6 +344,19 @@ START_TEST(hypergradient_matches_composed)
     }
     size_t wv = (40 * 24 + 40 * 6) * sizeof(double);
     ck_assert_msg(held[1] + 4 * wv <= held[0], "recorded forward: fused %zu bytes, composed %zu", held[1], held[0]);
+    /* Deterministic: the same bits again, also after running with two BLAS
+     * threads and pinning one again. */
+    for (int threads = 2; threads >= 1; threads--) {
+        hg_blas_set_threads(threads);
+        hyper_case c = {4, true, true};
+        hg_tape *outer = hg_tape_begin(ctx, 0);
+        hg_watch_n(outer, 4, in);
+        hg_tensor *E = hyper_fn(ctx, in, &c), *again[4];
+        hg_tape_end(outer);
+        ck_assert_int_eq(hg_gradient(outer, E, 4, in, NULL, again), HG_OK);
+        for (int i = 0; i < 4 && threads == 1; i++)
+            ck_assert_msg(same_bits(again[i], d[1][i]), "input %d: a second run differs", i);
+    }
     ck_assert_ctx_ok(ctx);
     hg_ctx_free(ctx);
 }
@@ -378,6 +391,10 @@ START_TEST(errors)
     hg_ctx_clear_error(ctx);
     hg_opt_config mom = {.kind = HG_OPT_MOMENTUM, .lr = 0.1, .momentum = 0.9};
     ck_assert_int_eq(hg_opt_gradient_step(tape, L, &mom, NULL, 1, NP, p, NULL, out), HG_ERR_NULL); /* no state */
+    hg_ctx_clear_error(ctx);
+    hg_opt_config adam = {.kind = HG_OPT_ADAM, .lr = 0.01};
+    hg_tensor *st[2 * NP] = {0};
+    ck_assert_int_eq(hg_opt_gradient_step(tape, L, &adam, NULL, 0, NP, p, st, out), HG_ERR_RANGE); /* t < 1 */
     hg_ctx_clear_error(ctx);
     /* A non-scalar target. */
     ck_assert_int_eq(hg_opt_gradient_step(tape, x, &cfg, NULL, 1, NP, p, NULL, out), HG_ERR_SHAPE);
