@@ -597,18 +597,20 @@ static bool axpy_sweep_applies(const hg_tape *tape, const hg_tensor *target, int
 hg_status hg_gradient_axpy(hg_tape *tape, hg_tensor *target, int n, hg_tensor *const *sources, hg_tensor *const *init,
                            double scale, hg_tensor **out)
 {
-    if (!tape || tape->obj.magic != HG_TAPE_MAGIC || !out || !init || n < 0 || (n > 0 && !sources)) {
+    if (!tape || tape->obj.magic != HG_TAPE_MAGIC) {
         for (int i = 0; i < n && out; i++)
             out[i] = NULL;
-        if (tape && tape->obj.magic == HG_TAPE_MAGIC)
-            return hg_set_error(tape->ctx, HG_ERR_NULL, "hg_gradient_axpy: %s",
-                                !out    ? "out is NULL"
-                                : !init ? "init is NULL"
-                                : n < 0 ? "negative count"
-                                        : "sources is NULL");
-        return tape && tape->obj.magic != HG_TAPE_MAGIC ? HG_ERR_STALE : HG_ERR_NULL;
+        return !tape ? HG_ERR_NULL : HG_ERR_STALE;
     }
     hg_ctx *ctx = tape->ctx;
+    if (n > 0 && (!out || !init || !sources)) {
+        for (int i = 0; i < n && out; i++)
+            out[i] = NULL;
+        return hg_set_error(ctx, HG_ERR_NULL, "hg_gradient_axpy: %s is NULL",
+                            !out    ? "out"
+                            : !init ? "init"
+                                    : "sources");
+    }
     hg_status s = check_args(tape, target, n, sources, NULL, out);
     if (s != HG_OK)
         return s;

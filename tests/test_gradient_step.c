@@ -410,6 +410,14 @@ START_TEST(errors)
     /* Not persistent: a second gradient is refused. */
     ck_assert_int_eq(hg_opt_gradient_step(tape, L, &cfg, NULL, 1, NP, p, NULL, out), HG_ERR_TAPE);
     ck_assert_ptr_null(out[2]);
+    /* No parameters: nothing to do (NULL arrays allowed, as for hg_opt_step). */
+    hg_ctx_clear_error(ctx);
+    tape = hg_tape_begin(ctx, 0);
+    hg_watch_n(tape, NP, p);
+    L = loss_of(ctx, p, x);
+    hg_tape_end(tape);
+    ck_assert_int_eq(hg_opt_gradient_step(tape, L, &cfg, NULL, 1, 0, NULL, NULL, NULL), HG_OK);
+    ck_assert_ctx_ok(ctx);
     hg_ctx_free(ctx);
 }
 END_TEST
