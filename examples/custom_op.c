@@ -39,9 +39,7 @@ static hg_status softplus_shape(hg_ctx *ctx, hg_tensor *const *in, const void *a
         return hg_op_error(ctx, HG_ERR_DTYPE, "softplus: input is %s, expected f32 or f64", hg_dtype_name(dt));
     if (!(a->beta > 0))
         return hg_op_error(ctx, HG_ERR_RANGE, "softplus: beta must be > 0, got %g", a->beta);
-    out[0].dtype = dt;
-    out[0].rank = hg_tensor_rank(in[0]);
-    memcpy(out[0].shape, hg_tensor_shape(in[0]), sizeof(int64_t) * (size_t)out[0].rank);
+    hg_out_like(&out[0], in[0]); /* dtype, rank and shape of the input */
     return HG_OK;
 }
 

@@ -161,6 +161,13 @@ int hg_same_shape(const hg_tensor *a, const hg_tensor *b)
     return 1;
 }
 
+void hg_out_like(hg_out_spec *out, const hg_tensor *t)
+{
+    out->dtype = t->dtype;
+    out->rank = t->rank;
+    memcpy(out->shape, t->shape, sizeof(int64_t) * (size_t)t->rank);
+}
+
 int hg_broadcast_shapes(int ra, const int64_t *sa, int rb, const int64_t *sb, int *rank_out, int64_t *shape_out)
 {
     int r = ra > rb ? ra : rb;

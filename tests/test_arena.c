@@ -351,16 +351,6 @@ END_TEST
 static hg_status rewind_in_vjp, reset_in_vjp;
 static hg_mark vjp_mark;
 
-static hg_status same_shape(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out)
-{
-    (void)ctx;
-    (void)attr;
-    out->dtype = hg_tensor_dtype(in[0]);
-    out->rank = hg_tensor_rank(in[0]);
-    memcpy(out->shape, hg_tensor_shape(in[0]), sizeof(int64_t) * (size_t)out->rank);
-    return HG_OK;
-}
-
 static hg_status copy_fwd(hg_ctx *ctx, hg_tensor *const *in, hg_tensor *const *out, const void *attr)
 {
     (void)ctx;
@@ -380,7 +370,7 @@ static hg_status rewinding_vjp(hg_ctx *ctx, const hg_node *node, hg_tensor *cons
     return HG_OK;
 }
 
-static const hg_opdef rewinding_op = {"rewinding_identity", 1, 1, 0, same_shape, copy_fwd, rewinding_vjp, NULL};
+static const hg_opdef rewinding_op = {"rewinding_identity", 1, 1, 0, shape_like_input, copy_fwd, rewinding_vjp, NULL};
 
 /* Regression (finding 6): hg_ctx_reset/hg_ctx_rewind inside a vjp were
  * accepted and the sweep then walked released memory. */

@@ -20,9 +20,7 @@ static hg_status same_shape_rule(hg_ctx *ctx, hg_tensor *const *in, const void *
     if (hg_tensor_dtype(in[0]) != HG_F64)
         return hg_op_error(ctx, HG_ERR_DTYPE, "test op: input is %s, expected f64",
                            hg_dtype_name(hg_tensor_dtype(in[0])));
-    out[0].dtype = HG_F64;
-    out[0].rank = hg_tensor_rank(in[0]);
-    memcpy(out[0].shape, hg_tensor_shape(in[0]), sizeof(int64_t) * (size_t)out[0].rank);
+    hg_out_like(&out[0], in[0]);
     return HG_OK;
 }
 

@@ -40,6 +40,10 @@ void check_gradients_tol(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, 
 void check_f32_first_order(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs, void *user, double tol,
                            const char *what);
 
+/* A shape rule for test ops whose one output is shaped like in[0]
+ * (hg_out_like). */
+hg_status shape_like_input(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out);
+
 /* Random f64 tensor with entries in [lo, hi). */
 hg_tensor *random_f64(hg_ctx *ctx, hg_rng *rng, int rank, const int64_t *shape, double lo, double hi);
 

@@ -85,6 +85,10 @@ HG_API hg_status hg_op_error(hg_ctx *ctx, hg_status code, const char *fmt, ...)
 /* 1 if a and b have the same rank and extents (dtype not compared); 0 for
  * NULL. */
 HG_API int hg_same_shape(const hg_tensor *a, const hg_tensor *b);
+/* For a shape rule whose output is shaped like an input (elementwise ops):
+ * fills *out with t's dtype, rank and shape. Both non-NULL (a shape rule's
+ * inputs always are); out is the caller's, t only read. Nothing to fail. */
+HG_API void hg_out_like(hg_out_spec *out, const hg_tensor *t);
 /* NumPy broadcast of shapes sa (rank ra) and sb (rank rb), right-aligned:
  * fills *rank_out and shape_out[0 .. rank_out) (room for HG_MAX_RANK) and
  * returns 1; returns 0 (nothing written that matters) if they do not
