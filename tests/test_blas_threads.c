@@ -45,7 +45,7 @@ static hg_status hypergradient(hg_dtype dt, void *out)
     hg_rng rng;
     hg_rng_seed(&rng, 5);
     hg_mlp spec = {.n_layers = 3, .sizes = {N_IN, 64, 64, 10}, .hidden = HG_ACT_RELU};
-    hg_tensor *params[6], *p[6], *g[6], *state[12] = {0};
+    hg_tensor *params[6], *p[6], *state[12] = {0};
     hg_mlp_init(ctx, &spec, dt, HG_INIT_HE, &rng, params);
     hg_tensor *xtr = hg_rand_uniform(ctx, &rng, dt, 2, SHAPE(N_TRAIN, N_IN), 0, 1);
     hg_tensor *xval = hg_rand_uniform(ctx, &rng, dt, 2, SHAPE(N_VAL, N_IN), 0, 1);
@@ -54,16 +54,7 @@ static hg_status hypergradient(hg_dtype dt, void *out)
     hg_tape *outer = hg_tape_begin(ctx, 0);
     hg_watch(outer, xtr);
     memcpy(p, params, sizeof p);
-    for (int t = 1; t <= 3; t++) {
-        hg_tape *inner = hg_tape_begin(ctx, 0);
-        hg_watch_n(inner, 6, p);
-        hg_tensor *loss = hg_softmax_cross_entropy(ctx, hg_mlp_forward(ctx, &spec, p, xtr), ytr);
-        hg_tape_end(inner);
-        hg_gradient(inner, loss, 6, p, NULL, g);
-        hg_tensor *np[6];
-        hg_opt_step(ctx, &cfg, NULL, t, 6, p, g, state, np);
-        memcpy(p, np, sizeof p);
-    }
+    recorded_steps(ctx, &spec, &cfg, NULL, 3, 6, p, state, xtr, ytr);
     hg_tensor *E = hg_softmax_cross_entropy(ctx, hg_mlp_forward(ctx, &spec, p, xval), yval);
     hg_tape_end(outer);
     hg_tensor *dx = NULL;

@@ -225,16 +225,7 @@ START_TEST(adam_dead_units_multi_step_finite)
     hg_watch(outer, x);
     hg_tensor *state[8] = {0};
     hg_opt_config adam = {.kind = HG_OPT_ADAM, .lr = 1e-3};
-    for (int k = 1; k <= 3; k++) {
-        hg_tape *inner = hg_tape_begin(ctx, 0);
-        hg_watch_n(inner, 4, p);
-        hg_tensor *loss = hg_softmax_cross_entropy(ctx, hg_mlp_forward(ctx, &spec, p, x), y);
-        hg_tape_end(inner);
-        hg_tensor *g[4], *next[4];
-        ck_assert_int_eq(hg_gradient(inner, loss, 4, p, NULL, g), HG_OK);
-        ck_assert_int_eq(hg_opt_step(ctx, &adam, NULL, k, 4, p, g, state, next), HG_OK);
-        memcpy(p, next, sizeof p);
-    }
+    ck_assert_int_eq(recorded_steps(ctx, &spec, &adam, NULL, 3, 4, p, state, x, y), HG_OK);
     hg_tensor *E = hg_softmax_cross_entropy(ctx, hg_mlp_forward(ctx, &spec, p, x), y);
     hg_tape_end(outer);
     hg_tensor *dx;

@@ -57,7 +57,7 @@ static void hypergradient(int k, result *r)
     hg_rng rng;
     hg_rng_seed(&rng, 100 + (uint64_t)k);
     hg_mlp spec = {.n_layers = 2, .sizes = {12, 16, 4}, .hidden = k % 2 ? HG_ACT_TANH : HG_ACT_RELU};
-    hg_tensor *params[4], *state[8] = {0}, *g[4], *p[4];
+    hg_tensor *params[4], *state[8] = {0}, *p[4];
     hg_mlp_init(ctx, &spec, dt, HG_INIT_GLOROT, &rng, params);
     hg_tensor *xtr = hg_rand_uniform(ctx, &rng, dt, 2, SHAPE(24, 12), 0, 1);
     hg_tensor *xval = hg_rand_uniform(ctx, &rng, dt, 2, SHAPE(16, 12), 0, 1);
@@ -74,16 +74,7 @@ static void hypergradient(int k, result *r)
         hg_watch(outer, lr);
         memcpy(p, params, sizeof p);
         memset(state, 0, sizeof state);
-        for (int t = 1; t <= 2; t++) {
-            hg_tape *inner = hg_tape_begin(ctx, 0);
-            hg_watch_n(inner, 4, p);
-            hg_tensor *loss = hg_softmax_cross_entropy(ctx, hg_mlp_forward(ctx, &spec, p, xtr), ytr);
-            hg_tape_end(inner);
-            hg_gradient(inner, loss, 4, p, NULL, g);
-            hg_tensor *np[4];
-            hg_opt_step(ctx, &cfg, lr, t, 4, p, g, state, np);
-            memcpy(p, np, sizeof p);
-        }
+        recorded_steps(ctx, &spec, &cfg, lr, 2, 4, p, state, xtr, ytr);
         hg_tensor *E = hg_softmax_cross_entropy(ctx, hg_mlp_forward(ctx, &spec, p, xval), yval);
         hg_tape_end(outer);
         hg_tensor *src[2] = {xtr, lr}, *d[2];

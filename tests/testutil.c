@@ -117,3 +117,22 @@ hg_status shape_like_input(hg_ctx *ctx, hg_tensor *const *in, const void *attr, 
     hg_out_like(&out[0], in[0]);
     return HG_OK;
 }
+
+hg_status recorded_steps(hg_ctx *ctx, const hg_mlp *spec, const hg_opt_config *cfg, hg_tensor *lr, int steps, int n,
+                         hg_tensor **p, hg_tensor **state, hg_tensor *x, hg_tensor *y)
+{
+    hg_tensor *g[2 * HG_MLP_MAX_LAYERS], *next[2 * HG_MLP_MAX_LAYERS];
+    if (n > 2 * HG_MLP_MAX_LAYERS) /* no ck_assert: child processes call this outside a test */
+        return HG_ERR_RANGE;
+    for (int t = 1; t <= steps; t++) {
+        hg_tape *inner = hg_tape_begin(ctx, 0);
+        hg_watch_n(inner, n, p);
+        hg_tensor *loss = hg_softmax_cross_entropy(ctx, hg_mlp_forward(ctx, spec, p, x), y);
+        hg_tape_end(inner);
+        hg_status s = hg_gradient(inner, loss, n, p, NULL, g);
+        if (s != HG_OK || (s = hg_opt_step(ctx, cfg, lr, t, n, p, g, state, next)) != HG_OK)
+            return s;
+        memcpy(p, next, (size_t)n * sizeof *p);
+    }
+    return HG_OK;
+}

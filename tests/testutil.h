@@ -44,6 +44,15 @@ void check_f32_first_order(hg_ctx *ctx, hg_fn f, int n, hg_tensor *const *inputs
  * (hg_out_like). */
 hg_status shape_like_input(hg_ctx *ctx, hg_tensor *const *in, const void *attr, hg_out_spec *out);
 
+/* `steps` recorded training steps of the MLP spec on (x, y): each takes the
+ * loss's gradient on an inner tape (hg_gradient), then hg_opt_step with
+ * step numbers t = 1 .. steps and lr as hg_opt_step takes it. p[0 .. n) is
+ * replaced by the new parameters and state (NULL for SGD) updated. Returns
+ * the first failing status (the error stays on ctx); HG_ERR_RANGE for n >
+ * 2 * HG_MLP_MAX_LAYERS. Safe outside a Check test (no ck_assert). */
+hg_status recorded_steps(hg_ctx *ctx, const hg_mlp *spec, const hg_opt_config *cfg, hg_tensor *lr, int steps, int n,
+                         hg_tensor **p, hg_tensor **state, hg_tensor *x, hg_tensor *y);
+
 /* Random f64 tensor with entries in [lo, hi). */
 hg_tensor *random_f64(hg_ctx *ctx, hg_rng *rng, int rank, const int64_t *shape, double lo, double hi);
 
