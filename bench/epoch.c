@@ -19,6 +19,8 @@
  * d(lr) (max |a-b| / max |b| per tensor). */
 #include "epoch.h"
 
+#include "../examples/mnist/hypergrad.h" /* HYPERGRAD_SNAPSHOT_BYTES */
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -344,11 +346,10 @@ int bench_epoch(const epoch_options *o)
     r.influence = calloc((size_t)n, sizeof(double));
     r.dx_norm2 = calloc((size_t)n, sizeof(double));
     hg_tensor *lr = hg_scalar(ctx, HG_F64, r.opt.lr);
-    /* Default budget: as many snapshots as fit in 48 MB (mnist_hypergrad's
-     * HYPERGRAD_SNAPSHOT_BYTES), so that snapshots plus one recorded step
-     * stay under 100 MB. */
+    /* Default budget: mnist_hypergrad's, as many snapshots as fit in 48 MB,
+     * so that snapshots plus one recorded step stay under 100 MB. */
     int snaps = o->snapshots >= 0 ? o->snapshots
-                                  : (int)hg_unroll_snapshots_within(K, NP + r.n_opt, state0, 48 * 1000 * 1000);
+                                  : (int)hg_unroll_snapshots_within(K, NP + r.n_opt, state0, HYPERGRAD_SNAPSHOT_BYTES);
     hg_unroll_spec sp = {.steps = K,
                          .n_state = NP + r.n_opt,
                          .state0 = state0,

@@ -129,13 +129,6 @@ static void make_params(hg_ctx *ctx, hg_rng *rng, hg_dtype dt, hg_tensor **p, hg
     *x = rand_as(ctx, rng, dt, 2, SHAPE(16, 40), 1.0);
 }
 
-static bool same_bits(const hg_tensor *a, const hg_tensor *b)
-{
-    return hg_tensor_numel(a) == hg_tensor_numel(b) &&
-           memcmp(hg_tensor_cdata(a), hg_tensor_cdata(b),
-                  (size_t)hg_tensor_numel(a) * hg_dtype_size(hg_tensor_dtype(a))) == 0;
-}
-
 /* SGD, constant lr: in place and recorded give the same bits; against the
  * composed step the product-gradient entries agree to rounding (a few ulps
  * of p), the bias (a sum_to gradient) bitwise; three steps in a row. */

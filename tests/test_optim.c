@@ -362,13 +362,6 @@ END_TEST
 /* Warm state: N training-form steps, export, then K more steps both in the
  * training form and with hg_opt_step from the exported state (t = N+1...),
  * and with a fresh optimizer that imported it: bitwise equal parameters. */
-static int same_bits(hg_tensor *a, hg_tensor *b)
-{
-    return hg_tensor_numel(a) == hg_tensor_numel(b) && hg_tensor_dtype(a) == hg_tensor_dtype(b) &&
-           memcmp(hg_tensor_data(a), hg_tensor_data(b),
-                  (size_t)hg_tensor_numel(a) * hg_dtype_size(hg_tensor_dtype(a))) == 0;
-}
-
 START_TEST(warm_state_round_trip)
 {
     static const hg_opt_kind kinds[] = {HG_OPT_SGD, HG_OPT_MOMENTUM, HG_OPT_ADAM};

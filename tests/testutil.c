@@ -136,3 +136,10 @@ hg_status recorded_steps(hg_ctx *ctx, const hg_mlp *spec, const hg_opt_config *c
     }
     return HG_OK;
 }
+
+bool same_bits(const hg_tensor *a, const hg_tensor *b)
+{
+    return hg_tensor_numel(a) == hg_tensor_numel(b) && hg_tensor_dtype(a) == hg_tensor_dtype(b) &&
+           memcmp(hg_tensor_cdata(a), hg_tensor_cdata(b),
+                  (size_t)hg_tensor_numel(a) * hg_dtype_size(hg_tensor_dtype(a))) == 0;
+}

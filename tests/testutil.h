@@ -4,6 +4,7 @@
 
 #include <check.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "hgrad.h"
@@ -52,6 +53,9 @@ hg_status shape_like_input(hg_ctx *ctx, hg_tensor *const *in, const void *attr, 
  * 2 * HG_MLP_MAX_LAYERS. Safe outside a Check test (no ck_assert). */
 hg_status recorded_steps(hg_ctx *ctx, const hg_mlp *spec, const hg_opt_config *cfg, hg_tensor *lr, int steps, int n,
                          hg_tensor **p, hg_tensor **state, hg_tensor *x, hg_tensor *y);
+
+/* Same dtype, element count and bytes (bitwise equal values). */
+bool same_bits(const hg_tensor *a, const hg_tensor *b);
 
 /* Random f64 tensor with entries in [lo, hi). */
 hg_tensor *random_f64(hg_ctx *ctx, hg_rng *rng, int rank, const int64_t *shape, double lo, double hi);

@@ -49,8 +49,6 @@ static void keep_tail(prefixer *p, const char *buf, size_t size)
     p->tail_len += size;
 }
 
-static void write_kept(prefixer *p, const char *buf, size_t size);
-
 static void write_all(const char *buf, size_t size)
 {
     while (size > 0) {
